@@ -107,8 +107,9 @@ impl TlsMetrics {
     ///   as one (one refused on a strict port is, as
     ///   `passthrough_refused`);
     /// - `tls_connections_retired_total{direction, reason}`: connections
-    ///   retired because the credentials rotated or a certificate neared
-    ///   expiry: pooled client connections (`outbound`) and drained server
+    ///   retired because the credentials rotated to ones that no longer
+    ///   vouch for them (`rotation`) or a certificate neared expiry
+    ///   (`expiry`): pooled client connections (`outbound`) and drained server
     ///   connections (`inbound`).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -483,7 +484,10 @@ impl HandshakeFailure {
 /// Why a connection was retired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RetireReason {
-    /// The local credentials rotated.
+    /// The local credentials rotated to ones that no longer vouch for the
+    /// connection: a trust bundle that no longer verifies the peer's
+    /// chain, another local identity (client connections), or any
+    /// rotation, when so configured (server connections).
     Rotation,
     /// A certificate of the connection nears its `notAfter`.
     Expiry,

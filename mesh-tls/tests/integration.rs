@@ -40,6 +40,7 @@ mod reissued_issuer;
 mod reload_ask;
 mod resumption;
 mod retire_clock;
+mod retire_kept_on_update;
 mod review_ca_inputs;
 mod review_ca_reload;
 mod review_credential_purpose;

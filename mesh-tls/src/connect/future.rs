@@ -14,7 +14,7 @@ use hyper_util::{
     rt::TokioIo,
 };
 use mesh_core::{BoxError, Identity};
-use rustls_pki_types::ServerName;
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::time::{Sleep, sleep};
 use tokio_rustls::client::TlsStream;
 
@@ -22,7 +22,7 @@ use super::{ClientIo, ConnectError, ConnectTarget, ExpectedServer, Route, Shared
 use crate::{
     cert,
     metrics::{Direction, HandshakeFailure},
-    retire::{self, ConnState},
+    retire::{self, Authenticated, ConnState},
     store::Snapshot,
 };
 
@@ -189,13 +189,12 @@ impl Handshake {
         // The store's clock, which found the local chain valid and which
         // rustls verified the server's at.
         let now = self.shared.store.now();
-        let peer = stream
+        let server_chain: Arc<[CertificateDer<'static>]> = stream
             .get_ref()
             .1
             .peer_certificates()
-            .and_then(|chain| {
-                cert::path_validity(chain, self.snapshot.creds.anchor_subjects(), now)
-            })
+            .map_or_else(|| Arc::from([]), Arc::from);
+        let peer = cert::path_validity(&server_chain, self.snapshot.creds.anchor_subjects(), now)
             .map(|(_, not_after)| not_after);
         let expiry = peer.map_or(local, |peer| peer.min(local));
         let config = &self.shared.config;
@@ -206,8 +205,20 @@ impl Handshake {
             retire_at,
         );
         let close_at = config.close_at_expiry.then_some((expiry, close_at));
-        let state = ConnState::new(self.shared.retire.clone());
-        self.snapshot.connections.register(&state);
+        let authenticated = Authenticated {
+            local: self.snapshot.creds.identity().clone(),
+            server_chain,
+        };
+        let state = ConnState::new(self.shared.retire.clone(), authenticated);
+        if !self.snapshot.connections.register(&state) {
+            // An update replaced the credentials during the handshake:
+            // those now in service keep the connection or retire it.
+            retire::carry_over(
+                &self.shared.store,
+                self.snapshot.clone(),
+                vec![state.clone()],
+            );
+        }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         Ok(ClientIo::mtls(
             stream,

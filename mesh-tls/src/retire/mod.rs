@@ -11,12 +11,30 @@
 //! drops it once they have (or at its next idle sweep). A client connection
 //! is retired
 //!
-//! - when the local credentials rotate: at once, for every connection made
-//!   with the old ones;
+//! - when the local credentials rotate to ones that no longer vouch for it:
+//!   at once, when the new trust bundle no longer verifies the server's
+//!   chain (for server authentication, through an anchor of the trust
+//!   domain of the identity it proved, as at the handshake), or when the
+//!   local identity is another (the server authorized requests for the
+//!   one it authenticated);
 //! - shortly before the local or the server chain expires
 //!   ([`ConnectConfig::retire_before_expiry`](crate::ConnectConfig::retire_before_expiry)
 //!   ahead of the earliest `notAfter` of the two chains: a workload
 //!   certificate's, or an intermediate's that expires before it).
+//!
+//! A rotation that leaves both in place keeps the connection: a new trust
+//! bundle that still verifies the server's chain, a renewed local
+//! certificate, or new intermediates. A bundle rollout reaches every
+//! workload at once, so retiring on it would have every client of the mesh
+//! re-handshake all its connections at the same moment; a renewal would
+//! cost a reconnect wave every renewal, for nothing: the server
+//! authenticated the old certificate, which stays valid until its
+//! `notAfter`, and the connection is retired ahead of that `notAfter`
+//! (the second bullet) whatever the rotations in between. The server side
+//! keeps a connection across the same rotations
+//! ([`AcceptConfig::drain_on_rotation`](crate::AcceptConfig::drain_on_rotation)
+//! off), and Linkerd's proxy hands a new identity config to new
+//! connections only, never retiring established ones on it.
 //!
 //! At that `notAfter` itself a connection still open is closed
 //! (unless [`ConnectConfig::close_at_expiry`](crate::ConnectConfig::close_at_expiry)
@@ -66,6 +84,7 @@ mod layer;
 mod state;
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -75,6 +94,7 @@ use std::{
 
 use http::{Request, Response};
 use hyper_util::client::legacy::connect::capture_connection;
+use rustls_pki_types::CertificateDer;
 use tokio::{
     task::coop::unconstrained,
     time::{Instant, Sleep},
@@ -83,8 +103,100 @@ use tower_service::Service;
 
 use self::future::ResponseFuture;
 pub use self::layer::RetireLayer;
-pub(crate) use self::state::{ConnState, RetireList, RetireShared};
-use crate::{CredentialStore, store::READINESS_RECHECK};
+pub(crate) use self::state::{Authenticated, ConnState, RetireList, RetireShared};
+use crate::{
+    CredentialStore,
+    creds::unix_time,
+    metrics::RetireReason,
+    store::{READINESS_RECHECK, Snapshot},
+};
+
+/// Hands client connections vouched for by the credentials `from` (which an
+/// update replaced) over to those now in service, retiring the ones these
+/// no longer vouch for: when the local identity is another, or when the
+/// new trust bundle no longer verifies the server's chain, for server
+/// authentication, through an anchor of the trust domain of the identity
+/// its certificate names, as the handshake verified it. A connection whose
+/// server the new bundle still trusts, made with the same identity, stays
+/// in the pool, whether the update brought a new bundle, a renewed local
+/// certificate or both (see the [module docs](self)).
+///
+/// A bundle the same as `from`'s trusts every server it trusted, so then
+/// no chain is verified again; otherwise each distinct server chain is
+/// verified once, by the store's clock. When a later update has replaced
+/// the credentials in the meantime, the connections are checked against
+/// the newest.
+pub(crate) fn carry_over(
+    store: &CredentialStore,
+    mut from: Arc<Snapshot>,
+    mut conns: Vec<Arc<ConnState>>,
+) {
+    loop {
+        let Some(to) = store.snapshot() else {
+            // No credentials: nothing vouches for any connection.
+            for conn in &conns {
+                conn.retire(RetireReason::Rotation);
+            }
+            return;
+        };
+        let same_bundle = *to.creds.roots() == *from.creds.roots();
+        let mut trusted = HashMap::new();
+        let (mut kept, mut lost) = (Vec::with_capacity(conns.len()), 0usize);
+        for conn in conns {
+            let authenticated = conn.authenticated();
+            let keep = authenticated.local == *to.creds.identity()
+                && (same_bundle
+                    || *trusted
+                        .entry(authenticated.server_chain.clone())
+                        .or_insert_with(|| trusts_server(&to, store, &authenticated.server_chain)));
+            if keep {
+                kept.push(conn);
+            } else {
+                conn.retire(RetireReason::Rotation);
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            tracing::debug!(
+                retired = lost,
+                kept = kept.len(),
+                "the new credentials no longer vouch for some client connections"
+            );
+        }
+        match to.connections.adopt(kept) {
+            Ok(()) => return,
+            Err(back) => (from, conns) = (to, back),
+        }
+    }
+}
+
+/// Whether `snapshot`'s trust bundle verifies `chain` (a server's, leaf
+/// first) for server authentication now, as the handshake did with the
+/// bundle of its day: through an anchor of the trust domain of the
+/// identity the leaf names. The leaf named the identity the target
+/// expects, or the handshake would have failed; that has not changed.
+fn trusts_server(
+    snapshot: &Snapshot,
+    store: &CredentialStore,
+    chain: &[CertificateDer<'static>],
+) -> bool {
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    let names = crate::cert::CertNames::parse(leaf);
+    let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
+    let domains = snapshot.creds.anchor_domains();
+    crate::verify::check_chain_for(
+        leaf,
+        intermediates,
+        domains.anchors(),
+        unix_time(store.now()),
+        webpki::KeyUsage::server_auth(),
+        store.provider().signature_verification_algorithms.all,
+        identity.map(|identity| (identity, &**domains)),
+    )
+    .is_ok()
+}
 
 /// When a connection authenticated with certificates expiring at `expiry`
 /// is retired (`retire_before` ahead of it) and when it is closed (at it),

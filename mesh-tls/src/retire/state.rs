@@ -4,6 +4,8 @@ use std::sync::{
 };
 
 use hyper_util::client::legacy::connect::CaptureConnection;
+use mesh_core::Identity;
+use rustls_pki_types::CertificateDer;
 
 use crate::metrics::{Direction, RetireReason, TlsMetrics};
 
@@ -52,6 +54,21 @@ impl RetireShared {
 pub(crate) struct ConnState {
     inner: Mutex<Inner>,
     shared: Arc<RetireShared>,
+    authenticated: Authenticated,
+}
+
+/// What the handshake of a client connection proved, which a credential
+/// update checks again to tell whether the connection may stay in the
+/// pool (see [`carry_over`](super::carry_over)).
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    /// The local identity the connection was made with: the one the server
+    /// authenticated, and authorized requests for.
+    pub(crate) local: Identity,
+    /// The server's chain, leaf first, as the handshake verified it.
+    /// Shared, so that a check of the connections to one server, which
+    /// present the same chain, can be made once.
+    pub(crate) server_chain: Arc<[CertificateDer<'static>]>,
 }
 
 #[derive(Debug, Default)]
@@ -62,12 +79,17 @@ struct Inner {
 }
 
 impl ConnState {
-    pub(crate) fn new(shared: Arc<RetireShared>) -> Arc<Self> {
+    pub(crate) fn new(shared: Arc<RetireShared>, authenticated: Authenticated) -> Arc<Self> {
         shared.unclaimed.fetch_add(1, Ordering::Relaxed);
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
             shared,
+            authenticated,
         })
+    }
+
+    pub(crate) fn authenticated(&self) -> &Authenticated {
+        &self.authenticated
     }
 
     /// Stops the pool from handing the connection out again. Requests in
@@ -126,8 +148,12 @@ impl Drop for ConnState {
     }
 }
 
-/// The client connections opened while one set of credentials was in
-/// service, retired together when it is replaced.
+/// The client connections that the credentials in service vouch for:
+/// those opened while they were current, and those an update to them kept.
+///
+/// An update closes the list of the credentials it replaces and hands its
+/// connections over to the new ones' list, or retires them
+/// ([`carry_over`](super::carry_over)).
 #[derive(Debug, Default)]
 pub(crate) struct RetireList {
     inner: Mutex<ListState>,
@@ -135,19 +161,18 @@ pub(crate) struct RetireList {
 
 #[derive(Debug, Default)]
 struct ListState {
-    retired: bool,
+    closed: bool,
     conns: Vec<Weak<ConnState>>,
 }
 
 impl RetireList {
-    /// Adds a connection; one registered after the list was retired (it
-    /// raced a rotation) is retired at once.
-    pub(crate) fn register(&self, conn: &Arc<ConnState>) {
+    /// Adds a connection; false, adding nothing, once the list is closed
+    /// (the connection raced an update, and is for the newer credentials
+    /// to keep or retire).
+    pub(crate) fn register(&self, conn: &Arc<ConnState>) -> bool {
         let mut state = lock(&self.inner);
-        if state.retired {
-            drop(state);
-            conn.retire(RetireReason::Rotation);
-            return;
+        if state.closed {
+            return false;
         }
         if state.conns.len() == state.conns.capacity() {
             // Closed connections leave dead entries; sweeping them when the
@@ -155,18 +180,29 @@ impl RetireList {
             state.conns.retain(|c| c.strong_count() > 0);
         }
         state.conns.push(Arc::downgrade(conn));
+        true
     }
 
-    /// Retires every connection, now and later.
-    pub(crate) fn retire_all(&self) {
+    /// Adds connections kept across an update; gives them back once the
+    /// list is closed.
+    pub(crate) fn adopt(&self, conns: Vec<Arc<ConnState>>) -> Result<(), Vec<Arc<ConnState>>> {
+        let mut state = lock(&self.inner);
+        if state.closed {
+            return Err(conns);
+        }
+        state.conns.retain(|c| c.strong_count() > 0);
+        state.conns.extend(conns.iter().map(Arc::downgrade));
+        Ok(())
+    }
+
+    /// Closes the list, for good, and returns the connections still open.
+    pub(crate) fn close(&self) -> Vec<Arc<ConnState>> {
         let conns = {
             let mut state = lock(&self.inner);
-            state.retired = true;
+            state.closed = true;
             std::mem::take(&mut state.conns)
         };
-        for conn in conns.iter().filter_map(Weak::upgrade) {
-            conn.retire(RetireReason::Rotation);
-        }
+        conns.iter().filter_map(Weak::upgrade).collect()
     }
 }
 

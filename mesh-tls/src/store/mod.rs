@@ -16,8 +16,9 @@
 //! refused: the old credentials stay in service, the refusal is logged and
 //! counted, and `identity_cert_last_update_successful` is 0 until an update
 //! loads (see [`TlsMetrics::register`]). After a rotation, pooled client
-//! connections made with the old credentials are retired (see
-//! [`crate::retire`]).
+//! connections the new credentials no longer vouch for (another local
+//! identity, or a trust bundle that no longer verifies the server's chain)
+//! are retired; the others stay (see [`crate::retire`]).
 
 mod files;
 mod reload;
@@ -314,7 +315,9 @@ impl CredentialStore {
     /// service change nothing. Otherwise the new set replaces the old for
     /// every later handshake, `identity_cert_info` names its identity
     /// instead of the old one, client connections made with the old set
-    /// are retired, and `control_identity_cert_refreshes_total{result="ok"}`
+    /// are retired when the new set no longer vouches for them (another
+    /// identity, or a bundle that no longer verifies the server's chain;
+    /// see [`crate::retire`]), and `control_identity_cert_refreshes_total{result="ok"}`
     /// counts the certificate when it is another than the one in service
     /// (not for a new trust bundle, or new intermediates, beside the same
     /// workload certificate). Either way the update loaded, and
@@ -414,7 +417,8 @@ impl CredentialStore {
         match old {
             Some(old) => {
                 tracing::info!(%identity, ?not_after, "identity credentials rotated");
-                old.connections.retire_all();
+                let conns = old.connections.close();
+                crate::retire::carry_over(self, old, conns);
             }
             None => tracing::info!(%identity, ?not_after, "identity credentials loaded"),
         }

@@ -40,7 +40,7 @@ use super::CredentialStore;
 /// the one that issued the certificate in service (an issuer replaced),
 /// that CA issues a certificate, put in service, from which the renewals
 /// go on. A directory unchanged issues nothing, since a new certificate
-/// retires every connection made with the old; one refused is logged and
+/// is a renewal every peer sees at its next handshake; one refused is logged and
 /// counted as at a renewal (again for each ask), and the CA loaded before
 /// goes on issuing.
 #[derive(Clone, Debug)]
