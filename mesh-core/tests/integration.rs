@@ -84,6 +84,7 @@ mod review_serve_http1;
 mod review_serve_rapid_reset;
 mod review_serve_release;
 mod serve_connection_errors;
+mod serve_flow_control_stall;
 mod serve_logs;
 mod serve_long_timeouts;
 mod serve_peer_span;

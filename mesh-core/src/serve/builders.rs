@@ -1,13 +1,13 @@
 //! The hyper connection builders a [`Server`](super::Server) serves with,
 //! from its [`ServerConfig`].
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::TokioTimer;
 use tracing::Instrument;
 
-use super::ServerConfig;
+use super::{ServerConfig, idle::task::StreamTasks};
 
 /// How much of a response an HTTP/2 stream queues ahead of the socket.
 ///
@@ -43,7 +43,16 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<In
     if head_bound(config) > HYPER_HTTP1_BUFFER {
         http1.max_buf_size(head_bound(config).saturating_add(MIN_REQUEST_HEAD_BYTES));
     }
-    let mut http2 = http2::Builder::new(InSpan);
+    (http1, http2(config, InSpan::default()))
+}
+
+/// The HTTP/2 builder for `config`, whose streams' tasks `exec` spawns.
+///
+/// A server builds one; a connection whose streams are timed in their
+/// tasks builds its own, as hyper's builder takes its executor only when
+/// it is made, and the streams' clocks are handed over per connection.
+pub(super) fn http2(config: &ServerConfig, exec: InSpan) -> http2::Builder<InSpan> {
+    let mut http2 = http2::Builder::new(exec);
     http2
         .timer(TokioTimer::new())
         .keep_alive_interval(
@@ -56,7 +65,7 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<In
         .max_send_buf_size(HTTP2_SEND_BUFFER)
         .max_concurrent_streams(config.http2_max_concurrent_streams.max(1))
         .max_header_list_size(u32::try_from(head_bound(config)).unwrap_or(u32::MAX));
-    (http1, http2)
+    http2
 }
 
 /// The executor of HTTP/2 streams: each stream's task is spawned in the
@@ -66,8 +75,22 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<In
 /// connection's own task. Linkerd's proxy spawns its HTTP/2 streams the
 /// same way (its `TracingExecutor`). A span that is off costs a lookup of
 /// the current span per stream, no allocation.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct InSpan;
+///
+/// A connection whose HTTP/2 streams have a stream idle bound has one of
+/// its own, which times each stream's task by the clock the service's
+/// call handed over (see [`idle::task`](super::idle::task)).
+#[derive(Clone, Debug, Default)]
+pub(super) struct InSpan {
+    tasks: Option<Arc<StreamTasks>>,
+}
+
+impl InSpan {
+    /// An executor that times the stream tasks of the connection whose
+    /// service's calls hand their clocks over in `tasks`.
+    pub(super) fn timing(tasks: Arc<StreamTasks>) -> Self {
+        Self { tasks: Some(tasks) }
+    }
+}
 
 impl<F> hyper::rt::Executor<F> for InSpan
 where
@@ -75,7 +98,18 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        tokio::spawn(fut.in_current_span());
+        let timed = self
+            .tasks
+            .as_ref()
+            .and_then(|tasks| Some((tasks, tasks.take()?)));
+        match timed {
+            Some((tasks, ticket)) => {
+                tokio::spawn(tasks.timed(fut, ticket).in_current_span());
+            }
+            None => {
+                tokio::spawn(fut.in_current_span());
+            }
+        }
     }
 }
 

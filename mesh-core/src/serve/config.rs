@@ -160,10 +160,13 @@ pub struct ServerConfig {
     /// gRPC one trailers-only with `grpc-status: 4`), and the service's
     /// future is dropped; after the head, its response body fails, which
     /// resets an HTTP/2 stream and closes an HTTP/1 connection, so the
-    /// client sees a truncated body. On HTTP/2, each stream is timed by its
-    /// own request data (its `DATA` frames and trailers), as Envoy's
-    /// per-stream `stream_idle_timeout` is, so a silent stream is cut
-    /// however busy the other streams of its connection are. `CONNECT`
+    /// client sees a truncated body. An HTTP/2 response waiting for send
+    /// window its client does not grant is quiet too: the stream is reset
+    /// and the response dropped, as Envoy counts a stream blocked by flow
+    /// control idle. On HTTP/2, each stream is timed by its own request
+    /// data (its `DATA` frames and trailers), as Envoy's per-stream
+    /// `stream_idle_timeout` is, so a silent stream is cut however busy
+    /// the other streams of its connection are. `CONNECT`
     /// tunnels, and connections a `101` upgraded, are not timed; a
     /// request that asks for an upgrade is, until its `101`. A timed
     /// stream has one timer, moved only when it fires; when off, streams

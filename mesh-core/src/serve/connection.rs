@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::{
     Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown,
     accept::Close,
-    builders::{InSpan, bounded},
+    builders::{self, InSpan, bounded},
     errors::{ConnectionError, ConnectionErrorKind},
     idle::{
         StreamIdle,
@@ -244,6 +244,7 @@ where
             cut.clone(),
         );
         let until_cut = lease.clone();
+        let tasks = idle.as_ref().and_then(|idle| idle.tasks().cloned());
         let svc = HyperService {
             inner: self.http,
             info,
@@ -258,7 +259,11 @@ where
                 drive(conn, version, self.shutdown, drain, close).await
             }
             HttpVersion::Http2 => {
-                let conn = Handover::new(self.shared.http2.serve_connection(io, svc), opened);
+                // Timed streams are timed in their tasks, which hyper spawns
+                // with the builder's executor: see `idle::task`.
+                let timing = tasks.map(|tasks| builders::http2(config, InSpan::timing(tasks)));
+                let http2 = timing.as_ref().unwrap_or(&self.shared.http2);
+                let conn = Handover::new(http2.serve_connection(io, svc), opened);
                 drive(conn, version, self.shutdown, drain, close).await
             }
         };
@@ -585,6 +590,7 @@ where
             // each stream over to the next request made.
             let reads = idle.request_data();
             if connect {
+                idle.untimed();
                 return None;
             }
             let answer = Answer {
@@ -592,7 +598,7 @@ where
                 http1: req.version() < http::Version::HTTP_2,
                 upgrade,
             };
-            Some((idle.start(reads), answer))
+            Some((idle.clock(reads), answer))
         });
         IdleFuture::new(self.inner.clone().oneshot(req), clock)
     }

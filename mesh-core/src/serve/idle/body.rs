@@ -7,7 +7,7 @@ use std::{
 
 use http_body::{Body, Frame, SizeHint};
 
-use super::{StreamClock, StreamIdleTimeout};
+use super::{Clock, StreamIdleTimeout};
 use crate::error::BoxError;
 
 pin_project_lite::pin_project! {
@@ -19,14 +19,14 @@ pin_project_lite::pin_project! {
         Inner {
             #[pin]
             body: B,
-            clock: Option<StreamClock>,
+            clock: Option<Clock>,
         },
         Empty,
     }
 }
 
 impl<B> IdleBody<B> {
-    pub(in crate::serve) fn new(body: B, clock: Option<StreamClock>) -> Self {
+    pub(in crate::serve) fn new(body: B, clock: Option<Clock>) -> Self {
         Self::Inner { body, clock }
     }
 }

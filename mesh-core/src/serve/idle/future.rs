@@ -9,7 +9,7 @@ use std::{
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::{StreamClock, body::IdleBody};
+use super::{Clock, body::IdleBody};
 use crate::error::{GRPC_MESSAGE, MESH_ERROR, ProxyErrorKind};
 
 /// The `mesh-error` of a stream ended for being idle.
@@ -33,12 +33,12 @@ pin_project_lite::pin_project! {
     pub(in crate::serve) struct IdleFuture<F> {
         #[pin]
         inner: F,
-        clock: Option<(StreamClock, Answer)>,
+        clock: Option<(Clock, Answer)>,
     }
 }
 
 impl<F> IdleFuture<F> {
-    pub(in crate::serve) fn new(inner: F, clock: Option<(StreamClock, Answer)>) -> Self {
+    pub(in crate::serve) fn new(inner: F, clock: Option<(Clock, Answer)>) -> Self {
         Self { inner, clock }
     }
 }

@@ -17,10 +17,10 @@
 //! # How
 //!
 //! Activity is a request body frame, the response head, or a response
-//! body frame. A stream gets one timer when it starts. Activity only
-//! stores the time it happened; when the timer fires, it is pushed back to
-//! one timeout after the latest activity, and only when there was none
-//! since does the stream end. So a busy stream touches the timer once per
+//! body frame hyper takes to send. A stream gets one timer when it
+//! starts. Activity only stores the time it happened; when the timer
+//! fires, it is pushed back to one timeout after the latest activity, and
+//! only when there was none since does the stream end. So a busy stream touches the timer once per
 //! timeout, not once per frame.
 //!
 //! Response activity is seen per stream: the server wraps each response
@@ -46,14 +46,12 @@
 //! connection, so the client sees a truncated body, never a silently
 //! complete one.
 //!
-//! One quiet stream escapes the bound: an HTTP/2 response held by the
-//! client's flow control. hyper polls a response body only while the
-//! stream has send window, so a client that grants none (an initial
-//! window of zero, and no `WINDOW_UPDATE`) leaves the body, and the
-//! clock in it, unpolled, and the stream open; nor do the server's
-//! writes wait, so the write stall bound does not see it either. Ending
-//! such a stream needs a hook in hyper's HTTP/2 server (a send window
-//! timeout, or a way to reset a stream from outside its body).
+//! An HTTP/2 stream is timed in its own task instead ([`task`]): hyper
+//! polls a response body only while the stream has send window, so a
+//! client that grants none (an initial window of zero, and no
+//! `WINDOW_UPDATE`) would leave a clock kept in the body unlooked at, and
+//! the stream open for ever. The time a body frame waits for window is
+//! quiet; a stream still waiting when the clock runs out is reset.
 //!
 //! Upgrades and `CONNECT` tunnels are not timed: a tunnel's bytes are the
 //! application's protocol, not a stream's frames, and a tunnel keeps the
@@ -65,6 +63,7 @@
 pub(super) mod body;
 pub(super) mod future;
 pub(super) mod reads;
+pub(super) mod task;
 
 use std::{
     pin::Pin,
@@ -75,7 +74,10 @@ use std::{
 
 use tokio::time::{Instant, Sleep};
 
-use self::reads::{LastRead, Opened};
+use self::{
+    reads::{LastRead, Opened},
+    task::{StreamTasks, TaskClock},
+};
 
 /// The stream idle bound of one connection: handed to each of its
 /// streams.
@@ -86,6 +88,8 @@ pub(super) struct StreamIdle {
     reads: Arc<LastRead>,
     /// On HTTP/2, each stream's, handed over by the reads.
     opened: Option<Arc<Opened>>,
+    /// On HTTP/2, the clocks handed to the streams' tasks.
+    tasks: Option<Arc<StreamTasks>>,
 }
 
 impl StreamIdle {
@@ -95,17 +99,26 @@ impl StreamIdle {
             timeout,
             reads,
             opened: None,
+            tasks: None,
         }
     }
 
-    /// The bound of an HTTP/2 connection, whose reads note `reads` and
-    /// hand its streams over through `opened`.
+    /// The bound of an HTTP/2 connection served in the current task,
+    /// whose reads note `reads` and hand its streams over through
+    /// `opened`.
     pub(super) fn http2(timeout: Duration, reads: Arc<LastRead>, opened: Arc<Opened>) -> Self {
         Self {
             timeout,
             reads,
             opened: Some(opened),
+            tasks: Some(Arc::new(StreamTasks::new(timeout))),
         }
+    }
+
+    /// On HTTP/2, where the streams' tasks find their clocks: for the
+    /// executor that spawns them.
+    pub(super) fn tasks(&self) -> Option<&Arc<StreamTasks>> {
+        self.tasks.as_ref()
     }
 
     /// The request data of the stream a request was just made for: to be
@@ -123,7 +136,24 @@ impl StreamIdle {
     }
 
     /// The clock of a stream starting now, whose request data `reads`
-    /// notes. What it logs names the peer through the connection's span.
+    /// notes: kept by the response on HTTP/1, by the stream's task on
+    /// HTTP/2. What it logs names the peer through the connection's span.
+    pub(super) fn clock(&self, reads: Option<Arc<LastRead>>) -> Clock {
+        match &self.tasks {
+            None => Clock::Here(self.start(reads)),
+            Some(tasks) => Clock::Task(TaskHandle(tasks.start(reads))),
+        }
+    }
+
+    /// The stream a request was just made for is not timed: on HTTP/2,
+    /// its task takes no clock.
+    pub(super) fn untimed(&self) {
+        if let Some(tasks) = &self.tasks {
+            tasks.untimed();
+        }
+    }
+
+    /// A clock of a stream starting now, kept where it is polled.
     pub(super) fn start(&self, reads: Option<Arc<LastRead>>) -> StreamClock {
         let now = Instant::now();
         StreamClock {
@@ -132,6 +162,50 @@ impl StreamIdle {
             last: now,
             reads,
         }
+    }
+}
+
+/// A stream's clock as its response future and body see it.
+#[derive(Debug)]
+pub(super) enum Clock {
+    /// Kept by the response: on HTTP/1, which serves its stream in the
+    /// connection's task, where the response is polled.
+    Here(StreamClock),
+    /// Kept by the stream's task, which the response tells of its
+    /// activity: see [`task`].
+    Task(TaskHandle),
+}
+
+impl Clock {
+    /// The stream was active now.
+    #[inline]
+    pub(super) fn touch(&mut self) {
+        match self {
+            Self::Here(clock) => clock.touch(),
+            Self::Task(handle) => handle.0.touch(),
+        }
+    }
+
+    /// `Ready` once the stream has been quiet for the whole timeout.
+    pub(super) fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Self::Here(clock) => clock.poll_idle(cx),
+            // The task polls the response again when it finds the stream
+            // idle: nothing to wake here.
+            Self::Task(handle) if handle.0.is_idle() => Poll::Ready(()),
+            Self::Task(_) => Poll::Pending,
+        }
+    }
+}
+
+/// A response's hold on the clock its stream's task keeps: dropped, by a
+/// response done with its clock, the task stops timing the stream.
+#[derive(Debug)]
+pub(super) struct TaskHandle(Arc<TaskClock>);
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        self.0.off();
     }
 }
 
@@ -155,18 +229,30 @@ impl StreamClock {
 
     /// `Ready` once the stream has been quiet for the whole timeout.
     pub(super) fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            ready!(self.timer.as_mut().poll(cx));
-            let last = match &self.reads {
-                Some(reads) => self.last.max(reads.get()),
-                None => self.last,
-            };
-            let deadline = last + self.timeout;
-            if deadline <= Instant::now() {
-                return Poll::Ready(());
-            }
-            self.timer.as_mut().reset(deadline);
+        let last = || match &self.reads {
+            Some(reads) => self.last.max(reads.get()),
+            None => self.last,
+        };
+        poll_quiet(self.timer.as_mut(), self.timeout, last, cx)
+    }
+}
+
+/// `Ready` once `timeout` has passed since `last()`: `timer`, set to run
+/// out one timeout after some earlier activity, is pushed back when it
+/// runs out early.
+fn poll_quiet(
+    mut timer: Pin<&mut Sleep>,
+    timeout: Duration,
+    last: impl Fn() -> Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    loop {
+        ready!(timer.as_mut().poll(cx));
+        let deadline = last() + timeout;
+        if deadline <= Instant::now() {
+            return Poll::Ready(());
         }
+        timer.as_mut().reset(deadline);
     }
 }
 

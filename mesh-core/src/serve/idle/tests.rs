@@ -321,3 +321,19 @@ async fn an_http2_stream_is_timed_by_its_own_request_data_only() {
     poll_fn(|cx| trickling.poll_idle(cx)).await;
     assert_eq!(start.elapsed(), Duration::from_secs(34));
 }
+
+#[tokio::test]
+async fn only_the_connections_task_takes_the_clock_its_call_made() {
+    let tasks = Arc::new(super::task::StreamTasks::new(TIMEOUT));
+    let tunnel = {
+        let tasks = tasks.clone();
+        // As hyper spawns a tunnel's task, from a stream's task.
+        move || tokio::spawn(async move { tasks.take().is_some() })
+    };
+    let _clock = tasks.start(None);
+    assert!(!tunnel().await.unwrap(), "another task's spawn");
+    assert!(tasks.take().is_some(), "the stream's own");
+    assert!(tasks.take().is_none(), "taken once");
+    tasks.untimed();
+    assert!(tasks.take().is_none(), "an untimed stream's task");
+}
