@@ -47,6 +47,7 @@ mod review_path_replay;
 mod review_path_wire;
 mod review_profile_retries;
 mod review_retry_after;
+mod retry_readiness_last_response;
 mod route_precedence;
 mod stack_grpc_trailers;
 mod storm;

@@ -75,9 +75,11 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, R, H> {
         Calling { #[pin] fut: F },
-        // `last` is the outcome the retry is to replace, kept for a request
-        // with a deadline in case it runs out first. Boxed, and held here
-        // rather than beside the state, so that only a retry pays for it.
+        // `last` is the outcome the retry is to replace, kept in case the
+        // retry is not sent after all (the deadline runs out, the service
+        // fails to get ready): the caller gets it then. Boxed, and held
+        // here rather than beside the state, so that only a retry pays for
+        // it. An `Option` only so that it can be taken out.
         Backoff { #[pin] sleep: Sleep, last: Option<Box<R>> },
         // An outcome to decide on again once the failed attempt's client
         // lets go of the request body, or `sleep` ends.
@@ -377,10 +379,20 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
+                    // A service that fails to get ready (a balancer left
+                    // with no endpoints, a closed connection) takes no
+                    // retry: the caller gets the response the retry was to
+                    // replace, and the retry goes back to the budget. No
+                    // counter says why (see the module docs).
                     if let Err(error) = ready!(retry.poll_ready(cx)) {
+                        tracing::debug!(%error, "service failed to get ready for a retry");
                         retry.give_up(None);
+                        let last = last.take();
                         this.state.set(State::Done);
-                        return Poll::Ready(Err(error));
+                        return Poll::Ready(match last {
+                            Some(last) => *last,
+                            None => Err(error),
+                        });
                     }
                     // The copied head says how much time was left when the
                     // first attempt was sent; say how much is left now. The
@@ -430,9 +442,10 @@ where
                     last: Some(Box::new(result)),
                 }),
                 Decision::Retry { delay, .. } => {
-                    // A deadline can still run out before the retry is
-                    // sent: keep what the caller would then get.
-                    let last = retry.deadline().map(|_| Box::new(result));
+                    // The retry may still not be sent (the deadline runs
+                    // out, the service fails to get ready): keep what the
+                    // caller then gets.
+                    let last = Some(Box::new(result));
                     if delay.is_zero() {
                         this.state.set(State::Ready { last });
                     } else {

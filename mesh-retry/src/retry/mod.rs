@@ -43,6 +43,21 @@
 //! response** (or error), not a synthetic one, and [`RetryMetrics`] counts
 //! why.
 //!
+//! The same response is what the caller gets when a retry decided on is
+//! not sent because the inner service fails to get ready for it (a
+//! balancer left with no endpoints, a client whose connection closed): the
+//! service's error says nothing of this request, which was answered, and
+//! a caller that reads the upstream's 503 learns more than from the mesh's
+//! error. (linkerd2-proxy's retries return the response they hold when the
+//! service is not ready at once, and count it as `overflow`; a readiness
+//! error there reaches the caller.) A failed attempt that had no response
+//! gives its own error, as when no retry was decided. No counter of
+//! [`RetryMetrics`] fits why such a retry was not sent (the attempts, the
+//! budget and the deadline all allowed it), so none counts it; it is not
+//! counted as a retry sent, and the budget gets it back. To answer with
+//! it, the failed response is held, unread, through the backoff, as
+//! linkerd2-proxy holds it.
+//!
 //! One answer is the layer's own. A request whose deadline has passed
 //! when it arrives (its [`Deadline`] extension, or else
 //! the `mesh-deadline: 0` or `grpc-timeout: 0n` its caller sent) is

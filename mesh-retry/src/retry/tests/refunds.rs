@@ -257,8 +257,10 @@ async fn a_retry_whose_service_fails_to_get_ready_is_given_back() {
     let budget = budget();
     let policy = policy().with_backoff(Backoff::none());
     let svc = h.layer(policy, budget.clone()).layer(Unready::new(None));
-    let err = svc.oneshot(get("/")).await.unwrap_err();
-    assert!(err.is::<io::Error>(), "{err}");
+    // The caller gets the response the retry was to replace, not the
+    // service's error.
+    let res = svc.oneshot(get("/")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     h.assert_given_back(&budget, None);
 }
 
