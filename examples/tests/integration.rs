@@ -26,6 +26,7 @@ mod certs_review_values;
 mod check;
 mod check_admin_port_zero;
 mod check_ca_ttl;
+mod check_cert_purpose;
 mod check_json;
 mod check_outbound_exposed;
 mod cli_durations;

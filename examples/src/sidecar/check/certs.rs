@@ -67,7 +67,7 @@ pub(super) fn check(
     };
     let cas = ca_certificates(&creds, &chain_file, &bundle_file);
     let issuers = cas.as_ref().map_or(&[][..], |(issuers, _)| issuers);
-    if let Some(check) = verify_chain(&creds, files, &leaf, issuers, now) {
+    if let Some(check) = verify_chain(&creds, files, &chain_file, &leaf, issuers, now) {
         checks.push(check);
     }
     if let CredentialSource::Files { .. } = config.source {
@@ -175,10 +175,17 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
 /// A chain that does not verify is most often one from another CA than
 /// the bundle's, or a bundle from another CA than the chain's: for
 /// credentials read from `files`, the failure names both files, who issued
-/// the chain and which anchors the bundle holds (see [`untrusted`]).
+/// the chain and which anchors the bundle holds (see [`untrusted`]). Not
+/// so for a certificate of the chain whose extended key usage leaves out
+/// server or client authentication: the chain may lead to the bundle all
+/// right, and the bundle's anchors would point at the wrong file, so that
+/// failure names the certificate and the file holding it, `chain_file`
+/// (the workload certificate of a CA directory is issued in memory, in no
+/// file).
 fn verify_chain(
     creds: &Credentials,
     files: Option<&CredentialFiles>,
+    chain_file: &Path,
     leaf: &Validity,
     issuers: &[Validity],
     now: SystemTime,
@@ -198,6 +205,17 @@ fn verify_chain(
             "verified as of {}, when every certificate in it was valid",
             Utc(at)
         )),
+        Err(error @ CredentialError::PurposeMissing { position, .. }) => {
+            let detail = with_causes(&error);
+            let in_file = files.is_some() || position > 1;
+            Check::fail(
+                TITLE,
+                match in_file {
+                    true => format!("in {}, {detail}", chain_file.display()),
+                    false => detail,
+                },
+            )
+        }
         Err(error) => {
             let mut detail = with_causes(&error);
             let Some(untrusted) = files.and_then(|files| untrusted(creds, files)) else {
