@@ -11,7 +11,9 @@
 //!   that remain, as a decimal integer (`mesh-deadline: 1500`). A relative
 //!   time, like `grpc-timeout`, so the hops need no synchronized clocks.
 //!   Fractions of a millisecond are dropped, so a hop never sees more time
-//!   than its caller had. `0` means the deadline has passed.
+//!   than its caller had, but for less than a millisecond, written `1`:
+//!   `0` means the deadline has passed, and a request sent with time left
+//!   must not be refused by the next hop as expired.
 //!
 //! A request whose deadline has passed when it arrives (`mesh-deadline: 0`,
 //! `grpc-timeout: 0n`, or a [`Deadline`] extension behind us) is answered
@@ -127,13 +129,14 @@ pub(crate) fn refresh(headers: &mut HeaderMap, deadline: Deadline) -> bool {
     time_left(deadline.instant(), now, grpc)
 }
 
-/// Whether an attempt sent `now` still has time before `deadline`, as the
-/// next hop will be told it: `false` once the deadline has passed, and on
-/// a request that is not gRPC, with less than a millisecond left, which
-/// `mesh-deadline` (whole milliseconds) writes as `0`, read as passed.
-/// (Whichever layer writes the header, one inside may.) The timeout
-/// layers check only that the deadline has not passed when a request
-/// arrives, which costs less on every request; this is for retries.
+/// Whether a retry sent `now` still has time before `deadline`: `false`
+/// once the deadline has passed, and on a request that is not gRPC, with
+/// less than a millisecond left, which `mesh-deadline` (whole
+/// milliseconds) cannot say: it writes `1`, more than is left. A retry is
+/// the mesh's own choice, not sent on so little, whichever layer writes
+/// the header (one inside may). The timeout layers check only that the
+/// deadline has not passed when a request arrives, which costs less on
+/// every request: the caller's request goes out with what it has.
 pub(crate) fn time_left(deadline: Instant, now: Instant, grpc: bool) -> bool {
     let remaining = deadline.saturating_duration_since(now);
     if grpc {
@@ -143,9 +146,20 @@ pub(crate) fn time_left(deadline: Instant, now: Instant, grpc: bool) -> bool {
     }
 }
 
-/// A `mesh-deadline` value: the whole milliseconds in `remaining`.
+/// A `mesh-deadline` value: the whole milliseconds in `remaining`, and `1`
+/// for less than one. `0` says the deadline has passed, and every hop
+/// answers a request that says so as timed out without sending it on: a
+/// request that still has time, and is sent, must not say it. So the
+/// next hop may be told up to a millisecond more than its caller has;
+/// the caller's own timer still answers on time.
 pub fn mesh_deadline_value(remaining: Duration) -> HeaderValue {
-    HeaderValue::from(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
+    let millis = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+    let millis = if millis == 0 && !remaining.is_zero() {
+        1
+    } else {
+        millis
+    };
+    HeaderValue::from(millis)
 }
 
 /// Reads a `mesh-deadline` value: decimal milliseconds.

@@ -35,8 +35,8 @@
 //! 5. the request's [`Deadline`], if any, leaves more
 //!    time than the backoff, and still leaves some when the backoff is
 //!    over and the service is ready: no retry is sent past the deadline,
-//!    nor told `mesh-deadline: 0` (less than a millisecond left) or
-//!    `grpc-timeout: 0n`;
+//!    nor, on a request that is not gRPC, with less than a millisecond
+//!    left, which `mesh-deadline` (whole milliseconds) cannot say;
 //! 6. the shared [`Budget`] has a retry to spare.
 //!
 //! When one of them does not hold, the caller gets the **last real

@@ -378,8 +378,8 @@ where
                     };
                     // The service may become ready as the deadline passes,
                     // and a backoff's timer may end just before or after
-                    // it: no attempt starts with no time left, or told
-                    // `mesh-deadline: 0`.
+                    // it: no retry starts with no time left, or with less
+                    // than the millisecond `mesh-deadline` can say.
                     let now = Instant::now();
                     if deadline.is_some_and(|deadline| !time_left(deadline, now, grpc)) {
                         retry.out_of_time();

@@ -38,8 +38,9 @@
 //!   [`TimeoutBody`];
 //! - a request whose deadline has passed when it arrives (`mesh-deadline:
 //!   0`, `grpc-timeout: 0n`), or when a retry is about to start, gets
-//!   that answer at once, and no attempt is sent; so does a retry that
-//!   would be told `mesh-deadline: 0` (less than a millisecond left). Such
+//!   that answer at once, and no attempt is sent; so does a retry of a
+//!   request that is not gRPC with less than a millisecond left, which
+//!   `mesh-deadline` (whole milliseconds) cannot say. Such
 //!   a retry, decided and not sent, is counted as `deadline_exceeded` and
 //!   given back to the budget, as one the caller drops while it waits is
 //!   (see [`retry`](crate::retry)).
