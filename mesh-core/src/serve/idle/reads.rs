@@ -13,7 +13,10 @@
 //! its busy neighbours (Envoy's `stream_idle_timeout` is per stream too).
 //! [`Frames`] tells them from the rest (pings, settings, window updates,
 //! which a quiet stream's client sends too) by the nine-byte frame
-//! headers, and skips the payloads.
+//! headers, and skips the payloads. A frame counts when its header is
+//! read and again when its last byte is, which is when hyper hands its
+//! data to the application: a large frame sent slowly is not counted
+//! only as it began.
 //!
 //! # How a request finds its stream
 //!
@@ -405,6 +408,10 @@ pub(in crate::serve) struct Frames {
     opening: Option<Option<Arc<LastRead>>>,
     /// Whether the frame being skipped ends that block.
     block_ends: bool,
+    /// The request data of the stream whose `DATA` frame (or trailers)
+    /// is being skipped: the frame is request data again when its last
+    /// byte is read, which is when hyper hands it on.
+    payload_of: Option<Arc<LastRead>>,
     /// The streams with request data to come. One whose request is done
     /// (only this map holds its `LastRead`) is swept out, at the latest
     /// once the map has doubled.
@@ -426,6 +433,7 @@ impl Frames {
             last_opened: 0,
             opening: None,
             block_ends: false,
+            payload_of: None,
             streams: HashMap::new(),
             sweep_at: SWEEP_MIN,
             burst_first: None,
@@ -450,6 +458,12 @@ impl Frames {
                 let n = self.skip.min(rest.len());
                 self.skip -= n;
                 at += n;
+                if self.skip == 0
+                    && let Some(stream) = self.payload_of.take()
+                {
+                    stream.touch_at(*now.get_or_insert_with(Instant::now));
+                    data = true;
+                }
             } else {
                 let n = (HEADER_LEN - self.have).min(rest.len());
                 if let (Some(to), Some(from)) =
@@ -504,6 +518,9 @@ impl Frames {
             DATA | HEADERS => {
                 if let Some(data) = self.streams.get(&stream) {
                     data.touch_at(*now.get_or_insert_with(Instant::now));
+                    if self.skip > 0 {
+                        self.payload_of = Some(data.clone());
+                    }
                 }
                 if flags & END_STREAM != 0 {
                     self.streams.remove(&stream);

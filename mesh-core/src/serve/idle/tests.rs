@@ -337,3 +337,23 @@ async fn only_the_connections_task_takes_the_clock_its_call_made() {
     tasks.untimed();
     assert!(tasks.take().is_none(), "an untimed stream's task");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_data_frame_is_request_data_again_when_its_last_byte_is_read() {
+    let mut frames = Frames::after_preface();
+    frames.read(PREFACE);
+    let scan = frames.read(&frame_on(HEADERS, END_HEADERS, 1, 20));
+    let one = scan.opened.unwrap().unwrap();
+    let data = frame_on(DATA, 0, 1, 100);
+    let (head, payload) = data.split_at(50);
+    advance(Duration::from_secs(5)).await;
+    assert!(frames.read(head).data, "its header");
+    let started = Instant::now();
+    assert_eq!(one.get(), started);
+    advance(Duration::from_secs(5)).await;
+    assert!(!frames.read(&payload[..10]).data, "not whole yet");
+    assert_eq!(one.get(), started);
+    advance(Duration::from_secs(5)).await;
+    assert!(frames.read(&payload[10..]).data, "its last byte");
+    assert_eq!(one.get(), Instant::now(), "when hyper hands it on");
+}
