@@ -205,3 +205,47 @@ async fn tls_without_a_client_certificate_is_not_counted_as_mutual_tls() {
     assert_eq!(rows[0]["success"], 1.0, "{json}");
     assert_eq!(rows[0]["tls"], 0.7, "{json}");
 }
+
+#[tokio::test]
+async fn an_openmetrics_body_cut_short_is_refused_rather_than_read_as_counts() {
+    // An OpenMetrics body ends with `# EOF`, so that a reader can tell a
+    // whole body from one cut short: a body without a length, ended by
+    // the close of its connection, may stop anywhere, here in the middle
+    // of `123`. Read as it came, the counter went from 100 to 12, a
+    // reset, and 12 responses counted in the window that never were;
+    // Prometheus refuses an OpenMetrics body without `# EOF`.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for body in [
+            "response_total{direction=\"inbound\",classification=\"success\"} 100\n# EOF\n",
+            "response_total{direction=\"inbound\",classification=\"success\"} 12",
+        ] {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0; 1];
+                if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; \
+                 charset=utf-8\r\nconnection: close\r\n\r\n{body}"
+            );
+            let _ = tcp.write_all(answer.as_bytes()).await;
+        }
+    });
+    let targets = Target::parse_list(&format!("web={addr}")).unwrap();
+    let error = stat::run(&targets, Duration::from_millis(10), Format::Table)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "no admin server could be scraped: scraping web ({addr}): {addr} served unreadable \
+             metrics: no # EOF after line 1, where an OpenMetrics body ends"
+        )
+    );
+}

@@ -3,7 +3,8 @@
 //! It reads the subset of OpenMetrics (and of Prometheus' older text format,
 //! which shares the sample syntax) that prometheus-client writes: comment
 //! lines (`# HELP`, `# TYPE`, `# UNIT`) are skipped, `# EOF` ends the body
-//! (a line after it is an error), and each
+//! (a line after it is an error; an OpenMetrics body without it was cut
+//! short, and is one too: [`Scrape::parse_openmetrics`]), and each
 //! sample line is `name{label="value",...} value`, optionally followed by a
 //! timestamp and, in OpenMetrics, an exemplar (`# {labels} value
 //! [timestamp]`), which are checked and ignored; anything else after the
@@ -53,8 +54,26 @@ impl Scrape {
     /// When a sample line is malformed, or is past the [`MAX_SAMPLES`]th;
     /// the error names the line.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        Self::parse_as(text, false)
+    }
+
+    /// Reads an OpenMetrics body, which must end with `# EOF`: a body cut
+    /// short (one ended by the close of its connection, which may come
+    /// anywhere) would otherwise be read as a whole one, its last value
+    /// perhaps a prefix of the one written (`12` of `123`), as Prometheus
+    /// refuses it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scrape::parse`], and when the body does not end with `# EOF`.
+    pub fn parse_openmetrics(text: &str) -> Result<Self, ParseError> {
+        Self::parse_as(text, true)
+    }
+
+    fn parse_as(text: &str, openmetrics: bool) -> Result<Self, ParseError> {
         let mut reader = Reader::default();
         let mut ended = false;
+        let mut last = 0;
         for (i, line) in text.lines().enumerate() {
             // The text format lets blanks and tabs begin a line, before a
             // sample or a comment alike.
@@ -62,6 +81,7 @@ impl Scrape {
             if line.is_empty() {
                 continue;
             }
+            last = i + 1;
             // OpenMetrics ends a body with `# EOF`: text after it is two
             // bodies run together, or a broken writer.
             if ended {
@@ -77,6 +97,12 @@ impl Scrape {
             reader
                 .sample(line)
                 .map_err(|kind| ParseError { line: i + 1, kind })?;
+        }
+        if openmetrics && !ended {
+            return Err(ParseError {
+                line: last,
+                kind: ParseErrorKind::NoEof,
+            });
         }
         Ok(reader.finish())
     }
@@ -126,6 +152,9 @@ pub enum ParseErrorKind {
     AfterEof,
     /// The text holds more than [`MAX_SAMPLES`] samples.
     TooManySamples,
+    /// An OpenMetrics body ends without `# EOF`: it was cut short. The
+    /// line is the last one it has, 0 for a body of none.
+    NoEof,
 }
 
 impl fmt::Display for ParseError {
@@ -139,6 +168,16 @@ impl fmt::Display for ParseError {
             ParseErrorKind::AfterEof => "text after # EOF",
             ParseErrorKind::TooManySamples => {
                 return write!(f, "more than {MAX_SAMPLES} samples by line {}", self.line);
+            }
+            ParseErrorKind::NoEof if self.line == 0 => {
+                return f.write_str("an empty body, where an OpenMetrics body has # EOF");
+            }
+            ParseErrorKind::NoEof => {
+                return write!(
+                    f,
+                    "no # EOF after line {}, where an OpenMetrics body ends",
+                    self.line
+                );
             }
         };
         write!(f, "{what} on line {}", self.line)

@@ -37,7 +37,7 @@ pub async fn scrape(target: &Target) -> Result<Scrape, ScrapeError> {
         addr: target.addr.clone(),
         kind,
     };
-    let body = tokio::time::timeout(SCRAPE_TIMEOUT, fetch(&target.addr))
+    let (body, openmetrics) = tokio::time::timeout(SCRAPE_TIMEOUT, fetch(&target.addr))
         .await
         .map_err(|_| err(ScrapeErrorKind::Timeout))?
         .map_err(err)?;
@@ -49,20 +49,26 @@ pub async fn scrape(target: &Target) -> Result<Scrape, ScrapeError> {
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         err(ScrapeErrorKind::NotUtf8 { line })
     })?;
-    Scrape::parse(text).map_err(|e| err(ScrapeErrorKind::Parse(e)))
+    let scrape = if openmetrics {
+        Scrape::parse_openmetrics(text)
+    } else {
+        Scrape::parse(text)
+    };
+    scrape.map_err(|e| err(ScrapeErrorKind::Parse(e)))
 }
 
 /// The room reserved at first for a body of a told length: what is told
 /// may be false, and the rest is reserved as it comes.
 const RESERVED: usize = 16 << 20;
 
-/// Fetches the body, into one buffer: each frame is copied there and
-/// freed, so the body is held once (collecting the frames and then
-/// joining them held it twice).
 /// The format a scrape asks for.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
 
-async fn fetch(addr: &str) -> Result<Vec<u8>, ScrapeErrorKind> {
+/// Fetches the body, into one buffer: each frame is copied there and
+/// freed, so the body is held once (collecting the frames and then
+/// joining them held it twice); and whether it is OpenMetrics, as its
+/// `content-type` says, which must end with `# EOF`.
+async fn fetch(addr: &str) -> Result<(Vec<u8>, bool), ScrapeErrorKind> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(ScrapeErrorKind::Connect)?;
@@ -84,6 +90,15 @@ async fn fetch(addr: &str) -> Result<Vec<u8>, ScrapeErrorKind> {
     if res.status() != StatusCode::OK {
         return Err(ScrapeErrorKind::Status(res.status()));
     }
+    let openmetrics = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/openmetrics-text")
+        });
     let told = res
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -104,7 +119,7 @@ async fn fetch(addr: &str) -> Result<Vec<u8>, ScrapeErrorKind> {
     }
     drop(sender);
     driver.abort();
-    Ok(body)
+    Ok((body, openmetrics))
 }
 
 /// A scrape that failed.

@@ -193,3 +193,25 @@ fn text_after_a_value_is_refused_naming_the_line_unless_a_timestamp_or_an_exempl
     let values: Vec<f64> = scrape.samples().iter().map(|s| s.value).collect();
     assert_eq!(values, [1.0, 2.0, 3.0, 4.0, 5.0]);
 }
+
+#[test]
+fn an_openmetrics_body_must_end_with_eof() {
+    // Cut short, at any line: the last line it has is named.
+    let err = Scrape::parse_openmetrics("a_total 1\nb_total 12").unwrap_err();
+    assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::NoEof));
+    assert_eq!(
+        err.to_string(),
+        "no # EOF after line 2, where an OpenMetrics body ends"
+    );
+    let err = Scrape::parse_openmetrics("").unwrap_err();
+    assert_eq!((err.line(), err.kind()), (0, ParseErrorKind::NoEof));
+    assert_eq!(
+        err.to_string(),
+        "an empty body, where an OpenMetrics body has # EOF"
+    );
+    // Whole, blank lines after `# EOF` and all.
+    let scrape = Scrape::parse_openmetrics("a_total 1\n# EOF\n\n").unwrap();
+    assert_eq!(scrape.samples().len(), 1);
+    // The text format has no `# EOF`.
+    assert!(Scrape::parse("a_total 1\n").is_ok());
+}
