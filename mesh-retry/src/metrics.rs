@@ -21,6 +21,9 @@
 //! counts only retries that went out; it is counted once under why it
 //! stopped when a counter says so (the deadline), and never in
 //! `retry_requests_total`.
+//! A retry the service fails to get ready for is counted by none of
+//! these: the attempts, the budget and the deadline all allowed it, and
+//! the caller gets the response it was to replace.
 //!
 //! Labels are `service` and `route`, both names from configuration (or from
 //! the request's [`DstService`] and [`RouteId`] extensions), so the series
