@@ -487,9 +487,8 @@ impl ServiceRetryPolicy {
     /// Linkerd's proxy serves a service whose profile has overrides (or
     /// routes) by the profile alone, in place of its `HTTPRoute`s
     /// (`should_override_policy` in linkerd2-proxy's
-    /// `linkerd/app/outbound/src/http/logical/profile.rs`); its
-    /// destination controller likewise prefers a profile's overrides to a
-    /// `TrafficSplit`. So the overrides take every request of the service:
+    /// `linkerd/app/outbound/src/http/logical/profile.rs`). So the
+    /// overrides take every request of the service:
     /// those of its ServiceProfile routes and those no route matches; its
     /// `HTTPRoute` and `GRPCRoute` rules are set aside by
     /// [`set_aside_for_profile`](Self::set_aside_for_profile).
@@ -506,6 +505,14 @@ impl ServiceRetryPolicy {
             .as_deref()
             .map(|profile| &*profile.dst_overrides)
             .unwrap_or_default()
+    }
+
+    /// Whether [`dst_overrides`](Self::dst_overrides) are the backends of
+    /// a `TrafficSplit` rather than the profile's own: a message about
+    /// one of them then names the split, which is where the user wrote
+    /// it, not `dstOverrides`, which the user never wrote.
+    pub fn dst_overrides_from_traffic_split(&self) -> bool {
+        self.split_in_force().is_some()
     }
 }
 

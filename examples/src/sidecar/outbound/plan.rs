@@ -481,15 +481,22 @@ impl PlannedBackends {
         missing: &mut Vec<String>,
     ) -> Self {
         let overrides = policy.dst_overrides();
+        // Named as the user wrote them: a TrafficSplit's backends are
+        // dstOverrides only once linkerd-smi has written them.
+        let sends = if policy.dst_overrides_from_traffic_split() {
+            "TrafficSplit sends"
+        } else {
+            "dstOverrides send"
+        };
         let split: Vec<_> = overrides
             .iter()
             .map(|o| {
                 let planned = planned_backend(&o.name, o.namespace.as_deref(), config, namespace)
                     .unwrap_or_else(|name| {
                         missing.push(format!(
-                            "{}: service {}'s dstOverrides send requests to service {name}, which \
-                             is not in outbound.services; the requests drawn to it are answered \
-                             500 (gRPC UNAVAILABLE)",
+                            "{}: service {}'s {sends} requests to service {name}, which is not in \
+                             outbound.services; the requests drawn to it are answered 500 (gRPC \
+                             UNAVAILABLE)",
                             o.source, policy.name
                         ));
                         PlannedBackend::Missing(Missing::new(&name))
@@ -1060,7 +1067,8 @@ spec:
         assert!(
             warnings[1].starts_with(
                 "routes.yaml: document 2 (TrafficSplit emoji-split): spec.backends[1]: service \
-                 emoji's dstOverrides send requests to service emoji-v2.emojivoto"
+                 emoji's TrafficSplit sends requests to service emoji-v2.emojivoto, which is \
+                 not in outbound.services"
             ),
             "{warnings:?}"
         );
