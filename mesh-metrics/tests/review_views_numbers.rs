@@ -249,3 +249,31 @@ async fn an_openmetrics_body_cut_short_is_refused_rather_than_read_as_counts() {
         )
     );
 }
+
+#[test]
+fn the_dashboard_counts_timeouts_on_the_route_row_they_belong_to() {
+    // The dashboard's route rows read a `route_name` written empty as no
+    // route, `[DEFAULT]`, as `routes` does; its timeouts were looked up
+    // under the empty name, and the row showed none.
+    use mesh_metrics::{
+        dashboard::Summary,
+        query::{Delta, Scrape},
+    };
+    let after = Scrape::parse(
+        "response_total{direction=\"outbound\",dst_service=\"emoji\",\
+         classification=\"success\"} 3\n\
+         response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"\",\
+         classification=\"failure\",error=\"timeout\"} 2\n\
+         # EOF\n",
+    )
+    .unwrap();
+    let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(1));
+    let targets = Target::parse_list("web=127.0.0.1:4191").unwrap();
+    let summary = Summary::from_deltas(&targets, &[Some(delta)]);
+    let routes: Vec<(&str, Option<f64>, f64)> = summary
+        .routes
+        .iter()
+        .map(|r| (r.row.route.as_str(), r.row.golden.success, r.timeouts))
+        .collect();
+    assert_eq!(routes, [("[DEFAULT]", Some(0.6), 2.0)]);
+}

@@ -13,7 +13,7 @@ use crate::{
     labels::Direction,
     query::{
         Delta, Golden, Sample, Target, Totals,
-        routes::{DEFAULT_ROUTE, RouteRow, outbound_route_key, rows_by},
+        routes::{RouteRow, outbound_route_key, rows_by},
         stat::{StatRow, stat_rows},
     },
 };
@@ -282,10 +282,10 @@ fn timeouts<'a>(
             {
                 continue;
             }
-            let Some(service) = s.label("dst_service") else {
+            // As the route rows read it.
+            let Some((route, service)) = outbound_route_key(s) else {
                 continue;
             };
-            let route = s.label("route_name").unwrap_or(DEFAULT_ROUTE);
             *out.entry((target.name.as_str(), route, service))
                 .or_insert(0.0) += s.value;
         }
