@@ -31,8 +31,9 @@ impl MetricsConfig {
 
     /// Sets how many series each family may hold before new label sets fold
     /// into its `overflow="true"` series (a few per family: one per
-    /// direction, `tls` status and, for responses, classification). Default
-    /// is 10,000.
+    /// direction, `tls` status, TLS from a peer without a certificate apart
+    /// from mutual TLS, and for responses, classification). Default is
+    /// 10,000.
     #[must_use]
     pub fn with_series_limit(mut self, limit: NonZeroUsize) -> Self {
         self.series_limit = limit;
