@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use super::AcceptConfig;
 use crate::{
     CredentialStore, StoreVersion,
-    creds::unix_time,
     metrics::{Direction, RetireReason},
     retire,
     store::Snapshot,
@@ -134,37 +133,10 @@ async fn rotated(
         }
         roots = snapshot.creds.shared_roots();
         if let Some(chain) = &peer_chain
-            && !trusts_client(&snapshot, &store, chain)
+            && !snapshot.trusts_chain(&store, chain, webpki::KeyUsage::client_auth())
         {
             tracing::debug!("the new trust bundle no longer trusts a client");
             return;
         }
     }
-}
-
-/// Whether `snapshot`'s trust bundle verifies `chain` (the client's, leaf
-/// first) for client authentication now, as the handshake did with the
-/// bundle of its day.
-fn trusts_client(
-    snapshot: &Snapshot,
-    store: &CredentialStore,
-    chain: &[CertificateDer<'static>],
-) -> bool {
-    let Some((leaf, intermediates)) = chain.split_first() else {
-        return false;
-    };
-    // Through an anchor of the client's trust domain, as at the handshake.
-    let names = crate::cert::CertNames::parse(leaf);
-    let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
-    let domains = snapshot.creds.anchor_domains();
-    crate::verify::check_chain_for(
-        leaf,
-        intermediates,
-        domains.anchors(),
-        unix_time(store.now()),
-        webpki::KeyUsage::client_auth(),
-        store.provider().signature_verification_algorithms.all,
-        identity.map(|identity| (identity, &**domains)),
-    )
-    .is_ok()
 }

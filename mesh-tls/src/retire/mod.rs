@@ -94,7 +94,6 @@ use std::{
 
 use http::{Request, Response};
 use hyper_util::client::legacy::connect::capture_connection;
-use rustls_pki_types::CertificateDer;
 use tokio::{
     task::coop::unconstrained,
     time::{Instant, Sleep},
@@ -106,7 +105,6 @@ pub use self::layer::RetireLayer;
 pub(crate) use self::state::{Authenticated, ConnState, RetireList, RetireShared};
 use crate::{
     CredentialStore,
-    creds::unix_time,
     metrics::RetireReason,
     store::{READINESS_RECHECK, Snapshot},
 };
@@ -148,7 +146,13 @@ pub(crate) fn carry_over(
                 && (same_bundle
                     || *trusted
                         .entry(authenticated.server_chain.clone())
-                        .or_insert_with(|| trusts_server(&to, store, &authenticated.server_chain)));
+                        .or_insert_with(|| {
+                            to.trusts_chain(
+                                store,
+                                &authenticated.server_chain,
+                                webpki::KeyUsage::server_auth(),
+                            )
+                        }));
             if keep {
                 kept.push(conn);
             } else {
@@ -168,34 +172,6 @@ pub(crate) fn carry_over(
             Err(back) => (from, conns) = (to, back),
         }
     }
-}
-
-/// Whether `snapshot`'s trust bundle verifies `chain` (a server's, leaf
-/// first) for server authentication now, as the handshake did with the
-/// bundle of its day: through an anchor of the trust domain of the
-/// identity the leaf names. The leaf named the identity the target
-/// expects, or the handshake would have failed; that has not changed.
-fn trusts_server(
-    snapshot: &Snapshot,
-    store: &CredentialStore,
-    chain: &[CertificateDer<'static>],
-) -> bool {
-    let Some((leaf, intermediates)) = chain.split_first() else {
-        return false;
-    };
-    let names = crate::cert::CertNames::parse(leaf);
-    let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
-    let domains = snapshot.creds.anchor_domains();
-    crate::verify::check_chain_for(
-        leaf,
-        intermediates,
-        domains.anchors(),
-        unix_time(store.now()),
-        webpki::KeyUsage::server_auth(),
-        store.provider().signature_verification_algorithms.all,
-        identity.map(|identity| (identity, &**domains)),
-    )
-    .is_ok()
 }
 
 /// When a connection authenticated with certificates expiring at `expiry`

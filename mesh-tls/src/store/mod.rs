@@ -39,6 +39,7 @@ use rustls::{
     crypto::CryptoProvider,
     time_provider::{DefaultTimeProvider, TimeProvider},
 };
+use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 
 pub use self::{
@@ -564,6 +565,37 @@ impl Snapshot {
             creds,
             connections: RetireList::default(),
         })
+    }
+}
+
+impl Snapshot {
+    /// Whether this trust bundle verifies `chain` (a peer's, leaf first)
+    /// for `usage` now, as the handshake did with the bundle of its day:
+    /// through an anchor of the trust domain of the identity the leaf
+    /// names. Connections made under earlier credentials are kept or
+    /// retired by it, on both ends.
+    pub(crate) fn trusts_chain(
+        &self,
+        store: &CredentialStore,
+        chain: &[CertificateDer<'static>],
+        usage: webpki::KeyUsage,
+    ) -> bool {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        let names = crate::cert::CertNames::parse(leaf);
+        let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
+        let domains = self.creds.anchor_domains();
+        crate::verify::check_chain_for(
+            leaf,
+            intermediates,
+            domains.anchors(),
+            crate::creds::unix_time(store.now()),
+            usage,
+            store.provider().signature_verification_algorithms.all,
+            identity.map(|identity| (identity, &**domains)),
+        )
+        .is_ok()
     }
 }
 
