@@ -27,6 +27,14 @@ use prometheus_client::{
 
 /// The upper bounds of `response_latency_ms`, in milliseconds: the buckets
 /// of Linkerd's proxy, so dashboards built on them keep working.
+///
+/// They are written as prometheus-client writes a bound, `le="1.0"`, where
+/// Linkerd's proxy writes `le="1"`: one bound to `histogram_quantile`, and
+/// to Prometheus 3, which normalizes `le` as it ingests it, but a query of
+/// Prometheus 2 that selects one bucket (`le="100"`) must name it as
+/// written. A latency is bucketed as measured: 1.5 ms is under `le="2.0"`,
+/// where Linkerd's proxy, which truncates to whole milliseconds first,
+/// counts it under `le="1"`.
 pub const LATENCY_BUCKETS_MS: [u64; 25] = [
     1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1_000, 2_000, 3_000, 4_000, 5_000,
     10_000, 20_000, 30_000, 40_000, 50_000,
