@@ -41,6 +41,7 @@ mod retry_readiness_last_response;
 mod review_bodies;
 mod review_budget;
 mod review_config_errors;
+mod review_config_split;
 mod review_deadlines;
 mod review_gateway_backoff;
 mod review_path_bodies;

@@ -1474,6 +1474,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             loaded.service_mut(&service.name, service.namespace.as_deref());
             profiles.push(service);
         } else if document.is::<TrafficSplit>() {
+            traffic_split::served_version(&document)?;
             let parsed = document.read::<TrafficSplit>()?;
             let context = parsed.context;
             for ignored in parsed.ignored {

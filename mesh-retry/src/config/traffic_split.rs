@@ -42,7 +42,7 @@
 use std::{fmt, num::NonZeroU32, sync::Arc};
 
 use mesh_core::resource::{
-    ApiVersion, DocumentContext, ObjectMeta, Resource, ResourceError, ResourceErrorKind,
+    ApiVersion, Document, DocumentContext, ObjectMeta, Resource, ResourceError, ResourceErrorKind,
     ResourceName,
 };
 use serde::{
@@ -55,6 +55,39 @@ use super::{DstAuthority, DstBackend, DstWeight};
 /// The annotation on a ServiceProfile that linkerd-smi's adaptor leaves
 /// alone: a `TrafficSplit` does not replace its `dstOverrides`.
 pub(super) const SKIP_ANNOTATION: &str = "smi.linkerd.io/skip";
+
+/// SMI's later `TrafficSplit` versions, which add `matches`: linkerd-smi's
+/// CRD (`charts/linkerd-smi/templates/trafficsplit-crd.yaml`) serves
+/// neither, so a cluster running Linkerd refuses them, and its adaptor
+/// reads no `matches`.
+const LATER_VERSIONS: [&str; 2] = ["split.smi-spec.io/v1alpha3", "split.smi-spec.io/v1alpha4"];
+
+/// Refuses a `TrafficSplit` of a later SMI version than linkerd-smi
+/// serves, saying so and what to write instead: a user coming from
+/// another SMI mesh has such splits, and the bare list of the versions
+/// read would not say why theirs is not one. Other versions are left to
+/// [`Document::read`], which refuses them.
+///
+/// # Errors
+///
+/// `UnsupportedVersion` at `apiVersion`, for `v1alpha3` and `v1alpha4`.
+pub(super) fn served_version(document: &Document<'_>) -> Result<(), ResourceError> {
+    let version = document.api_version().as_str();
+    if !LATER_VERSIONS.contains(&version) {
+        return Ok(());
+    }
+    Err(document.context().error(
+        ResourceErrorKind::UnsupportedVersion,
+        "apiVersion",
+        format!(
+            "TrafficSplit is not read at apiVersion {version}: linkerd-smi's TrafficSplit CRD \
+             serves split.smi-spec.io/v1alpha1 and split.smi-spec.io/v1alpha2 only, so a \
+             cluster running Linkerd refuses this version; write split.smi-spec.io/v1alpha2, \
+             whose spec.service and spec.backends are written the same way, without \
+             spec.matches, which linkerd-smi does not read"
+        ),
+    ))
+}
 
 /// An SMI `TrafficSplit` (`split.smi-spec.io/v1alpha1` or `v1alpha2`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -165,7 +198,14 @@ impl SplitWeight {
         match self {
             _ if !v1alpha2 => as_quantity(self),
             Self::Integer(_) => as_quantity(self),
-            Self::Number(_) | Self::Text(_) => Err(format!(
+            // The CRD's v1alpha2 schema takes a number, and the API
+            // server refuses a string: `'3'` is not read as 3.
+            Self::Text(text) => Err(format!(
+                "weight {self} is a string, not a whole number, which \
+                 split.smi-spec.io/v1alpha2 takes: write it unquoted (weight: {text}), or use \
+                 v1alpha1, which takes a quantity such as 500m"
+            )),
+            Self::Number(_) => Err(format!(
                 "weight {self} is not a whole number, which split.smi-spec.io/v1alpha2 takes \
                  (such as 3); v1alpha1 takes a quantity, such as 500m"
             )),
