@@ -107,3 +107,27 @@ spec:
     let skipped = format!("{}---\n{split}", profile("smi.linkerd.io/skip: 'true'"));
     assert_eq!(from_split(&skipped), (false, "emoji-v9".to_owned()));
 }
+
+#[test]
+fn load_leaves_a_split_services_rules_until_they_are_set_aside() {
+    let route = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: emoji-stable, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /list}}]
+";
+    let text = format!("{route}---\n{}", split("v1alpha2", "emojivoto", ""));
+    let loaded = config::load("split.yaml", &text).unwrap();
+    let mut service = loaded.service("emoji", Some("emojivoto")).unwrap().clone();
+    // As read: the rule, and its 404 for the rest, though the split
+    // serves the service for a client that serves it as Linkerd does.
+    assert!(service.served_by_profile());
+    assert_eq!(service.routes.len(), 1);
+    assert_eq!(service.unmatched(), config::Unmatched::NotFound);
+    let aside = service.set_aside_for_profile();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(service.routes.is_empty());
+    assert_eq!(service.unmatched(), config::Unmatched::Service);
+}

@@ -489,9 +489,10 @@ impl ServiceRetryPolicy {
     /// (`should_override_policy` in linkerd2-proxy's
     /// `linkerd/app/outbound/src/http/logical/profile.rs`). So the
     /// overrides take every request of the service:
-    /// those of its ServiceProfile routes and those no route matches; its
-    /// `HTTPRoute` and `GRPCRoute` rules are set aside by
-    /// [`set_aside_for_profile`](Self::set_aside_for_profile).
+    /// those of its ServiceProfile routes and those no route matches, once
+    /// its `HTTPRoute` and `GRPCRoute` rules are set aside by
+    /// [`set_aside_for_profile`](Self::set_aside_for_profile), which
+    /// [`load`](super::load) leaves to its caller.
     ///
     /// A `TrafficSplit` whose apex is the service replaces them with its
     /// backends, as linkerd-smi writes them over the profile's (see

@@ -873,6 +873,11 @@ impl ServiceRetryPolicy {
     /// route takes what a ServiceProfile's routes leave. A route added by
     /// hand to [`routes`](Self::routes) counts as a ServiceProfile's. See
     /// the [module](self) docs.
+    ///
+    /// A service [`served_by_profile`](Self::served_by_profile) for its
+    /// `dstOverrides` alone, with rules beside them, is answered 404 here
+    /// until [`set_aside_for_profile`](Self::set_aside_for_profile) sets
+    /// the rules aside, as Linkerd's proxy does; then the service.
     pub fn unmatched(&self) -> Unmatched {
         let rules = (0..self.routes.len())
             .filter(|&i| matches!(self.origins.get(i), Some(Origin::Rule(_))))
@@ -1252,8 +1257,16 @@ fn route_objects(services: &[ServiceRetryPolicy]) -> Vec<(RouteObject, Arc<Route
     objects
 }
 
-/// Reads the `HTTPRoute`s and `ServiceProfile`s of `text` into per-service
-/// policies. `origin` (a file name) names the text in errors and warnings.
+/// Reads the `HTTPRoute`s, `GRPCRoute`s, `ServiceProfile`s and SMI
+/// `TrafficSplit`s of `text` into per-service policies. `origin` (a file
+/// name) names the text in errors and warnings.
+///
+/// A service its ServiceProfile or `TrafficSplit` serves alone
+/// ([`ServiceRetryPolicy::served_by_profile`]) keeps its `HTTPRoute` and
+/// `GRPCRoute` rules here, before its profile routes (see the
+/// [module](self) docs): the choice Linkerd's proxy makes is left to
+/// [`ServiceRetryPolicy::set_aside_for_profile`], once every spelling of
+/// the service's name is merged.
 ///
 /// # Errors
 ///
