@@ -128,6 +128,17 @@ spec:
     assert_eq!(service.unmatched(), config::Unmatched::NotFound);
     let aside = service.set_aside_for_profile();
     assert_eq!(aside.len(), 1, "{aside:?}");
+    // The warning names the split, and says how a TrafficSplit comes to
+    // be served as a profile: the user wrote no ServiceProfile.
+    let shown = aside[0].to_string();
+    assert!(
+        shown.contains(
+            "set aside for split.yaml: document 2 (TrafficSplit emojivoto/emoji-split), which \
+             serves service emojivoto/emoji alone: linkerd-smi writes a TrafficSplit's backends \
+             into its apex service's ServiceProfile as dstOverrides"
+        ),
+        "{shown}"
+    );
     assert!(service.routes.is_empty());
     assert_eq!(service.unmatched(), config::Unmatched::Service);
 }

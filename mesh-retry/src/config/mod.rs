@@ -818,11 +818,21 @@ impl ServiceRetryPolicy {
         // its dstOverrides come from (a TrafficSplit, when one is in
         // force).
         let has_routes = self.origins.iter().any(|o| matches!(o, Origin::Profile(_)));
-        let profile = match (&self.profile, self.split_in_force()) {
-            (Some(profile), _) if has_routes => profile.named(),
-            (_, Some(split)) => split.named(),
-            (Some(profile), None) => profile.named(),
-            (None, None) => "its ServiceProfile".to_owned(),
+        // A split's user wrote no ServiceProfile: say how the split comes
+        // to be served as one.
+        let how = "Linkerd's proxy serves a service whose ServiceProfile has routes or \
+                   dstOverrides by the profile";
+        let (profile, how) = match (&self.profile, self.split_in_force()) {
+            (Some(profile), _) if has_routes => (profile.named(), how.to_owned()),
+            (_, Some(split)) => (
+                split.named(),
+                format!(
+                    "linkerd-smi writes a TrafficSplit's backends into its apex service's \
+                     ServiceProfile as dstOverrides, and {how}"
+                ),
+            ),
+            (Some(profile), None) => (profile.named(), how.to_owned()),
+            (None, None) => ("its ServiceProfile".to_owned(), how.to_owned()),
         };
         let mut warnings: Vec<ConfigWarning> = Vec::new();
         let mut keep = Vec::with_capacity(self.routes.len());
@@ -852,10 +862,8 @@ impl ServiceRetryPolicy {
                 name: Some(source.name.clone()),
                 field: format!("spec.parentRefs[{}]", source.parent),
                 message: format!(
-                    "set aside for {profile}, which serves service {service} alone: Linkerd's \
-                     proxy serves a service whose ServiceProfile has routes or dstOverrides by \
-                     the profile, and none of this route's rules, timeouts, retries or filters \
-                     apply"
+                    "set aside for {profile}, which serves service {service} alone: {how}, and \
+                     none of this route's rules, timeouts, retries or filters apply"
                 ),
             });
         }
