@@ -55,6 +55,19 @@ pub use error::{BoxError, ProxyErrorKind};
 pub use identity::{Identity, TrustDomain};
 pub use route::{RouteId, RouteMatch};
 
+/// The Prometheus client whose
+/// [`Registry`](prometheus_client::registry::Registry) [`admin::Admin`] serves, re-exported
+/// so that a service needs no dependency of its own to hold one, nor to
+/// keep its version in step.
+///
+/// ```
+/// use mesh_core::{admin::{Admin, Readiness}, prometheus_client::registry::Registry};
+///
+/// let admin = Admin::new(Registry::default(), Readiness::new());
+/// # let _ = admin;
+/// ```
+pub use prometheus_client;
+
 /// The README's examples, compiled as doctests so that they keep up with the
 /// crate.
 #[cfg(doctest)]

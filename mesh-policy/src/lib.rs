@@ -398,6 +398,20 @@ pub use self::{
     },
 };
 
+/// The Prometheus client whose
+/// [`Registry`](prometheus_client::registry::Registry) [`PolicyMetrics::register`] registers in, re-exported
+/// so that a service needs no dependency of its own to hold one, nor to
+/// keep its version in step.
+///
+/// ```
+/// use mesh_policy::{PolicyMetrics, prometheus_client::registry::Registry};
+///
+/// let mut registry = Registry::default();
+/// let metrics = PolicyMetrics::register(&mut registry);
+/// # let _ = metrics;
+/// ```
+pub use prometheus_client;
+
 /// The README's examples, compiled as doctests so that they keep up with the
 /// crate.
 #[cfg(doctest)]

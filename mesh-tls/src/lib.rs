@@ -132,6 +132,22 @@ pub use self::{
     verify::{IdentityMismatch, NoAnchorOfTrustDomain},
 };
 
+/// rustls, re-exported so that a service can name the types this crate's
+/// API speaks (the `TimeProvider` of [`CredentialStore::with_time_provider`],
+/// the connection behind [`ServerIo::tls`] and [`ClientIo::tls`], the
+/// `CertificateDer`s of [`Credentials::chain`], the `CryptoProvider` of
+/// [`provider`](fn@provider)) without a dependency of its own, nor keeping
+/// its version in step.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mesh_tls::{CredentialStore, StoreConfig, rustls::time_provider::DefaultTimeProvider};
+///
+/// let store = CredentialStore::with_time_provider(StoreConfig::default(), Arc::new(DefaultTimeProvider));
+/// assert!(!store.is_ready());
+/// ```
+pub use rustls;
+
 /// The README's examples, compiled as doctests so that they keep up with the
 /// crate.
 #[cfg(doctest)]
