@@ -483,6 +483,7 @@ impl HandshakeFailure {
 
 /// Why a connection was retired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RetireReason {
     /// The local credentials rotated to ones that no longer vouch for the
     /// connection: a trust bundle that no longer verifies the peer's

@@ -375,6 +375,7 @@ impl std::error::Error for BadCertificate {}
 
 /// Why a certificate names no identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NoIdentity {
     /// No URI SAN holds a SPIFFE ID and no DNS SAN a valid DNS-style
     /// identity.

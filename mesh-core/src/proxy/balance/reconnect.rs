@@ -109,6 +109,7 @@ impl Default for ConnectBackoff {
 
 /// A connect backoff setting out of its range.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum InvalidConnectBackoff {
     /// The first backoff is longer than the longest.
     Backoffs {
