@@ -33,6 +33,46 @@
 //! assert_eq!(res.headers()[MESH_ERROR], "no route");
 //! # Ok(()) }
 //! ```
+//!
+//! (Besides this crate, the example uses `cargo add tower http` and
+//! `cargo add tokio --features macros,rt`.)
+//!
+//! # In an axum or hyper service
+//!
+//! The layers read the connection from each request's [`ConnectionInfo`],
+//! which [`serve::Server`] inserts (with the peer's identity, when an
+//! [`serve::Accept`] hook such as mesh-tls's ran the handshake). Serve an
+//! axum `Router` with [`Server::serve_http`](serve::Server::serve_http)
+//! rather than `axum::serve`, which inserts none: without it, metrics have
+//! no `tls` or target labels and authorization sees a client with no
+//! address and no identity. A handler reads the caller with axum's
+//! `Extension<ConnectionInfo>` and [`ConnectionInfo::peer_identity`].
+//!
+//! Layers that answer a request themselves (a timeout's 504, a refusal's
+//! 403) answer in the response body type of the service they wrap, so they
+//! need that type to have an empty value (`Default`). hyper's `Incoming`
+//! has none: wrap it in [`body::Proxied`], which has:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use mesh_core::body::Proxied;
+//! use tower::ServiceBuilder;
+//!
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! // Put mesh-retry's or mesh-policy's layers here, over a body with a `Default`.
+//! let client = ServiceBuilder::new()
+//!     .map_response(|res: http::Response<hyper::body::Incoming>| res.map(Proxied::from))
+//!     .service(client);
+//! # let _ = client;
+//! ```
+//!
+//! A handler of axum's that calls a service whose request body is
+//! [`body::BoxBody`] does not compile ("implementation of `Service` is not
+//! general enough"): rustc cannot prove its future `Send` for every
+//! lifetime of the `dyn Error` the type names. Give such a client a
+//! concrete request body (`Full<Bytes>`, `axum::body::Body`) instead.
 
 pub mod admin;
 pub mod body;
