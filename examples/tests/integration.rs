@@ -154,6 +154,7 @@ mod review_new_ops_signals;
 mod review_outbound_routes;
 mod review_reload_identity;
 mod review_reload_policy;
+mod review_routing_profiles;
 mod review_routing_split;
 mod review_views_routes;
 mod route_precedence;

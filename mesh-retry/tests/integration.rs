@@ -42,6 +42,7 @@ mod review_bodies;
 mod review_budget;
 mod review_config_errors;
 mod review_config_split;
+mod review_config_split_profiles;
 mod review_deadlines;
 mod review_gateway_backoff;
 mod review_path_bodies;

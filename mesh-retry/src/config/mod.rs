@@ -96,6 +96,19 @@
 //! only for its own namespace's clients. A route that names no namespace
 //! is in its client's, and applies to it.
 //!
+//! **A ServiceProfile in another namespace than its service's** (named
+//! by the service's full name, `emoji.emojivoto.svc.cluster.local`, in
+//! `web`) serves the clients of its own namespace alone, in place of the
+//! service's: Linkerd's destination controller looks a service's profile
+//! up in the client's namespace first, then in the service's, and never
+//! in a third. [`load`] reads, for a client anywhere, the profile in the
+//! service's namespace (or one written without a namespace);
+//! [`RetryResources::for_namespace`] serves a client whose namespace has
+//! a profile of the service that one: its routes, budget and
+//! `dstOverrides`, and no `TrafficSplit`, which linkerd-smi writes into
+//! the profile in the service's namespace alone. Two profiles of one
+//! service in two namespaces are two objects, not a duplicate.
+//!
 //! A service's **`GRPCRoute`s and `HTTPRoute`s are not ranked together.**
 //! The Gateway API forbids merging the two kinds, and for a mesh (GEP-1294)
 //! applies one kind of route to a Service, the `GRPCRoute`s when it has
@@ -168,7 +181,8 @@
 //! response condition that sets no field, which would otherwise hold for
 //! every request (or call every response, a `200` too, a failure). Two
 //! routes of one API group and kind with one namespace and name in one
-//! text are refused, as two ServiceProfiles for one service are: the
+//! text are refused, as two ServiceProfiles for one service in one
+//! namespace are: the
 //! cluster keeps one such object, the one applied last, and reading both
 //! would serve rules that are not in force together anywhere. Two such
 //! routes in two texts joined by [`RetryResources::merge`] are both
@@ -330,6 +344,30 @@ pub struct ServiceRetryPolicy {
     /// its backends replace the profile's `dstOverrides`
     /// ([`dst_overrides`](Self::dst_overrides)).
     split: Option<Arc<SplitSource>>,
+    /// The service's ServiceProfiles in other namespaces than its own,
+    /// each for the clients of its namespace alone
+    /// ([`for_namespace`](Self::for_namespace)).
+    client_profiles: Vec<ClientProfile>,
+}
+
+/// A ServiceProfile in another namespace than its service's. Linkerd's
+/// destination controller serves a client the profile of the service's
+/// name in the client's own namespace when there is one, else the one in
+/// the service's namespace (its primary and backup profile lookups), so
+/// such a profile is served to the clients of its namespace alone, in
+/// place of the service's own, and to no other client.
+#[derive(Clone, Debug)]
+struct ClientProfile {
+    /// The namespace whose clients it serves: its `metadata.namespace`.
+    namespace: String,
+    /// Where it was read.
+    source: Arc<ProfileSource>,
+    /// Its `retryBudget`, or the default.
+    budget: BudgetConfig,
+    /// Its routes, as [`ServiceRetryPolicy::routes`] would hold them.
+    routes: Vec<RouteRetryPolicy>,
+    /// Their origins, all [`Origin::Profile`].
+    origins: Vec<Origin>,
 }
 
 /// Where a ServiceProfile was read.
@@ -458,7 +496,45 @@ impl ServiceRetryPolicy {
             aside_warnings: Vec::new(),
             profile: None,
             split: None,
+            client_profiles: Vec::new(),
         }
+    }
+
+    /// The namespace whose clients alone the profile read into this
+    /// policy serves, when it is in another namespace than its service's
+    /// (see [`ClientProfile`]).
+    fn profile_clients(&self) -> Option<&str> {
+        let own = self.profile.as_deref()?.namespace.as_deref()?;
+        (self.namespace.as_deref() != Some(own)).then_some(own)
+    }
+
+    /// Serves the clients of `namespace` their own namespace's
+    /// ServiceProfile of the service in place of the service's, when
+    /// there is one ([`ClientProfile`]): its routes, budget and
+    /// `dstOverrides`, and no `TrafficSplit`, which linkerd-smi writes
+    /// into the profile in the service's namespace alone. Returns whether
+    /// it did, so that the order is to be worked out again.
+    fn apply_client_profile(&mut self, namespace: &str) -> bool {
+        let Some(client) = self
+            .client_profiles
+            .iter()
+            .rev()
+            .find(|p| p.namespace == namespace)
+            .cloned()
+        else {
+            return false;
+        };
+        let keep: Vec<bool> = (0..self.routes.len())
+            .map(|i| !matches!(self.origins.get(i), Some(Origin::Profile(_))))
+            .collect();
+        self.retain_routes(&keep);
+        self.origins.resize(self.routes.len(), Origin::Written);
+        self.routes.extend(client.routes);
+        self.origins.extend(client.origins);
+        self.budget = client.budget;
+        self.profile = Some(client.source);
+        self.split = None;
+        true
     }
 
     /// Every match of every route, in the order a request tries them: the
@@ -617,6 +693,8 @@ impl ServiceRetryPolicy {
         if other.split.is_some() {
             self.split = other.split;
         }
+        // Of two for one namespace, the later is served.
+        self.client_profiles.extend(other.client_profiles);
     }
 
     /// Whether any of the routes is a consumer route: one in another
@@ -645,10 +723,15 @@ impl ServiceRetryPolicy {
     /// made by hand to [`routes`](Self::routes) or
     /// [`redirects`](Self::redirects) since then is not in the selection.
     /// A service without consumer routes is served whole, as it is.
+    ///
+    /// A client whose namespace has a ServiceProfile of the service is
+    /// served that one in place of the service's, as Linkerd's
+    /// destination controller serves it (see the [module](self) docs).
     pub fn for_namespace(&self, namespace: &str) -> (Self, Vec<ConfigWarning>) {
         let Some(read) = &self.read else {
             let mut selected = self.clone();
-            if selected.apply_in(namespace) {
+            let placed = selected.apply_in(namespace);
+            if selected.apply_client_profile(namespace) || placed {
                 selected.rank();
             }
             return (selected, self.aside_warnings.clone());
@@ -662,6 +745,7 @@ impl ServiceRetryPolicy {
             })
             .collect();
         selected.retain_routes(&keep);
+        selected.apply_client_profile(namespace);
         let warnings = selected.set_aside_http_routes();
         selected.aside_warnings.clone_from(&warnings);
         selected.rank();
@@ -1455,10 +1539,14 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             }
             let profile = parsed.value;
             let (name, namespace) = profile.service();
-            if profiles
-                .iter()
-                .any(|p| p.name == name && p.namespace == namespace)
-            {
+            // One in another namespace than its service's serves that
+            // namespace's clients, beside the service's own (ClientProfile).
+            let clients = context
+                .namespace()
+                .filter(|own| namespace.as_deref() != Some(*own));
+            if profiles.iter().any(|p| {
+                p.name == name && p.namespace == namespace && p.profile_clients() == clients
+            }) {
                 return Err(context.error(
                     ResourceErrorKind::DuplicateName,
                     "metadata.name",
@@ -1537,6 +1625,16 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     }
     for profile in profiles {
         let service = loaded.service_mut(&profile.name, profile.namespace.as_deref());
+        if let (Some(clients), Some(source)) = (profile.profile_clients(), &profile.profile) {
+            service.client_profiles.push(ClientProfile {
+                namespace: clients.to_owned(),
+                source: source.clone(),
+                budget: profile.budget,
+                routes: profile.routes,
+                origins: profile.origins,
+            });
+            continue;
+        }
         service.budget = profile.budget;
         service.profile = profile.profile;
         let mut origins = profile.origins;
