@@ -53,7 +53,6 @@ use std::{
 
 use axum::{
     Json, Router,
-    error_handling::HandleErrorLayer,
     extract::{FromRequestParts, Path, State},
     http::{HeaderMap, Request, Response, StatusCode, request::Parts},
     routing::{get, post},
@@ -226,9 +225,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
 
     // The mesh around the router, outermost first. axum's `Router::layer`
-    // takes only services that cannot fail; `MetricsLayer`'s error type is
-    // `BoxError`, so `HandleErrorLayer` says what an error would become
-    // (the router's never fails, so none does). Authorization comes before
+    // takes only services that cannot fail; each of these layers fails as
+    // the service it wraps does, and the router never fails, so they take
+    // the router as it is. Authorization comes before
     // metrics, as in the sidecar and in Linkerd: an allowed request is
     // counted with the Server and authorization that let it in, a denied
     // one in the policy's `inbound_http_authz_deny_total`. `Router::layer`
@@ -243,9 +242,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     policy.reload(&[PolicySource::new("orders-policy.yaml", POLICY)])?;
     let mesh = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|e: BoxError| async move {
-            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        }))
         .layer(AuthorizeLayer::new(policy).with_port(PORT))
         .layer(MetricsLayer::inbound(&http).with_target_port(PORT))
         .layer(ClientIdLayer::new());

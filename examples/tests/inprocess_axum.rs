@@ -20,7 +20,6 @@ use std::{
 
 use axum::{
     Extension, Json, Router,
-    error_handling::HandleErrorLayer,
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
     routing::{get, post},
@@ -204,9 +203,6 @@ impl Mesh {
             .unwrap();
         let handled = Arc::new(AtomicUsize::new(0));
         let mesh = ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|e: BoxError| async move {
-                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-            }))
             .layer(AuthorizeLayer::new(policy).with_port(PORT))
             .layer(MetricsLayer::inbound(&http).with_target_port(PORT))
             .layer(ClientIdLayer::new());

@@ -104,6 +104,7 @@ mod log_env;
 mod log_plain;
 mod log_span;
 mod merge_chained;
+mod metrics_axum_layer;
 mod mtls;
 mod opaque;
 mod outbound_families;

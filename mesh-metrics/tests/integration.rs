@@ -13,6 +13,7 @@ mod errors_layer;
 mod errors_tunnel;
 mod exposition;
 mod golden_kinds;
+mod http_error_type;
 mod http_layer;
 mod http_review_counting;
 mod http_review_h2;

@@ -8,10 +8,9 @@ use std::{
 
 use http::Response;
 use http_body::Body;
-use mesh_core::error::BoxError;
 use pin_project_lite::pin_project;
 
-use super::{body::ResponseBody, recorder::Started};
+use super::{body::ResponseBody, error::AsDynError, recorder::Started};
 
 pin_project! {
     /// Waits for the inner service's response, records its head, and hands
@@ -35,9 +34,9 @@ impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
-    E: Into<BoxError>,
+    E: AsDynError,
 {
-    type Output = Result<Response<ResponseBody<B>>, BoxError>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -49,8 +48,7 @@ where
                 Ok(res.map(|body| ResponseBody::new(body, recorder)))
             }
             Err(error) => {
-                let error = error.into();
-                this.recorder.on_error(&*error);
+                this.recorder.on_error(error.as_dyn_error());
                 Err(error)
             }
         })

@@ -75,6 +75,7 @@
 //! ```
 
 mod body;
+mod error;
 pub mod future;
 mod layer;
 mod memo;
@@ -88,17 +89,21 @@ use std::{
 };
 
 use http::{Method, Request, Response};
-use mesh_core::error::{BoxError, is_grpc};
+use mesh_core::error::is_grpc;
 use tokio::time::Instant;
 use tower_service::Service;
 
-pub use self::{body::ResponseBody, layer::MetricsLayer, metrics::HttpMetrics};
+pub use self::{body::ResponseBody, error::AsDynError, layer::MetricsLayer, metrics::HttpMetrics};
 use self::{
     memo::Targets,
     recorder::{BodyRule, Started},
 };
 
 /// The service [`MetricsLayer`] makes. See the [module docs](self).
+///
+/// It fails as the service it wraps fails, with the same error
+/// ([`AsDynError`] reads it for the metrics), so a service that cannot
+/// fail, such as the one axum's `Router::layer` wraps, still cannot.
 #[derive(Clone, Debug)]
 pub struct Metrics<S> {
     inner: S,
@@ -114,15 +119,15 @@ impl<S> Metrics<S> {
 impl<S, ReqB, ResB> Service<Request<ReqB>> for Metrics<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: Into<BoxError>,
+    S::Error: AsDynError,
     ResB: http_body::Body,
 {
     type Response = Response<ResponseBody<ResB>>;
-    type Error = BoxError;
+    type Error = S::Error;
     type Future = future::ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {

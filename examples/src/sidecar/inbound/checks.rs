@@ -22,7 +22,6 @@
 
 use std::{
     borrow::Cow,
-    convert::Infallible,
     future::{Ready, ready},
     marker::PhantomData,
     task::{Context, Poll},
@@ -31,7 +30,7 @@ use std::{
 use futures_util::future::Either;
 use http::{Request, Response, Uri, uri::PathAndQuery};
 use mesh_core::{
-    error::{ProxyErrorKind, is_grpc},
+    error::{BoxError, ProxyErrorKind, is_grpc},
     route::normalize_path,
 };
 use tower::{Layer, Service};
@@ -158,12 +157,14 @@ impl<RB> Clone for Refuse<RB> {
     }
 }
 
+/// It never fails, but its error is the one of the application's stack it
+/// stands beside in [`RequestChecks`], which takes one error type for both.
 impl<B, RB: Default> Service<Request<B>> for Refuse<RB> {
     type Response = Response<RB>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<RB>, Infallible>>;
+    type Error = BoxError;
+    type Future = Ready<Result<Response<RB>, BoxError>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
@@ -181,6 +182,8 @@ impl<B, RB: Default> Service<Request<B>> for Refuse<RB> {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
     use http::{StatusCode, header};
     use tower::{ServiceExt, service_fn};
 
