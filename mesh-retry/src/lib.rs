@@ -59,7 +59,7 @@
 //! service at a fraction of the cost per request (see [`stack`]), and is
 //! what [`RouteRetryPolicy::layer`] builds. The layers are composed by
 //! hand here (besides this crate, the example uses
-//! `cargo add mesh-core tower http prometheus-client` and
+//! `cargo add mesh-core tower http` and
 //! `cargo add tokio --features full`):
 //!
 //! ```
@@ -87,7 +87,7 @@
 //!     }
 //! });
 //!
-//! let mut registry = prometheus_client::registry::Registry::default();
+//! let mut registry = mesh_retry::prometheus_client::registry::Registry::default();
 //! let metrics = RetryMetrics::register(&mut registry);
 //! let budget = Arc::new(Budget::default()); // share it across services
 //! let timeouts = Timeouts {
@@ -138,6 +138,10 @@ pub use self::{
     stack::{RouteStack, RouteStackLayer},
     timeout::{AttemptTimeout, AttemptTimeoutLayer, RequestTimeout, RequestTimeoutLayer, Timeouts},
 };
+
+/// The prometheus-client this crate registers its metrics into, so that
+/// a caller names the same `Registry` without a version of its own.
+pub use prometheus_client;
 
 /// The README's examples, compiled as doctests so that they keep up with the
 /// crate.

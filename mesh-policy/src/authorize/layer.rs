@@ -12,7 +12,11 @@ pub struct AuthorizeLayer {
 }
 
 impl AuthorizeLayer {
-    /// Authorizes against the policy in `store`.
+    /// Authorizes against the policy in `store`, by the port each request's
+    /// connection was accepted on. In process, where that is the
+    /// listener's own port, give [`with_port`](Self::with_port) the port
+    /// your Servers select: a port no Server covers falls to the default
+    /// policy (`all-unauthenticated` unless configured otherwise).
     pub fn new(store: PolicyStore) -> Self {
         Self {
             store,
