@@ -21,6 +21,7 @@ mod connect_names_credentials;
 mod connect_timeout;
 mod hs_connect_source;
 mod hs_trust_domain;
+mod https_plaintext_refused;
 mod identity_info;
 mod io_trust_domains;
 mod kx_groups;

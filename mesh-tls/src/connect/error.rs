@@ -14,7 +14,8 @@ use crate::{
 /// fails the connection. The ones met in the handshake name the server
 /// ([`ExpectedServer`]: its address and the identity it was to prove), and
 /// a connect that failed, that had no usable local credentials to
-/// present, or whose host is no TLS server name, names its target
+/// present, whose host is no TLS server name, or that would have sent an
+/// `https` URI in plaintext, names its target
 /// ([`ConnectTarget`]: the authority dialled, and the identity expected of
 /// an `mtls` target), so
 /// that a log line or a caller can tell which upstream failed; what went
@@ -62,6 +63,20 @@ pub enum ConnectError {
         target: ConnectTarget,
         /// Why the host is no server name.
         error: rustls_pki_types::InvalidDnsNameError,
+    },
+    /// The URI's scheme is `https` but its target is reached in plaintext
+    /// (an [`OutboundTls::Plaintext`](crate::OutboundTls::Plaintext)
+    /// target, not reached at an `mtls` target's address). An `https` URI
+    /// asks for an encrypted connection, and its request may carry
+    /// credentials its sender means to keep off the wire; sent in
+    /// plaintext, they would travel in the clear to whoever holds the
+    /// port. So the connection fails before a byte of the request is
+    /// written. hyper-util's own `HttpConnector` refuses an `https` URI
+    /// too, unless told to pass it on to a TLS layer above, which this
+    /// connector is.
+    HttpsInPlaintext {
+        /// What the connection was for: the authority of the `https` URI.
+        target: ConnectTarget,
     },
     /// The server's certificate chains to the trust bundle but names
     /// another identity than the one configured for the target. The
@@ -119,8 +134,9 @@ pub struct ExpectedServer {
 
 /// What a connection that could not be made was for, as
 /// [`ConnectError::Connect`], [`ConnectError::NoCredentials`],
-/// [`ConnectError::CredentialsUnusable`] and
-/// [`ConnectError::InvalidServerName`] name it.
+/// [`ConnectError::CredentialsUnusable`],
+/// [`ConnectError::InvalidServerName`] and
+/// [`ConnectError::HttpsInPlaintext`] name it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectTarget {
@@ -152,7 +168,8 @@ impl ConnectError {
     }
 
     /// What a connection that could not be made, had no usable local
-    /// credentials, or had no server name to send, was for; `None` for an
+    /// credentials, had no server name to send, or was refused for an
+    /// `https` URI in plaintext, was for; `None` for an
     /// error met in the handshake ([`server`](Self::server) names its
     /// server).
     pub fn target(&self) -> Option<&ConnectTarget> {
@@ -160,7 +177,8 @@ impl ConnectError {
             Self::Connect { target, .. }
             | Self::NoCredentials { target }
             | Self::CredentialsUnusable { target, .. }
-            | Self::InvalidServerName { target, .. } => Some(target),
+            | Self::InvalidServerName { target, .. }
+            | Self::HttpsInPlaintext { target } => Some(target),
             _ => None,
         }
     }
@@ -258,6 +276,13 @@ impl fmt::Display for ConnectError {
                     write!(f, " (expecting {identity})")?;
                 }
                 Ok(())
+            }
+            Self::HttpsInPlaintext { target } => {
+                f.write_str("refused to send https://")?;
+                if let Some(authority) = &target.authority {
+                    f.write_str(authority.as_str())?;
+                }
+                f.write_str(" in plaintext: the target is not reached over mutual tls")
             }
             Self::IdentityMismatch { server, .. }
             | Self::NoAnchorOfTrustDomain { server, .. }

@@ -48,6 +48,9 @@ enum State<F, T> {
     Checking {
         connect: F,
         authority: Option<Authority>,
+        /// Whether the URI is `https`: refused unless the connection
+        /// reached an `mtls` target.
+        https: bool,
         shared: Arc<Shared>,
     },
     Connecting {
@@ -247,12 +250,14 @@ impl<F, T> ConnectFuture<F, T> {
     pub(super) fn plaintext_unless_mtls(
         connect: F,
         authority: Option<Authority>,
+        https: bool,
         shared: &Arc<Shared>,
     ) -> Self {
         Self {
             state: State::Checking {
                 connect,
                 authority,
+                https,
                 shared: shared.clone(),
             },
         }
@@ -297,6 +302,7 @@ where
                 State::Checking {
                     connect,
                     authority,
+                    https,
                     shared,
                 } => {
                     let io = match ready!(Pin::new(connect).poll(cx)) {
@@ -320,8 +326,15 @@ where
                         }
                     });
                     let Some((peer, identity, config, server_name)) = reached else {
+                        let result = if *https {
+                            // Dropping the connection closes it unwritten.
+                            let target = ConnectTarget::new(authority.take(), None);
+                            Err(ConnectError::HttpsInPlaintext { target })
+                        } else {
+                            Ok(ClientIo::plain(io))
+                        };
                         this.state = State::Done;
-                        return Poll::Ready(Ok(ClientIo::plain(io)));
+                        return Poll::Ready(result);
                     };
                     let server_name =
                         server_name.unwrap_or_else(|| ServerName::IpAddress(peer.ip().into()));

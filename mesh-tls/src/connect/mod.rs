@@ -23,7 +23,10 @@
 //! for: the authority dialled and, for an `mtls` target, the identity
 //! expected ([`ConnectError::target`]). So a log line tells which
 //! upstream failed. Targets outside the mesh are configured
-//! [`OutboundTls::Plaintext`] explicitly. Connections carry a
+//! [`OutboundTls::Plaintext`] explicitly. Such a target is reached by
+//! `http` URIs alone: an `https` URI asks for encryption the target does
+//! not get, and fails to connect ([`ConnectError::HttpsInPlaintext`]) rather
+//! than be sent in the clear. Connections carry a
 //! [`ServerTls`] into each response's extensions, and are retired from the
 //! pool before their certificates go stale (see [`crate::retire`]).
 //!
@@ -210,7 +213,14 @@ pub(crate) enum Route {
 
 impl TlsConnector {
     /// A connector over TCP, set up as `client` describes (connect timeout,
-    /// `TCP_NODELAY`), accepting both `http` and `https` URIs.
+    /// `TCP_NODELAY`).
+    ///
+    /// It takes `http` and `https` URIs alike, and the target, not the
+    /// scheme, decides how a connection is made: an `mtls` target gets
+    /// mutual TLS whatever the scheme. An `https` URI whose target is
+    /// reached in plaintext fails to connect
+    /// ([`ConnectError::HttpsInPlaintext`]) rather than send in the clear
+    /// a request meant to be encrypted; an `http` URI goes in plaintext.
     ///
     /// # Errors
     ///
@@ -336,12 +346,21 @@ where
         let authority = uri.authority().cloned();
         let (identity, tls, server_name) = match route {
             Route::Plaintext if self.shared.mtls_endpoints.is_empty() => {
+                if is_https(&uri) {
+                    let target = ConnectTarget::new(authority, None);
+                    return ConnectFuture::failed(ConnectError::HttpsInPlaintext { target });
+                }
                 return ConnectFuture::plaintext(self.inner.call(uri), authority);
             }
             Route::Plaintext => {
+                // An `https` URI may still reach an `mtls` target's
+                // address, and get mutual TLS; one that reaches none is
+                // refused once connected, before a byte is written.
+                let https = is_https(&uri);
                 return ConnectFuture::plaintext_unless_mtls(
                     self.inner.call(uri),
                     authority,
+                    https,
                     &self.shared,
                 );
             }
@@ -386,6 +405,14 @@ where
             Err(e) => ConnectFuture::failed(e),
         }
     }
+}
+
+/// Whether `uri` asks for an encrypted connection, which a target reached
+/// in plaintext refuses ([`ConnectError::HttpsInPlaintext`]). The scheme
+/// compares without case, as it does wherever the connector reads it.
+fn is_https(uri: &Uri) -> bool {
+    uri.scheme_str()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https"))
 }
 
 /// The TLS server name (SNI) for a target whose expected identity is

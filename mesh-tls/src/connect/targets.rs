@@ -11,7 +11,9 @@ use mesh_core::Identity;
 pub enum OutboundTls {
     /// Mutual TLS, and the server must prove this identity. Fails closed.
     Mtls(Identity),
-    /// Plaintext, for targets outside the mesh.
+    /// Plaintext, for targets outside the mesh. Only `http` URIs reach
+    /// such a target: an `https` one fails to connect
+    /// ([`ConnectError::HttpsInPlaintext`](super::ConnectError::HttpsInPlaintext)).
     Plaintext,
 }
 
