@@ -45,6 +45,22 @@ fn next_hop<B: Send + 'static>() -> (
     )
 }
 
+/// Sends a request through `svc`, in front of the [`next_hop`] that
+/// records into `seen`: it must be answered, not refused as expired by the
+/// next hop, and reach the application with `mesh-deadline: 1`.
+async fn reaches_with_a_millisecond<S, B>(svc: S, seen: &Mutex<Vec<Option<HeaderValue>>>)
+where
+    S: Service<Request<BoxBody>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let res = svc
+        .oneshot(Request::get("/").body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "not refused as expired by the next hop");
+    assert_eq!(*seen.lock().unwrap(), [Some(HeaderValue::from_static("1"))]);
+}
+
 #[test]
 fn less_than_a_millisecond_is_written_as_one_and_none_as_zero() {
     for (left, written) in [
@@ -70,12 +86,7 @@ async fn a_request_timeout_with_half_a_millisecond_left_reaches_the_upstream() {
         ..Timeouts::default()
     };
     let svc = RequestTimeoutLayer::new(timeouts).layer(hop);
-    let res = svc
-        .oneshot(Request::get("/").body(empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "not refused as expired by the next hop");
-    assert_eq!(*seen.lock().unwrap(), [Some(HeaderValue::from_static("1"))]);
+    reaches_with_a_millisecond(svc, &seen).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -86,12 +97,7 @@ async fn a_per_try_timeout_under_a_millisecond_reaches_the_upstream() {
         ..Timeouts::default()
     };
     let svc = AttemptTimeoutLayer::new(timeouts).layer(hop);
-    let res = svc
-        .oneshot(Request::get("/").body(empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(*seen.lock().unwrap(), [Some(HeaderValue::from_static("1"))]);
+    reaches_with_a_millisecond(svc, &seen).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -107,12 +113,7 @@ async fn the_route_stack_with_half_a_millisecond_left_reaches_the_upstream() {
         Arc::new(Budget::default()),
     )
     .layer(hop);
-    let res = svc
-        .oneshot(Request::get("/").body(empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(*seen.lock().unwrap(), [Some(HeaderValue::from_static("1"))]);
+    reaches_with_a_millisecond(svc, &seen).await;
 }
 
 #[tokio::test(start_paused = true)]
