@@ -27,7 +27,10 @@
 //!   `strict` or `disabled` ([`InboundMode`]).
 //! - [`TlsConnector`]: the client's connector. It opens mutual TLS to
 //!   targets configured [`OutboundTls::Mtls`] with an expected identity
-//!   (failing closed) and plaintext to the others, and, with its
+//!   (failing closed) and plaintext to the others (an `https` URI to one
+//!   of those fails to connect,
+//!   [`ConnectError::HttpsInPlaintext`],
+//!   rather than go out in the clear), and, with its
 //!   [`RetireLayer`], retires pooled connections before their certificates
 //!   go stale ([`retire`]).
 //! - [`ca`]: a trust anchor, an issuer and workload certificates, as files
