@@ -123,14 +123,21 @@ fn a_bad_field_is_refused_at_its_entry_and_line() {
             "v1alpha2",
             "{service: emoji, weight: 500m}",
             "weight",
-            "not a whole number",
+            "is a string, not a number",
             ResourceErrorKind::InvalidValue,
         ),
         (
             "v1alpha2",
-            "{service: emoji, weight: 1.5}",
+            "{service: emoji, weight: '3'}",
             "weight",
-            "not a whole number",
+            "write it unquoted (weight: 3)",
+            ResourceErrorKind::InvalidValue,
+        ),
+        (
+            "v1alpha2",
+            "{service: emoji, weight: -1.5}",
+            "weight",
+            "is negative",
             ResourceErrorKind::InvalidValue,
         ),
         (
@@ -205,6 +212,14 @@ fn a_bad_field_is_refused_at_its_entry_and_line() {
         );
         assert_eq!(err.kind(), kind, "{entry}: {err}");
     }
+    // A v1alpha2 weight is a number, whole or not, as linkerd-smi's CRD
+    // types it; its adaptor reads 1.5 as the quantity 1500m.
+    let text = split(
+        "v1alpha2",
+        "fraction",
+        &["{service: emoji-v2, weight: 1.5}"],
+    );
+    assert_eq!(overrides(&text), [share("emoji-v2", 15_000)]);
     // The apex, at its own line.
     let text = split("v1alpha2", "bad", &["{service: emoji-v2, weight: 1}"])
         .replace("service: emoji\n", "service: Emoji\n");

@@ -19,9 +19,11 @@
 //!   stored `v1alpha1` object, whose weight is a Kubernetes quantity
 //!   (`1`, `500m`), and copies it into the override: so a `v1alpha1`
 //!   weight is read as a `dstOverrides` weight is ([`DstWeight`]). The
-//!   CRD also serves `v1alpha2`, without conversion, whose weight is a
-//!   whole number (`3`): the same quantity once stored. A `v1alpha2`
-//!   weight written otherwise (`500m`, `1.5`) is refused.
+//!   CRD also serves `v1alpha2`, without conversion, whose weight the
+//!   CRD types as a number (`3`, `1.5`): stored as `v1alpha1`, the
+//!   adaptor reads it as the quantity of the same digits (`1.5` is
+//!   `1500m`). A `v1alpha2` weight written as a string (`'3'`, `500m`),
+//!   which the API server refuses, is refused.
 //! - A backend of weight 0 gets nothing; with none above 0 the service is
 //!   not split, as with `dstOverrides`.
 //! - linkerd-smi overwrites the profile's own `dstOverrides` with the
@@ -184,30 +186,43 @@ impl Visitor<'_> for SplitWeightVisitor {
 
 impl SplitWeight {
     /// The weight in ten-thousandths, as the adaptor carries it into a
-    /// `dstOverrides` entry: a quantity for `v1alpha1`, a whole number
-    /// for `v1alpha2`. `Err` says what is wrong.
+    /// `dstOverrides` entry: the quantity of the stored `v1alpha1`
+    /// object. `Err` says what is wrong.
+    ///
+    /// A `v1alpha1` weight is a whole number or a string, as the CRD's
+    /// `x-kubernetes-int-or-string` takes it, read as a quantity (`500m`).
+    /// A `v1alpha2` weight is a number, as the CRD's `type: number` takes
+    /// it, whole or not (`3`, `1.5`); the API server stores the object as
+    /// `v1alpha1` without conversion, and the adaptor reads the number
+    /// written there as the quantity of the same digits, `1.5` as `1500m`.
     fn read(&self, v1alpha2: bool) -> Result<DstWeight, String> {
-        let as_quantity = |weight: &Self| {
-            let read = match weight {
-                Self::Integer(n) => DstWeight::deserialize(n.to_string().into_deserializer()),
-                Self::Number(n) => DstWeight::deserialize((*n).into_deserializer()),
-                Self::Text(text) => DstWeight::deserialize(text.as_str().into_deserializer()),
-            };
-            read.map_err(|e: de::value::Error| e.to_string())
+        let quantity = |text: &str| {
+            DstWeight::deserialize(text.into_deserializer())
+                .map_err(|e: de::value::Error| e.to_string())
         };
         match self {
-            _ if !v1alpha2 => as_quantity(self),
-            Self::Integer(_) => as_quantity(self),
+            Self::Integer(n) => quantity(&n.to_string()),
+            Self::Text(text) if !v1alpha2 => quantity(text),
+            // A fraction written as a YAML number: the v1alpha1 schema
+            // refuses it, and the quantity's reader says so.
+            Self::Number(n) if !v1alpha2 => DstWeight::deserialize((*n).into_deserializer())
+                .map_err(|e: de::value::Error| e.to_string()),
+            // As the JSON number the API server stores: its shortest
+            // digits, which Kubernetes reads as a quantity.
+            Self::Number(n) if n.is_finite() => quantity(&n.to_string()),
+            Self::Number(_) => Err(format!(
+                "weight {self} is not a number the API server stores, such as 3 or 1.5"
+            )),
             // The CRD's v1alpha2 schema takes a number, and the API
             // server refuses a string: `'3'` is not read as 3.
-            Self::Text(text) => Err(format!(
-                "weight {self} is a string, not a whole number, which \
-                 split.smi-spec.io/v1alpha2 takes: write it unquoted (weight: {text}), or use \
-                 v1alpha1, which takes a quantity such as 500m"
+            Self::Text(text) if text.parse::<f64>().is_ok_and(f64::is_finite) => Err(format!(
+                "weight {self} is a string, not a number, which split.smi-spec.io/v1alpha2 \
+                 takes: write it unquoted (weight: {text}), or use v1alpha1, which takes a \
+                 quantity such as 500m"
             )),
-            Self::Number(_) => Err(format!(
-                "weight {self} is not a whole number, which split.smi-spec.io/v1alpha2 takes \
-                 (such as 3); v1alpha1 takes a quantity, such as 500m"
+            Self::Text(_) => Err(format!(
+                "weight {self} is a string, not a number, which split.smi-spec.io/v1alpha2 \
+                 takes (such as 3 or 1.5); v1alpha1 takes a quantity, such as 500m"
             )),
         }
     }
@@ -318,6 +333,10 @@ mod tests {
         assert_eq!(v1(SplitWeight::Text("1.5".into())), Ok(15_000));
         assert_eq!(v2(SplitWeight::Integer(3)), Ok(30_000));
         assert_eq!(v2(SplitWeight::Integer(0)), Ok(0));
+        // A fractional number, as the adaptor reads the stored object.
+        assert_eq!(v2(SplitWeight::Number(1.5)), Ok(15_000));
+        assert_eq!(v2(SplitWeight::Number(0.0001)), Ok(10));
+        assert_eq!(v2(SplitWeight::Number(2.0)), Ok(20_000));
         for (weight, says) in [
             (SplitWeight::Integer(-1), "negative"),
             (SplitWeight::Integer(500_000), "429496.729"),
@@ -327,9 +346,18 @@ mod tests {
             let error = v1(weight.clone()).unwrap_err();
             assert!(error.contains(says), "{weight}: {error}");
         }
-        for weight in [SplitWeight::Text("500m".into()), SplitWeight::Number(1.5)] {
+        for (weight, says) in [
+            (SplitWeight::Text("500m".into()), "not a number"),
+            (
+                SplitWeight::Text("1.5".into()),
+                "write it unquoted (weight: 1.5)",
+            ),
+            (SplitWeight::Number(-1.5), "negative"),
+            (SplitWeight::Number(1e300), "429496.729"),
+            (SplitWeight::Number(f64::NAN), "not a number"),
+        ] {
             let error = v2(weight.clone()).unwrap_err();
-            assert!(error.contains("not a whole number"), "{weight}: {error}");
+            assert!(error.contains(says), "{weight}: {error}");
         }
         assert!(
             v2(SplitWeight::Integer(-2))
