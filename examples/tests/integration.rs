@@ -180,6 +180,7 @@ mod tap;
 mod tap_shutdown;
 mod tcp_metrics_loopback;
 mod test_binaries;
+mod trace_axum_layer;
 mod tracing;
 mod traffic_split;
 mod views_kinds;

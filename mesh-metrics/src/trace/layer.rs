@@ -8,7 +8,6 @@ use std::{
 
 use http::{Request, Response};
 use http_body::Body;
-use mesh_core::error::BoxError;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -21,6 +20,7 @@ use super::{
     span::SpanKind,
     tracestate,
 };
+use crate::http::AsDynError;
 
 /// Joins the traces requests carry, and reports the proxy's spans to a
 /// [`Tracer`]; without one, does nothing. See the [module docs](super).
@@ -63,6 +63,11 @@ impl<S> Layer<S> for TraceLayer {
 }
 
 /// A service whose requests join their traces. See [`TraceLayer`].
+///
+/// It fails as the service it wraps fails, with the same error
+/// ([`AsDynError`] reads it for the span's `error.type`), so a service
+/// that cannot fail, such as the one axum's `Router::layer` wraps, still
+/// cannot.
 #[derive(Clone, Debug)]
 pub struct TraceService<S> {
     inner: S,
@@ -73,15 +78,15 @@ pub struct TraceService<S> {
 impl<S, B, RB> Service<Request<B>> for TraceService<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
-    S::Error: Into<BoxError>,
+    S::Error: AsDynError,
     RB: Body,
 {
     type Response = Response<TraceBody<RB>>;
-    type Error = BoxError;
+    type Error = S::Error;
     type Future = TraceFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
@@ -137,14 +142,14 @@ pin_project! {
 impl<F, RB, E> Future for TraceFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
-    E: Into<BoxError>,
+    E: AsDynError,
     RB: Body,
 {
-    type Output = Result<Response<TraceBody<RB>>, BoxError>;
+    type Output = Result<Response<TraceBody<RB>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx)).map_err(Into::into);
+        let result = ready!(this.inner.poll(cx));
         let open = this.open.take();
         Poll::Ready(match result {
             Ok(res) => {
@@ -160,7 +165,7 @@ where
             }
             Err(error) => {
                 if let Some(open) = open {
-                    open.fail(&*error);
+                    open.fail(error.as_dyn_error());
                 }
                 Err(error)
             }

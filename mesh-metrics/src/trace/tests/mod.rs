@@ -264,6 +264,35 @@ async fn a_failed_request_names_its_error_as_opentelemetry_does() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failure_is_passed_on_as_the_inner_service_failed_and_named_in_the_span() {
+    let (tracer, mut exporter) = tracer();
+    let inner = service_fn(|_: Request<()>| async {
+        Err::<Response<Empty<Bytes>>, _>(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "too slow",
+        ))
+    });
+    let svc = TraceLayer::outbound(Some(tracer)).layer(inner);
+    let traceparent = format!("00-{TRACE}-{CALLER}-01");
+    let error: std::io::Error = svc.oneshot(request(Some(&traceparent))).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    let span = queued(&mut exporter).pop().unwrap();
+    assert_eq!(
+        attr(&span, "error.type"),
+        Some(&Attr::Str("timeout".into()))
+    );
+    assert_eq!(span.error.as_deref(), Some("too slow"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_cannot_fail_still_cannot() {
+    let (tracer, _exporter) = tracer();
+    let svc = TraceLayer::inbound(Some(tracer)).layer(app(StatusCode::OK));
+    let res: Result<_, Infallible> = svc.oneshot(request(None)).await;
+    assert_eq!(res.map(|res| res.status()).ok(), Some(StatusCode::OK));
+}
+
+#[tokio::test(start_paused = true)]
 async fn userinfo_in_the_authority_is_never_reported() {
     let (tracer, mut exporter) = tracer();
     let svc = TraceLayer::outbound(Some(tracer)).layer(app(StatusCode::OK));
