@@ -20,6 +20,7 @@ mod config_dst_overrides;
 mod config_duplicates;
 mod config_hostnames;
 mod config_profile_conditions;
+mod config_profile_duplicates;
 mod config_profile_names;
 mod config_ranges;
 mod config_traffic_split;

@@ -107,7 +107,8 @@
 //! a profile of the service that one: its routes, budget and
 //! `dstOverrides`, and no `TrafficSplit`, which linkerd-smi writes into
 //! the profile in the service's namespace alone. Two profiles of one
-//! service in two namespaces are two objects, not a duplicate.
+//! service in two namespaces are two objects, not a duplicate; two in
+//! one namespace are, wherever that namespace is (below).
 //!
 //! A service's **`GRPCRoute`s and `HTTPRoute`s are not ranked together.**
 //! The Gateway API forbids merging the two kinds, and for a mesh (GEP-1294)
@@ -187,7 +188,9 @@
 //! would serve rules that are not in force together anywhere. Two such
 //! routes in two texts joined by [`RetryResources::merge`] are both
 //! served, and the second is named in a [`ConfigWarning`]; so are two
-//! ServiceProfiles for one service.
+//! ServiceProfiles for one service in one namespace, the service's or a
+//! client's (the later of two in a client's namespace is served to its
+//! clients in place of the earlier).
 //!
 //! ```text
 //! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10
@@ -1153,7 +1156,8 @@ impl RetryResources {
     /// a cluster keeps one such object, the one applied last, while both
     /// are served here, as [`load`] refuses two in one text. So is a
     /// ServiceProfile of `other` for a service that has one from another
-    /// text.
+    /// text in the same namespace: the service's, or a client's, whose
+    /// clients are then served the later in place of the earlier.
     pub fn merge(&mut self, other: Self) {
         let known = route_objects(&self.services);
         for (key, source) in route_objects(&other.services) {
@@ -1195,6 +1199,22 @@ impl RetryResources {
                         _ => None,
                     };
                     self.warnings.extend(second);
+                    // Of two for one client namespace, the later is
+                    // served in place of the earlier, as for the service's
+                    // own: say so, naming both.
+                    for client in &service.client_profiles {
+                        let first = known.client_profiles.iter().rev().find(|p| {
+                            p.namespace == client.namespace
+                                && p.source.origin != client.source.origin
+                        });
+                        if let Some(first) = first {
+                            self.warnings.push(second_client_profile(
+                                &service,
+                                &first.source,
+                                &client.source,
+                            ));
+                        }
+                    }
                     let aside = known.merge_warning(service);
                     self.warnings.extend(aside);
                 }
@@ -1317,6 +1337,28 @@ fn second_profile(
              budget of this one",
             service.name, first.origin, first.document
         ),
+    }
+}
+
+/// The warning for a second ServiceProfile, `second`, of `service` in the
+/// namespace of its clients, another than the service's, after `first` in
+/// another text: Linkerd's destination controller serves those clients
+/// one, and here the later replaces the earlier, routes and all.
+fn second_client_profile(
+    service: &ServiceRetryPolicy,
+    first: &ProfileSource,
+    second: &ProfileSource,
+) -> ConfigWarning {
+    ConfigWarning {
+        message: format!(
+            "a second ServiceProfile for service {} in namespace {}, after {}: the cluster \
+             keeps one, the one applied last, and this one, read last, is served to the \
+             clients of that namespace in place of the other",
+            service.name,
+            second.namespace.as_deref().unwrap_or_default(),
+            first.named()
+        ),
+        ..second_profile(service, first, second)
     }
 }
 
@@ -1544,13 +1586,24 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             let clients = context
                 .namespace()
                 .filter(|own| namespace.as_deref() != Some(*own));
-            if profiles.iter().any(|p| {
+            let first = profiles.iter().find(|p| {
                 p.name == name && p.namespace == namespace && p.profile_clients() == clients
-            }) {
+            });
+            if let Some(first) = first.and_then(|p| p.profile.as_deref()) {
+                let whose = match clients {
+                    Some(clients) => format!(" for the clients of namespace {clients}"),
+                    None => String::new(),
+                };
                 return Err(context.error(
                     ResourceErrorKind::DuplicateName,
                     "metadata.name",
-                    format!("a second ServiceProfile for service {name}"),
+                    format!(
+                        "a second ServiceProfile for service {name}{whose} in this text, after \
+                         {}: Linkerd serves a client one profile of a service, the one applied \
+                         last, and reading both would serve routes that are not in force \
+                         together anywhere; keep one",
+                        first.named()
+                    ),
                 ));
             }
             let mut service = ServiceRetryPolicy::new(name, namespace);
