@@ -4,60 +4,25 @@
 //! views measured over a window, say which target did not answer and why.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{
-    num::NonZeroUsize,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{num::NonZeroUsize, time::Duration};
 
-use crate::support::refused::refused_addr;
+use crate::support::{admin_stub::admin_serving, refused::refused_addr};
 use mesh_metrics::query::{Format, Target, edges, routes, stat, top};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
 
 /// An admin server whose inbound route `get` has answered 10 more
 /// requests, one in ten a failure, at each scrape; returns its address.
 async fn admin() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let scrapes = Arc::new(AtomicU64::new(0));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let n = scrapes.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0; 1];
-                    if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let body = format!(
-                    "response_total{{direction=\"inbound\",srv_name=\"web-http\",route_name=\"get\",\
-                     classification=\"success\"}} {}\n\
-                     response_total{{direction=\"inbound\",srv_name=\"web-http\",route_name=\"get\",\
-                     classification=\"failure\"}} {}\n# EOF\n",
-                    9 * n,
-                    n,
-                );
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tcp.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    addr.to_string()
+    admin_serving(|n| {
+        format!(
+            "response_total{{direction=\"inbound\",srv_name=\"web-http\",route_name=\"get\",\
+             classification=\"success\"}} {}\n\
+             response_total{{direction=\"inbound\",srv_name=\"web-http\",route_name=\"get\",\
+             classification=\"failure\"}} {}\n# EOF\n",
+            9 * n,
+            n,
+        )
+    })
+    .await
 }
 
 #[tokio::test]

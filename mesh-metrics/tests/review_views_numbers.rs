@@ -3,52 +3,17 @@
 //! a label written empty read as Prometheus reads it, as no label.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
+use crate::support::admin_stub::{admin_serving, read_head};
 use mesh_metrics::query::{Format, Target, routes, stat};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use tokio::{io::AsyncWriteExt, net::TcpListener};
 
 /// An admin server whose n-th scrape is answered with `bodies[n]`, the
 /// last one for every scrape after; returns its address.
 async fn admin(bodies: &[&str]) -> String {
-    let bodies: Arc<Vec<String>> = Arc::new(bodies.iter().map(|b| (*b).to_owned()).collect());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let scrapes = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let n = scrapes.fetch_add(1, Ordering::Relaxed);
-            let body = bodies[n.min(bodies.len() - 1)].clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0; 1];
-                    if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tcp.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    addr.to_string()
+    let bodies: Vec<String> = bodies.iter().map(|b| (*b).to_owned()).collect();
+    admin_serving(move |n| bodies[n.min(bodies.len() - 1)].clone()).await
 }
 
 /// Three inbound responses in the window: one at or under `low` ms, two
@@ -222,13 +187,8 @@ async fn an_openmetrics_body_cut_short_is_refused_rather_than_read_as_counts() {
             "response_total{direction=\"inbound\",classification=\"success\"} 12",
         ] {
             let (mut tcp, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            while !head.ends_with(b"\r\n\r\n") {
-                let mut byte = [0; 1];
-                if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                head.push(byte[0]);
+            if !read_head(&mut tcp).await {
+                return;
             }
             let answer = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; \
