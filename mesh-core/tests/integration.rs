@@ -14,6 +14,7 @@ mod support {
     pub(crate) mod header_echo;
     pub(crate) mod log_capture;
     pub(crate) mod orig_proto;
+    pub(crate) mod paused_clock;
     pub(crate) mod proxy;
     pub(crate) mod queue;
     pub(crate) mod refused;

@@ -11,7 +11,9 @@
 //! `stream_idle.rs`); a step that must move bytes runs in real time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use crate::support::paused_clock::{about, in_real_time};
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -104,26 +106,6 @@ async fn get(send: &mut h2::client::SendRequest<Bytes>) -> h2::RecvStream {
     let res = res.await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     res.into_body()
-}
-
-/// Runs `step` with the clock going, and pauses it again. A step that
-/// takes ten seconds waits for something that will not come.
-async fn in_real_time<F: Future>(step: F) -> F::Output {
-    tokio::time::resume();
-    let out = tokio::time::timeout(Duration::from_secs(10), step)
-        .await
-        .expect("the step did not end");
-    tokio::time::pause();
-    out
-}
-
-/// `lasted` is `expected`, give or take the real time the steps took.
-fn about(lasted: Duration, expected: Duration) {
-    let slack = Duration::from_secs(2);
-    assert!(
-        lasted + slack >= expected && lasted <= expected + slack,
-        "{lasted:?}, not {expected:?}"
-    );
 }
 
 /// A client that grants `window` bytes and never opens its window: the

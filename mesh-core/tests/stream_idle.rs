@@ -9,7 +9,9 @@
 //! data, and then the clock is paused again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use crate::support::paused_clock::in_real_time;
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -99,17 +101,6 @@ async fn server(
         drop(trigger);
     });
     (addr, got)
-}
-
-/// Runs `step` with the clock going, and pauses it again. A step that
-/// takes ten seconds waits for something that will not come.
-async fn in_real_time<F: Future>(step: F) -> F::Output {
-    tokio::time::resume();
-    let out = tokio::time::timeout(Duration::from_secs(10), step)
-        .await
-        .expect("the step did not end: the stream was cut?");
-    tokio::time::pause();
-    out
 }
 
 /// Reads `conn` to its end, or for an hour; the text and when it ended.

@@ -9,7 +9,9 @@
 //! it, so a stream's end is timed where the server ended it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use crate::support::paused_clock::{about, in_real_time};
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -119,29 +121,6 @@ async fn next(got: &mut mpsc::UnboundedReceiver<Report>) -> ((String, Seen), Ins
 
 fn seen(path: &str, seen: Seen) -> (String, Seen) {
     (path.to_owned(), seen)
-}
-
-/// Runs `step` with the clock going, and pauses it again. A step that
-/// takes ten seconds waits for something that will not come.
-async fn in_real_time<F: Future>(step: F) -> F::Output {
-    tokio::time::resume();
-    let out = tokio::time::timeout(Duration::from_secs(10), step)
-        .await
-        .expect("the step did not end: the stream was cut?");
-    tokio::time::pause();
-    out
-}
-
-/// `lasted` is `expected`, give or take the real time the steps took.
-/// On a loaded machine those take more than a tenth of a second; two
-/// seconds still tell apart every wrong answer, which is off by a `STEP`
-/// (20 s) or a `TIMEOUT` (25 s).
-fn about(lasted: Duration, expected: Duration) {
-    let slack = Duration::from_secs(2);
-    assert!(
-        lasted + slack >= expected && lasted <= expected + slack,
-        "{lasted:?}, not {expected:?}"
-    );
 }
 
 type Frames = futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>;
