@@ -807,7 +807,10 @@ impl ServiceRetryPolicy {
     /// rules: Linkerd serves a service one kind of route or the other,
     /// and the `GRPCRoute`s win (see the [module](self) docs). Returns a
     /// warning for each `HTTPRoute` set aside, naming the `GRPCRoute`s
-    /// that took its place.
+    /// that took its place; or, for a service
+    /// [`served_by_profile`](Self::served_by_profile), the profile, which
+    /// serves it in place of either kind
+    /// ([`set_aside_for_profile`](Self::set_aside_for_profile)).
     fn set_aside_http_routes(&mut self) -> Vec<ConfigWarning> {
         fn rule(origin: Option<&Origin>) -> Option<&RuleOrigin> {
             match origin {
@@ -836,6 +839,16 @@ impl ServiceRetryPolicy {
             .map(|g| g.source.named(None).to_string())
             .collect::<Vec<_>>()
             .join(", ");
+        // A service its profile serves alone is served neither kind: name
+        // the profile, which sets the GRPCRoutes aside too
+        // (set_aside_for_profile), rather than the GRPCRoutes.
+        let message = self.profile_aside_message().unwrap_or_else(|| {
+            format!(
+                "set aside for service {service}, whose GRPCRoutes ({winners}) take its \
+                 requests: a service is served its GRPCRoutes or its HTTPRoutes, not both, and \
+                 GRPCRoutes win, as in Linkerd (GEP-1294)"
+            )
+        });
         let mut warnings: Vec<ConfigWarning> = Vec::new();
         for origin in self.origins.iter().filter_map(|o| rule(Some(o))) {
             let source = &origin.source;
@@ -853,11 +866,7 @@ impl ServiceRetryPolicy {
                 namespace: source.namespace.clone(),
                 name: Some(source.name.clone()),
                 field: format!("spec.parentRefs[{}]", source.parent),
-                message: format!(
-                    "set aside for service {service}, whose GRPCRoutes ({winners}) take its \
-                     requests: a service is served its GRPCRoutes or its HTTPRoutes, not both, \
-                     and GRPCRoutes win, as in Linkerd (GEP-1294)"
-                ),
+                message: message.clone(),
             });
         }
         self.retain_routes(&keep);
@@ -894,32 +903,8 @@ impl ServiceRetryPolicy {
     /// that merges the routes of several spellings of one service
     /// ([`merge`](Self::merge)) decides once they are merged.
     pub fn set_aside_for_profile(&mut self) -> Vec<ConfigWarning> {
-        if !self.served_by_profile() {
+        let Some(message) = self.profile_aside_message() else {
             return Vec::new();
-        }
-        let service = match &self.namespace {
-            Some(namespace) => format!("{namespace}/{}", self.name),
-            None => self.name.clone(),
-        };
-        // What serves the service: the profile with routes, else what
-        // its dstOverrides come from (a TrafficSplit, when one is in
-        // force).
-        let has_routes = self.origins.iter().any(|o| matches!(o, Origin::Profile(_)));
-        // A split's user wrote no ServiceProfile: say how the split comes
-        // to be served as one.
-        let how = "Linkerd's proxy serves a service whose ServiceProfile has routes or \
-                   dstOverrides by the profile";
-        let (profile, how) = match (&self.profile, self.split_in_force()) {
-            (Some(profile), _) if has_routes => (profile.named(), how.to_owned()),
-            (_, Some(split)) => (
-                split.named(),
-                format!(
-                    "linkerd-smi writes a TrafficSplit's backends into its apex service's \
-                     ServiceProfile as dstOverrides, and {how}"
-                ),
-            ),
-            (Some(profile), None) => (profile.named(), how.to_owned()),
-            (None, None) => ("its ServiceProfile".to_owned(), how.to_owned()),
         };
         let mut warnings: Vec<ConfigWarning> = Vec::new();
         let mut keep = Vec::with_capacity(self.routes.len());
@@ -948,10 +933,7 @@ impl ServiceRetryPolicy {
                 namespace: source.namespace.clone(),
                 name: Some(source.name.clone()),
                 field: format!("spec.parentRefs[{}]", source.parent),
-                message: format!(
-                    "set aside for {profile}, which serves service {service} alone: {how}, and \
-                     none of this route's rules, timeouts, retries or filters apply"
-                ),
+                message: message.clone(),
             });
         }
         if !warnings.is_empty() {
@@ -959,6 +941,45 @@ impl ServiceRetryPolicy {
             self.rank();
         }
         warnings
+    }
+
+    /// The message of a warning for a route set aside because the
+    /// service is [`served_by_profile`](Self::served_by_profile), naming
+    /// what serves it: the profile with routes, else what its
+    /// `dstOverrides` come from. `None` when it is not served by its
+    /// profile.
+    fn profile_aside_message(&self) -> Option<String> {
+        if !self.served_by_profile() {
+            return None;
+        }
+        let service = match &self.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.name),
+            None => self.name.clone(),
+        };
+        // What serves the service: the profile with routes, else what
+        // its dstOverrides come from (a TrafficSplit, when one is in
+        // force).
+        let has_routes = self.origins.iter().any(|o| matches!(o, Origin::Profile(_)));
+        // A split's user wrote no ServiceProfile: say how the split comes
+        // to be served as one.
+        let how = "Linkerd's proxy serves a service whose ServiceProfile has routes or \
+                   dstOverrides by the profile";
+        let (profile, how) = match (&self.profile, self.split_in_force()) {
+            (Some(profile), _) if has_routes => (profile.named(), how.to_owned()),
+            (_, Some(split)) => (
+                split.named(),
+                format!(
+                    "linkerd-smi writes a TrafficSplit's backends into its apex service's \
+                     ServiceProfile as dstOverrides, and {how}"
+                ),
+            ),
+            (Some(profile), None) => (profile.named(), how.to_owned()),
+            (None, None) => ("its ServiceProfile".to_owned(), how.to_owned()),
+        };
+        Some(format!(
+            "set aside for {profile}, which serves service {service} alone: {how}, and none of \
+             this route's rules, timeouts, retries or filters apply"
+        ))
     }
 
     /// What a request none of the service's routes matches gets: a 404
@@ -1215,8 +1236,24 @@ impl RetryResources {
                             ));
                         }
                     }
+                    // HTTPRoutes either text set aside for GRPCRoutes,
+                    // which a profile of the other may now serve alone.
+                    let earlier: Vec<ConfigWarning> = known
+                        .aside_warnings
+                        .iter()
+                        .chain(&service.aside_warnings)
+                        .cloned()
+                        .collect();
                     let aside = known.merge_warning(service);
                     self.warnings.extend(aside);
+                    if let Some(message) = known.profile_aside_message() {
+                        let warnings = self.warnings.iter_mut();
+                        for warning in warnings.chain(known.aside_warnings.iter_mut()) {
+                            if earlier.contains(warning) {
+                                warning.message.clone_from(&message);
+                            }
+                        }
+                    }
                 }
                 None => self.services.push(service),
             }
@@ -1823,6 +1860,63 @@ spec:
         let other = served.service("emoji", Some("emojivoto")).unwrap().clone();
         assert!(merged.merge(other).is_empty());
         assert_eq!(order(&merged), ["a", "b"]);
+    }
+
+    /// A `GRPCRoute` of `emoji` in `emojivoto`, and a ServiceProfile of it
+    /// with one route.
+    const GRPC_AND_PROFILE: [&str; 2] = [
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: emoji-grpc, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - matches: [{method: {method: ListAll}}]
+",
+        "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  routes:
+  - {name: list, condition: {method: GET, pathRegex: /list}}
+",
+    ];
+
+    #[test]
+    fn an_http_route_beside_grpc_routes_and_a_profile_names_the_profile() {
+        const NS: &str = ", namespace: emojivoto";
+        let [grpc, profile] = GRPC_AND_PROFILE;
+        let expected = |profile: &str| {
+            format!(
+                "routes.yaml: document 1 (HTTPRoute emojivoto/web): spec.parentRefs[0]: set \
+                 aside for {profile} (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local), \
+                 which serves service emojivoto/emoji alone: Linkerd's proxy serves a service \
+                 whose ServiceProfile has routes or dstOverrides by the profile, and none of \
+                 this route's rules, timeouts, retries or filters apply"
+            )
+        };
+        // In one text, and with the profile in a later one.
+        let route = catch_all("web", NS, "");
+        let together = load(
+            "routes.yaml",
+            &[route.as_str(), grpc, profile].join("---\n"),
+        )
+        .unwrap();
+        let mut apart = load("routes.yaml", &[route.as_str(), grpc].join("---\n")).unwrap();
+        apart.merge(load("profile.yaml", profile).unwrap());
+        for (loaded, profile) in [
+            (together, "routes.yaml: document 3"),
+            (apart, "profile.yaml: document 1"),
+        ] {
+            let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+            assert_eq!(warnings, [expected(profile)]);
+            // The planner then sets the GRPCRoute aside for the profile.
+            let mut emoji = loaded.service("emoji", Some("emojivoto")).unwrap().clone();
+            let aside = emoji.set_aside_for_profile();
+            assert_eq!(aside.len(), 1, "{aside:?}");
+            assert_eq!(aside[0].kind, "GRPCRoute");
+            assert_eq!(order(&emoji), ["list"]);
+        }
     }
 
     #[test]
