@@ -92,6 +92,7 @@ mod serve_peer_span;
 mod serve_review_head_limit;
 mod serve_review_limits;
 mod serve_review_upgrades;
+mod serve_shutdown_dropped;
 mod serve_span_http2;
 mod shutdown;
 mod silent_hook_protocol;

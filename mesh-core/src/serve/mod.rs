@@ -250,7 +250,21 @@ impl<A> Server<A> {
         loop {
             tokio::select! {
                 biased;
-                () = &mut stop => break,
+                () = &mut stop => {
+                    if shutdown.was_abandoned() {
+                        // Dropping the trigger is a shutdown, but a
+                        // server that stops for it, at once when it was
+                        // never kept, would otherwise look like one that
+                        // never started.
+                        tracing::warn!(
+                            listener = %local,
+                            "shutting down: every ShutdownTrigger of this server's signal was \
+                             dropped without firing; keep the trigger from \
+                             shutdown::channel() for as long as the server is to serve"
+                        );
+                    }
+                    break;
+                }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 accepted = listener.accept(), if waiting.is_none() => match accepted {
                     Ok(accepted) => {

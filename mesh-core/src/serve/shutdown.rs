@@ -20,6 +20,12 @@ pub struct Shutdown {
 }
 
 /// A new trigger and the signal it fires.
+///
+/// Dropping every clone of the trigger fires the signal too, so that an
+/// owner that goes away cannot leave a server serving for the rest of the
+/// process: keep the trigger for as long as the server is to serve.
+/// `let (_, shutdown) = channel()` drops it at once, and a server given
+/// that signal stops as soon as it starts; it logs a warning saying so.
 pub fn channel() -> (ShutdownTrigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
     (ShutdownTrigger { tx: Arc::new(tx) }, Shutdown { rx })
@@ -59,6 +65,13 @@ impl Shutdown {
         // `has_changed` fails once the sender is gone.
         *self.rx.borrow() || self.rx.has_changed().is_err()
     }
+
+    /// Whether every clone of the trigger is gone without one having
+    /// fired: usually a trigger its owner forgot to keep, which a server
+    /// names when it stops for it.
+    pub(crate) fn was_abandoned(&self) -> bool {
+        !*self.rx.borrow() && self.rx.has_changed().is_err()
+    }
 }
 
 #[cfg(test)]
@@ -74,7 +87,18 @@ mod tests {
         drop(other);
         // `wait` resolves now, and what it says, `is_triggered` says too.
         assert!(shutdown.is_triggered());
+        assert!(shutdown.was_abandoned());
         shutdown.wait().await;
+    }
+
+    #[test]
+    fn a_shutdown_fired_before_its_triggers_went_is_not_abandoned() {
+        let (trigger, shutdown) = channel();
+        assert!(!shutdown.was_abandoned());
+        trigger.trigger();
+        drop(trigger);
+        assert!(shutdown.is_triggered());
+        assert!(!shutdown.was_abandoned());
     }
 
     #[tokio::test]
