@@ -4,9 +4,11 @@ use std::{convert::Infallible, error::Error};
 
 use mesh_core::error::BoxError;
 
-/// An error [`Metrics`](super::Metrics) can read as a
+/// An error [`Metrics`](super::Metrics) and
+/// [`TraceService`](crate::trace::TraceService) can read as a
 /// [`dyn Error`](Error), to count a request that failed by its kind (the
-/// `error` label, the error families), before passing it on unchanged.
+/// `error` label, the error families) or name it in its span's
+/// `error.type`, before passing it on unchanged.
 ///
 /// The service keeps the error type of the service it wraps, rather than
 /// boxing it, so that a service that cannot fail (`Infallible`, as axum's
