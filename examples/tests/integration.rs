@@ -164,6 +164,7 @@ mod routes;
 mod routes_grpc_backend;
 mod routes_hosts;
 mod routes_unknown_backend;
+mod routing_followups;
 mod server_conflict;
 mod shutdown_admin;
 mod sidecar;

@@ -1039,6 +1039,69 @@ impl ServiceRetryPolicy {
         ))
     }
 
+    /// Where the resources that name this service were read, each as a
+    /// [`ConfigWarning`] names its place: an `HTTPRoute` or `GRPCRoute`
+    /// at the `parentRefs` entry that attaches it
+    /// (`routes.yaml: document 1 (HTTPRoute emojivoto/web): spec.parentRefs[0]`),
+    /// a ServiceProfile at `metadata.name` (one in a client's namespace
+    /// too), a `TrafficSplit` at `spec.service`; each once, in that
+    /// order. What a message about all of them names, such as a client's
+    /// that does not call the service and so uses none of them.
+    pub fn places(&self) -> Vec<String> {
+        let mut places: Vec<String> = Vec::new();
+        let read = self.read.as_deref().unwrap_or(self);
+        for origin in &read.origins {
+            let Origin::Rule(rule) = origin else {
+                continue;
+            };
+            let source = &rule.source;
+            let kind = if rule.is_grpc() {
+                "GRPCRoute"
+            } else {
+                "HTTPRoute"
+            };
+            let place = format!(
+                "{}: document {} ({}): spec.parentRefs[{}]",
+                source.origin,
+                source.document,
+                source.named(Some(kind)),
+                source.parent
+            );
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+        // HTTPRoutes set aside for GRPCRoutes name the service too.
+        for aside in &self.aside_warnings {
+            let name = ResourceName::new(
+                Some(&aside.kind),
+                aside.namespace.as_deref(),
+                aside.name.as_deref(),
+            );
+            let place = format!(
+                "{}: document {} ({name}): {}",
+                aside.origin, aside.document, aside.field
+            );
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+        let profiles = self
+            .profile
+            .iter()
+            .chain(self.client_profiles.iter().map(|p| &p.source));
+        for profile in profiles {
+            let place = format!("{}: metadata.name", profile.named());
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+        if let Some(split) = &self.split {
+            places.push(format!("{}: spec.service", split.named()));
+        }
+        places
+    }
+
     /// The `HTTPRoute` or `GRPCRoute` route `index` (of
     /// [`routes`](Self::routes)) is a rule of, as a cluster names the
     /// object: what metrics label it with (Linkerd's `route_group`,

@@ -444,7 +444,9 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
             // `outbound.services`: the sidecar starts, and answers the
             // requests drawn to it 500. Also the HTTPRoutes that merging
             // the routes written with and without a namespace sets aside,
-            // which the reader's warnings cannot name.
+            // which the reader's warnings cannot name, and each resource
+            // of a service that is not in `outbound.services`, which the
+            // sidecar does not use.
             let planning =
                 outbound::planning_warnings(&config.outbound, &checked.routes, namespace);
             // Each warning is its own line: it names the file, document,

@@ -158,7 +158,8 @@ impl Planner {
     /// `GRPCRoute`s, a route set aside for a ServiceProfile that serves
     /// its service alone, an unsupported filter) is logged, each time, as
     /// `sidecar check` shows it; so is each backend that is not an
-    /// outbound service, whose share of the requests is answered 500.
+    /// outbound service, whose share of the requests is answered 500, and
+    /// each resource for a service that is not one, which goes unused.
     pub(super) fn plan(
         &self,
         resources: &RetryResources,
@@ -336,18 +337,8 @@ impl Planner {
         for warning in &missing {
             tracing::warn!(%warning, "outbound routes: backend not an outbound service");
         }
-        for unused in
-            resources.services.iter().filter(|s| {
-                !self.config.services.iter().any(|c| {
-                    names_service(&c.name, &s.name, s.namespace.as_deref(), &self.namespace)
-                })
-            })
-        {
-            tracing::warn!(
-                service = %unused.name,
-                namespace = unused.namespace.as_deref().unwrap_or(&self.namespace),
-                "routes for a service that is not in outbound.services are not used"
-            );
+        for warning in unused_services(&self.config, resources, &self.namespace) {
+            tracing::warn!(%warning, "outbound routes: service not in outbound.services");
         }
         RoutePlans { services }
     }
@@ -424,6 +415,10 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
 /// is to be found. A route set aside (below) is not served, and its
 /// backends are not named.
 ///
+/// After them, one warning for each resource that names a service that
+/// is not in `outbound.services` ([`unused_services`]), which the
+/// sidecar does not use.
+///
 /// Before them all, one warning for each route set aside as the
 /// planner merges the routes of one service written with and without
 /// its namespace ([`retry_policy_of`]), which the reader keeps apart, so
@@ -451,7 +446,52 @@ pub(crate) fn planning_warnings(
         .iter()
         .map(ToString::to_string)
         .chain(missing)
+        .chain(unused_services(config, resources, namespace))
         .collect()
+}
+
+/// One warning for each resource that names a service `config` does not
+/// list in `outbound.services` (an `HTTPRoute` or `GRPCRoute` attached to
+/// it, its ServiceProfile, a `TrafficSplit` of it), at the place the
+/// resource names it ([`ServiceRetryPolicy::places`]): the workload does
+/// not call the service, so none of it is used. A route written before
+/// its service is added is not an error; a misspelt service name in
+/// either is, and this is where it shows. `resources` are those selected
+/// for the workload's `namespace`. The planner logs each, and `sidecar
+/// check` shows each, with the same text.
+fn unused_services(
+    config: &OutboundConfig,
+    resources: &RetryResources,
+    namespace: &str,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for unused in resources.services.iter().filter(|s| {
+        !config
+            .services
+            .iter()
+            .any(|c| names_service(&c.name, &s.name, s.namespace.as_deref(), namespace))
+    }) {
+        let service = format!(
+            "{}.{}",
+            unused.name,
+            unused.namespace.as_deref().unwrap_or(namespace)
+        );
+        let message = format!(
+            "service {service} is not in outbound.services, so the sidecar does not use \
+             this resource; add the service, or correct the name"
+        );
+        let places = unused.places();
+        if places.is_empty() {
+            warnings.push(message);
+            continue;
+        }
+        warnings.extend(
+            places
+                .into_iter()
+                .map(|place| format!("{place}: {message}")),
+        );
+    }
+    warnings
 }
 
 /// Where the requests of one service's routes go, as planned.
@@ -901,7 +941,17 @@ spec:
                  UNAVAILABLE)"
             ]
         );
-        assert!(planning_warnings(&outbound(), &resources, "other").is_empty());
+        // For a workload in another namespace, whose `emoji` is another
+        // service, the route is not used: its backends go unnamed, and
+        // the route is named as one of a service it does not call.
+        assert_eq!(
+            planning_warnings(&outbound(), &resources, "other"),
+            [
+                "routes.yaml: document 1 (HTTPRoute emojivoto/canary): spec.parentRefs[0]: \
+                 service emoji.emojivoto is not in outbound.services, so the sidecar does not \
+                 use this resource; add the service, or correct the name"
+            ]
+        );
     }
 
     #[test]
