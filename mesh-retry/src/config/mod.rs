@@ -1958,7 +1958,7 @@ spec:
                  this route's rules, timeouts, retries or filters apply"
             )
         };
-        // In one text, and with the profile in a later one.
+        // In one text, and with the profile in an earlier or a later one.
         let route = catch_all("web", NS, "");
         let together = load(
             "routes.yaml",
@@ -1967,9 +1967,12 @@ spec:
         .unwrap();
         let mut apart = load("routes.yaml", &[route.as_str(), grpc].join("---\n")).unwrap();
         apart.merge(load("profile.yaml", profile).unwrap());
+        let mut profile_first = load("profile.yaml", profile).unwrap();
+        profile_first.merge(load("routes.yaml", &[route.as_str(), grpc].join("---\n")).unwrap());
         for (loaded, profile) in [
             (together, "routes.yaml: document 3"),
             (apart, "profile.yaml: document 1"),
+            (profile_first, "profile.yaml: document 1"),
         ] {
             let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
             assert_eq!(warnings, [expected(profile)]);
