@@ -17,18 +17,6 @@ use tower::ServiceExt;
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
 
-/// `error` and its causes, as a log line joins them.
-fn joined(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    line
-}
-
 async fn dial(connector: TlsConnector, uri: String) -> ConnectError {
     connector
         .oneshot(uri.parse().unwrap())

@@ -11,24 +11,12 @@ use crate::validity;
 use std::net::SocketAddr;
 
 use mesh_tls::{ConnectError, CredentialStore, StoreConfig, TlsConnector};
-use support::{connector, id};
+use support::{connector, id, joined};
 use tower::ServiceExt;
 use validity::*;
 
 /// An address that is never dialled: the connector fails first.
 const ADDR: &str = "127.0.0.1:4143";
-
-/// `error` and its causes, as a log line joins them.
-fn joined(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    line
-}
 
 async fn dial(connector: TlsConnector, addr: SocketAddr) -> ConnectError {
     connector

@@ -72,18 +72,6 @@ async fn a_caller_finds_the_refusal_of_a_server_in_the_connect_errors_causes() {
     );
 }
 
-/// `error` and its causes, as a log line joins them.
-fn joined(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    line
-}
-
 async fn dial(connector: TlsConnector, uri: String) -> ConnectError {
     connector
         .oneshot(uri.parse().unwrap())

@@ -12,90 +12,14 @@
 
 use crate::support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use mesh_core::{
-    io::Io,
-    serve::{Accept, Accepted},
-};
-use mesh_tls::{
-    AcceptConfig, CredentialStore, Credentials, InboundMode, ServerIo, StoreConfig, TlsAccept,
-    ca::{CertificateAuthority, IssuedCertificate},
-};
+use mesh_tls::{CredentialStore, InboundMode};
 use support::*;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
 const VOTE: &str = "spiffe://example.org/ns/shop/sa/vote";
-
-/// Records the client certificate of every TLS connection it accepts.
-#[derive(Clone)]
-struct Counting {
-    inner: TlsAccept,
-    seen: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl Counting {
-    fn new(store: CredentialStore) -> Self {
-        Self {
-            inner: TlsAccept::new(store, AcceptConfig::with_mode(InboundMode::Strict)),
-            seen: Arc::default(),
-        }
-    }
-
-    /// How many TLS connections the server accepted.
-    fn accepts(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    /// The client certificate of the last connection accepted.
-    fn last_client(&self) -> Vec<u8> {
-        self.seen.lock().unwrap().last().cloned().unwrap()
-    }
-}
-
-impl<I: Io> Accept<I> for Counting {
-    type Io = ServerIo<I>;
-    type Future = futures_util::future::BoxFuture<
-        'static,
-        Result<Accepted<ServerIo<I>>, mesh_core::BoxError>,
-    >;
-
-    fn accept(&self, io: I) -> Self::Future {
-        let (inner, seen) = (self.inner.clone(), self.seen.clone());
-        Box::pin(async move {
-            let accepted = inner.accept(io).await?;
-            let leaf = accepted
-                .io
-                .tls()
-                .and_then(|tls| tls.peer_certificates())
-                .and_then(|certs| certs.first())
-                .map(|leaf| leaf.to_vec())
-                .unwrap_or_default();
-            seen.lock().unwrap().push(leaf);
-            Ok(accepted)
-        })
-    }
-}
-
-/// `issued`'s certificate and key, beside a bundle of the anchors of
-/// `trusted`.
-fn with_bundle(issued: &IssuedCertificate, trusted: &[&CertificateAuthority]) -> Credentials {
-    let bundle: String = trusted.iter().map(|ca| ca.bundle_pem()).collect();
-    Credentials::from_pem(
-        issued.chain_pem().as_bytes(),
-        issued.key_pem().as_bytes(),
-        bundle.as_bytes(),
-    )
-    .unwrap()
-}
-
-fn loaded(creds: Credentials) -> CredentialStore {
-    CredentialStore::with_credentials(StoreConfig::default(), creds).unwrap()
-}
 
 fn retired(store: &CredentialStore, reason: &str) -> bool {
     encode(store).lines().any(|line| {
@@ -108,7 +32,7 @@ fn retired(store: &CredentialStore, reason: &str) -> bool {
 #[tokio::test(start_paused = true)]
 async fn a_bundle_update_that_still_trusts_the_server_keeps_the_pooled_connection() {
     let (ca, next) = (ca(), ca());
-    let accept = Counting::new(store(&ca, API));
+    let accept = RecordingAccept::new(store(&ca, API));
     let server = serve_with(accept.clone()).await;
     let web = ca.issue(&id(WEB), HOUR).unwrap();
     let client_store = loaded(with_bundle(&web, &[&ca]));
@@ -150,7 +74,7 @@ async fn a_bundle_that_drops_the_servers_ca_retires_the_pooled_connection() {
     // Midway through a CA rotation: both trust both anchors; the server
     // holds a certificate of the old CA, the client one of the next.
     let server_store = loaded(creds_trusting(&old, API, HOUR, &[&old, &next]));
-    let accept = Counting::new(server_store.clone());
+    let accept = RecordingAccept::new(server_store.clone());
     let server = serve_with(accept.clone()).await;
     let web = next.issue(&id(WEB), HOUR).unwrap();
     let client_store = loaded(with_bundle(&web, &[&old, &next]));
@@ -191,7 +115,7 @@ async fn a_bundle_that_drops_the_servers_ca_retires_the_pooled_connection() {
 #[tokio::test(start_paused = true)]
 async fn another_local_identity_retires_the_pooled_connection() {
     let ca = ca();
-    let accept = Counting::new(store(&ca, API));
+    let accept = RecordingAccept::new(store(&ca, API));
     let server = serve_with(accept.clone()).await;
     let client_store = store(&ca, WEB);
     let mut mesh = client(connector(client_store.clone(), server.addr, API));
@@ -210,7 +134,7 @@ async fn another_local_identity_retires_the_pooled_connection() {
 #[tokio::test(start_paused = true)]
 async fn a_renewed_local_certificate_keeps_the_pooled_connection() {
     let ca = ca();
-    let accept = Counting::new(store(&ca, API));
+    let accept = RecordingAccept::new(store(&ca, API));
     let server = serve_with(accept.clone()).await;
     let client_store = store(&ca, WEB);
     let old_leaf = leaf_in_service(&client_store).to_vec();

@@ -14,18 +14,6 @@ use support::*;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 
-/// The error and every cause under it, as a log line shows them.
-fn text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
-}
-
 /// A ttl the renewal loop refuses is refused for what is wrong with it:
 /// one under 15 s is too short to renew in time, and one over the longest
 /// lifetime the CA signs is too long, not "too short".
@@ -71,7 +59,7 @@ async fn a_ca_source_with_an_overlong_ttl_is_refused_as_too_long() {
         })
         .err()
         .unwrap();
-    let error = text(&error);
+    let error = joined(&error);
     assert!(error.contains("too long"), "{error}");
     assert!(store.credentials().is_none());
 }
@@ -123,7 +111,7 @@ fn a_ca_whose_issuer_key_is_not_its_certificates_is_refused_naming_the_key() {
     )
     .unwrap();
     let error = CertificateAuthority::load(dir.path()).unwrap_err();
-    let error = text(&error);
+    let error = joined(&error);
     let key = dir.path().join(ca::ISSUER_KEY_FILE);
     assert!(error.contains(&key.display().to_string()), "{error}");
     assert!(

@@ -21,18 +21,6 @@ use support::*;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 
-/// `error` and its causes, as the store logs them.
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
-}
-
 /// The chain, key and bundle written as a credentials directory, and what
 /// loading it says.
 fn load(chain: &str, key: &str, bundle: &str) -> (CredentialFiles, CredentialError) {
@@ -77,7 +65,7 @@ fn a_workload_certificate_for_one_end_only_is_refused_naming_it_and_the_purpose(
         assert_eq!(error.reason(), RejectReason::Untrusted);
 
         let (files, error) = load(&chain, &key, raw.bundle_pem());
-        let text = causes(&error);
+        let text = joined(&error);
         assert!(
             matches!(&error, CredentialError::InFiles { paths, .. } if *paths == [files.cert.clone()]),
             "the certificate file alone is at fault: {text}"
@@ -122,7 +110,7 @@ fn an_issuer_for_one_end_only_is_refused_naming_its_place_in_the_chain() {
     let chain = format!("{leaf_pem}{issuer_pem}");
 
     let (files, error) = load(&chain, &leaf_key.serialize_pem(), &anchor_pem);
-    let text = causes(&error);
+    let text = joined(&error);
     assert!(
         matches!(&error, CredentialError::InFiles { paths, source }
         if *paths == [files.cert.clone()]
@@ -148,7 +136,7 @@ fn a_chain_of_another_ca_still_does_not_verify_against_the_bundle() {
     let theirs = ca();
     let issued = theirs.issue(&id(WEB), HOUR).unwrap();
     let (files, error) = load(issued.chain_pem(), issued.key_pem(), ours.bundle_pem());
-    let text = causes(&error);
+    let text = joined(&error);
     assert!(
         matches!(&error, CredentialError::InFiles { paths, source }
             if *paths == [files.cert.clone(), files.bundle.clone()]

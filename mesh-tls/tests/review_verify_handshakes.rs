@@ -31,18 +31,6 @@ fn accept_error(result: Result<impl Sized, BoxError>) -> AcceptError {
     }
 }
 
-/// An error and its causes, joined as a log line reads them.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
-}
-
 /// One connection accepted on a fresh port by an acceptor for `API`.
 async fn acceptor(
     config: AcceptConfig,
@@ -86,7 +74,7 @@ async fn a_client_without_a_certificate_on_a_strict_port_is_refused_as_such() {
         matches!(error, AcceptError::NoClientCertificate),
         "{error:?}"
     );
-    let message = chain(&error);
+    let message = joined(&error);
     assert!(message.contains("without a certificate"), "{message}");
     assert_eq!(error.failure(), Some(HandshakeFailure::NoClientCertificate));
     assert!(
@@ -118,7 +106,7 @@ async fn a_client_silent_after_its_client_hello_is_cut_off_at_the_handshake_time
         "{error:?}"
     );
     assert_eq!(started.elapsed(), timeout);
-    assert!(chain(&error).contains("timed out after 4s"), "{error}");
+    assert!(joined(&error).contains("timed out after 4s"), "{error}");
     assert!(
         encode(&store)
             .contains("tls_handshake_failures_total{direction=\"inbound\",reason=\"timeout\"} 1")
@@ -152,7 +140,7 @@ async fn garbage_where_the_client_hello_belongs_fails_the_handshake_at_once() {
             tcp.write_all(garbage).await.unwrap();
             let error = accept_error(server.await.unwrap());
             assert!(matches!(error, AcceptError::Handshake(_)), "{error:?}");
-            let message = chain(&error);
+            let message = joined(&error);
             assert!(message.starts_with("tls handshake failed: "), "{message}");
             assert!(message.len() > "tls handshake failed: ".len(), "{message}");
             let mut buf = Vec::new();
@@ -220,7 +208,7 @@ async fn a_server_speaking_no_offered_protocol_fails_the_connect_naming_it() {
         .expect_err("no protocol in common");
     assert!(matches!(error, ConnectError::Handshake { .. }), "{error:?}");
     assert_eq!(error.server().unwrap().addr, Some(addr));
-    let message = chain(&error);
+    let message = joined(&error);
     assert!(
         message.contains(&format!(
             "tls handshake with {addr} (expecting {API}) failed"
@@ -320,7 +308,7 @@ async fn a_server_answering_the_client_hello_with_garbage_fails_the_connect_nami
         .await
         .expect_err("garbage is no handshake");
     assert!(matches!(error, ConnectError::Handshake { .. }), "{error:?}");
-    let message = chain(&error);
+    let message = joined(&error);
     assert!(
         message.starts_with(&format!(
             "tls handshake with {addr} (expecting {API}) failed: "

@@ -5,7 +5,7 @@ use crate::support;
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -13,12 +13,8 @@ use std::{
 
 use http::Request;
 use hyper::body::Incoming;
-use mesh_core::{
-    io::Io,
-    serve::{Accept, Accepted},
-};
 use mesh_tls::{
-    AcceptConfig, CredentialFiles, CredentialStore, InboundMode, ServerIo, TlsAccept,
+    AcceptConfig, CredentialFiles, CredentialStore, InboundMode, TlsAccept,
     ca::CertificateAuthority,
 };
 use support::*;
@@ -27,37 +23,6 @@ use tower::{Service, ServiceExt};
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
 const WATCH: Duration = Duration::from_millis(10);
-
-/// Records the client certificate of every TLS connection it accepts.
-#[derive(Clone)]
-struct Recording {
-    inner: TlsAccept,
-    seen: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl<I: Io> Accept<I> for Recording {
-    type Io = ServerIo<I>;
-    type Future = futures_util::future::BoxFuture<
-        'static,
-        Result<Accepted<ServerIo<I>>, mesh_core::BoxError>,
-    >;
-
-    fn accept(&self, io: I) -> Self::Future {
-        let (inner, seen) = (self.inner.clone(), self.seen.clone());
-        Box::pin(async move {
-            let accepted = inner.accept(io).await?;
-            if let Some(leaf) = accepted
-                .io
-                .tls()
-                .and_then(|tls| tls.peer_certificates())
-                .and_then(|certs| certs.first())
-            {
-                seen.lock().unwrap().push(leaf.to_vec());
-            }
-            Ok(accepted)
-        })
-    }
-}
 
 /// Issues `identity` into `dir`; returns the new workload certificate's DER.
 fn issue_into(ca: &CertificateAuthority, identity: &str, dir: &std::path::Path) -> Vec<u8> {
@@ -72,10 +37,6 @@ fn watched(dir: &std::path::Path) -> CredentialStore {
     store.load_files(&files).unwrap();
     tokio::spawn(store.clone().watch_files(files, WATCH));
     store
-}
-
-fn loaded(creds: mesh_tls::Credentials) -> CredentialStore {
-    CredentialStore::with_credentials(mesh_tls::StoreConfig::default(), creds).unwrap()
 }
 
 fn leaf(store: &CredentialStore) -> Vec<u8> {
@@ -94,15 +55,8 @@ async fn rotation_under_load_drops_no_request_and_new_handshakes_use_the_new_cer
     let server_store = watched(&server_dir);
     let client_store = watched(&client_dir);
 
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let accept = Recording {
-        inner: TlsAccept::new(
-            server_store.clone(),
-            AcceptConfig::with_mode(InboundMode::Strict),
-        ),
-        seen: seen.clone(),
-    };
-    let server = serve_with(accept).await;
+    let accept = RecordingAccept::new(server_store.clone());
+    let server = serve_with(accept.clone()).await;
     let addr = server.addr;
     let connector = connector(client_store.clone(), addr, API);
     let mesh = client(connector.clone());
@@ -149,7 +103,7 @@ async fn rotation_under_load_drops_no_request_and_new_handshakes_use_the_new_cer
         let target = progress.borrow().saturating_add(100).min(REQUESTS);
         watch_progress.wait_for(|n| *n >= target).await.unwrap();
         assert!(
-            seen.lock().unwrap().contains(&new_client),
+            accept.saw_client(&new_client),
             "round {round}: the probe handshakes with the new client certificate"
         );
     }

@@ -6,7 +6,12 @@
 #[path = "../../../mesh-core/tests/support/refused.rs"]
 pub mod refused;
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -15,11 +20,14 @@ use hyper::body::Incoming;
 use mesh_core::{
     BoxError, ConnectionInfo, Identity, Tls,
     client::{Client, ClientConfig},
-    serve::{self, Accept, Server, ServerConfig, shutdown::ShutdownTrigger},
+    io::Io,
+    serve::{self, Accept, Accepted, Server, ServerConfig, shutdown::ShutdownTrigger},
 };
 use mesh_tls::{
-    AcceptConfig, CredentialStore, Credentials, InboundMode, OutboundTls, ServerTls, StoreConfig,
-    TlsAccept, TlsConnector, TlsTargets, ca::CertificateAuthority, retire::Retire,
+    AcceptConfig, CredentialStore, Credentials, InboundMode, OutboundTls, ServerIo, ServerTls,
+    StoreConfig, TlsAccept, TlsConnector, TlsTargets,
+    ca::{CertificateAuthority, IssuedCertificate},
+    retire::Retire,
 };
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
@@ -180,6 +188,78 @@ pub fn find<'a, T: std::error::Error + 'static>(
         };
     }
     None
+}
+
+/// `error` and its causes, joined with `: ` as a log line joins them.
+pub fn joined(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    line
+}
+
+/// A strict mTLS acceptor of `store`'s that records the client
+/// certificate of every TLS connection it accepts: how many handshakes
+/// the server made, and with which certificates.
+#[derive(Clone)]
+pub struct RecordingAccept {
+    inner: TlsAccept,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl RecordingAccept {
+    pub fn new(store: CredentialStore) -> Self {
+        Self {
+            inner: TlsAccept::new(store, AcceptConfig::with_mode(InboundMode::Strict)),
+            seen: Arc::default(),
+        }
+    }
+
+    /// How many TLS connections the server accepted.
+    pub fn accepts(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// The client certificate of the last connection accepted.
+    pub fn last_client(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().last().cloned().unwrap()
+    }
+
+    /// Whether a connection was accepted with the client certificate
+    /// `leaf` (DER).
+    pub fn saw_client(&self, leaf: &[u8]) -> bool {
+        self.seen.lock().unwrap().iter().any(|seen| seen == leaf)
+    }
+}
+
+impl<I: Io> Accept<I> for RecordingAccept {
+    type Io = ServerIo<I>;
+    type Future = futures_util::future::BoxFuture<'static, Result<Accepted<ServerIo<I>>, BoxError>>;
+
+    fn accept(&self, io: I) -> Self::Future {
+        let (inner, seen) = (self.inner.clone(), self.seen.clone());
+        Box::pin(async move {
+            let accepted = inner.accept(io).await?;
+            let leaf = accepted
+                .io
+                .tls()
+                .and_then(|tls| tls.peer_certificates())
+                .and_then(|certs| certs.first())
+                .map(|leaf| leaf.to_vec())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(leaf);
+            Ok(accepted)
+        })
+    }
+}
+
+/// A store holding `creds`, with the default configuration.
+pub fn loaded(creds: Credentials) -> CredentialStore {
+    CredentialStore::with_credentials(StoreConfig::default(), creds).unwrap()
 }
 
 /// Accepts one connection on `listener` and runs `accept` on it.
@@ -431,7 +511,13 @@ pub fn creds_trusting(
     ttl: Duration,
     trusted: &[&CertificateAuthority],
 ) -> Credentials {
-    let issued = ca.issue(&id(identity), ttl).unwrap();
+    with_bundle(&ca.issue(&id(identity), ttl).unwrap(), trusted)
+}
+
+/// `issued`'s certificate and key, beside a bundle of the anchors of
+/// every CA in `trusted`: the same certificate under another bundle, as a
+/// bundle rollout leaves a workload's certificate as it was.
+pub fn with_bundle(issued: &IssuedCertificate, trusted: &[&CertificateAuthority]) -> Credentials {
     let bundle: String = trusted.iter().map(|ca| ca.bundle_pem()).collect();
     Credentials::from_pem(
         issued.chain_pem().as_bytes(),
