@@ -8,46 +8,13 @@
 
 use crate::support;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::{net::SocketAddr, sync::atomic::Ordering};
+
+use http::StatusCode;
+use support::{
+    upstreams::{count, get, named, reloaded, sidecar_yaml},
+    *,
 };
-
-use http::{Request, Response, StatusCode};
-use support::*;
-
-/// A backend that answers every request with `name`, and how many it got.
-async fn named(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    serve(listener, move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async move { Ok(Response::new(full(name))) }
-    });
-    (addr, hits)
-}
-
-/// A plaintext sidecar in `emojivoto` with the outbound services `emoji`
-/// (at `v1`) and `emoji-v2` (at `v2`), and `routes` as its policy file in
-/// `dir`, read again every 50 ms.
-fn config(dir: &tempfile::TempDir, v1: SocketAddr, v2: SocketAddr, routes: &str) -> String {
-    let file = dir.path().join("routes.yaml");
-    std::fs::write(&file, routes).unwrap();
-    format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{v1}]\n\
-         \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
-        file.display()
-    )
-}
 
 /// `emoji`'s profile, with a route for `/list` and `overrides` as its
 /// `dstOverrides` entries.
@@ -79,55 +46,11 @@ fn canary() -> String {
     ])
 }
 
-/// GETs `path` of `emoji` through the sidecar at `outbound`, on a
-/// connection of its own.
-async fn get(outbound: SocketAddr, path: &str) -> (StatusCode, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}{path}"))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
-}
-
-/// How many of `n` GETs of `path` each backend answered, `(v1, v2)`;
-/// every answer a 200 from one of them.
-async fn count(outbound: SocketAddr, path: &str, n: usize) -> (usize, usize) {
-    let (mut v1, mut v2) = (0, 0);
-    for _ in 0..n {
-        match get(outbound, path).await {
-            (StatusCode::OK, None, body) if body == "v1" => v1 += 1,
-            (StatusCode::OK, None, body) if body == "v2" => v2 += 1,
-            other => panic!("neither backend's answer: {other:?}"),
-        }
-    }
-    (v1, v2)
-}
-
-/// Waits until the sidecar at `admin` has counted `n` route reloads that
-/// ended in `result`.
-async fn reloaded(admin: SocketAddr, result: &str, n: usize) {
-    let line = format!("outbound_route_reloads_total{{result=\"{result}\"}} {n}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !scrape(admin).await.lines().any(|l| l == line) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {line}"));
-}
-
 #[tokio::test]
 async fn a_900m_100m_split_sends_a_tenth_of_every_request_of_the_service_to_the_canary() {
     let dir = tempfile::tempdir().unwrap();
     let ((v1, v1_hits), (v2, v2_hits)) = (named("v1").await, named("v2").await);
-    let sidecar = sidecar(&config(&dir, v1, v2, &canary()));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, &canary()));
 
     // Half on the profile's route, half on none of its routes: Linkerd
     // splits the whole service.
@@ -179,7 +102,7 @@ async fn weight_0_sends_none_and_all_weights_0_leave_the_service_itself() {
     let ((v1, v1_hits), (v2, v2_hits)) = (named("v1").await, named("v2").await);
     // The stable half at 0: everything to the canary.
     let routes = profile(&[("emoji", "0"), ("emoji-v2.emojivoto", "1")]);
-    let sidecar = sidecar(&config(&dir, v1, v2, &routes));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, &routes));
     assert_eq!(count(sidecar.outbound, "/list", 50).await, (0, 50));
     assert_eq!(count(sidecar.outbound, "/other", 50).await, (0, 50));
     assert_eq!(v1_hits.load(Ordering::SeqCst), 0);
@@ -188,7 +111,7 @@ async fn weight_0_sends_none_and_all_weights_0_leave_the_service_itself() {
     // Every weight 0 is no split, as in Linkerd: the service itself, not
     // the 500 of an HTTPRoute rule whose backendRefs all weigh 0.
     let routes = profile(&[("emoji", "0"), ("emoji-v2", "0m")]);
-    let sidecar = support::sidecar(&config(&dir, v1, v2, &routes));
+    let sidecar = support::sidecar(&sidecar_yaml(dir.path(), v1, v2, &routes));
     assert_eq!(count(sidecar.outbound, "/list", 20).await, (20, 0));
     assert_eq!(count(sidecar.outbound, "/other", 20).await, (20, 0));
     assert_eq!(v2_hits.load(Ordering::SeqCst), 100);
@@ -201,7 +124,7 @@ async fn an_override_that_is_no_outbound_service_gets_the_documented_500() {
     let dir = tempfile::tempdir().unwrap();
     let ((v1, _), (v2, v2_hits)) = (named("v1").await, named("v2").await);
     let routes = profile(&[("emoji-v3.emojivoto.svc.cluster.local:8080", "1")]);
-    let sidecar = sidecar(&config(&dir, v1, v2, &routes));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, &routes));
     for path in ["/list", "/other"] {
         for _ in 0..5 {
             let (status, error, body) = get(sidecar.outbound, path).await;
@@ -238,7 +161,12 @@ spec:
   dstOverrides:
   - {authority: emoji-v2.emojivoto.svc.cluster.local:8080, weight: 1}
 ";
-    let sidecar = sidecar(&config(&dir, v1, v2, &format!("{route}---\n{split}")));
+    let sidecar = sidecar(&sidecar_yaml(
+        dir.path(),
+        v1,
+        v2,
+        &format!("{route}---\n{split}"),
+    ));
     assert_eq!(count(sidecar.outbound, "/list", 20).await, (0, 20));
     assert_eq!(count(sidecar.outbound, "/other", 20).await, (0, 20));
     // Every request is on the profile's default route, and counted in
@@ -249,7 +177,7 @@ spec:
     stop(sidecar).await;
 
     // Without the profile: the rule's backend, and the Gateway API's 404.
-    let sidecar = support::sidecar(&config(&dir, v1, v2, route));
+    let sidecar = support::sidecar(&sidecar_yaml(dir.path(), v1, v2, route));
     assert_eq!(count(sidecar.outbound, "/list", 5).await, (5, 0));
     assert_eq!(
         get(sidecar.outbound, "/other").await.0,
@@ -263,7 +191,7 @@ async fn a_reload_that_changes_the_weights_is_in_force_and_a_bad_one_is_refused(
     let dir = tempfile::tempdir().unwrap();
     let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
     let to = |v1: &str, v2: &str| profile(&[("emoji", v1), ("emoji-v2", v2)]);
-    let sidecar = sidecar(&config(&dir, v1, v2, &to("1", "0")));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, &to("1", "0")));
     assert_eq!(count(sidecar.outbound, "/list", 20).await, (20, 0));
 
     let file = dir.path().join("routes.yaml");
@@ -295,7 +223,7 @@ fn a_bad_quantity_is_refused_at_start_naming_its_entry_and_line() {
         ("500k", "wrap around"),
     ] {
         let routes = profile(&[("emoji", "1"), ("emoji-v2", weight)]);
-        let yaml = config(&dir, v1, v1, &routes);
+        let yaml = sidecar_yaml(dir.path(), v1, v1, &routes);
         let config =
             mesh_examples::sidecar::config::SidecarConfig::from_yaml(&yaml, "test.yaml").unwrap();
         let Err(error) = mesh_examples::sidecar::start(config) else {

@@ -99,6 +99,19 @@ fn responses(metrics: &str, direction: &str, code: &str, class: &str) -> u64 {
     )
 }
 
+/// Asserts the `response_total` count of `direction` for each
+/// `(grpc-status, classification, count)` of `expected`.
+#[track_caller]
+fn assert_responses(metrics: &str, direction: &str, expected: &[(&str, &str, u64)]) {
+    for &(code, class, n) in expected {
+        assert_eq!(
+            responses(metrics, direction, code, class),
+            n,
+            "{direction} {code} {class}\n{metrics}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_denied_grpc_call_is_a_failure_and_an_unimplemented_one_a_success() {
     let (_dir, emoji) = emoji_inbound(unimplemented_app().await, POLICY);
@@ -122,25 +135,15 @@ async fn a_denied_grpc_call_is_a_failure_and_an_unimplemented_one_a_success() {
         responses(m, "outbound", "7", "failure") + responses(m, "outbound", "12", "success") == 2
     })
     .await;
-    assert_eq!(
-        responses(&metrics, "outbound", "7", "failure"),
-        1,
-        "{metrics}"
-    );
-    assert_eq!(
-        responses(&metrics, "outbound", "7", "success"),
-        0,
-        "{metrics}"
-    );
-    assert_eq!(
-        responses(&metrics, "outbound", "12", "success"),
-        1,
-        "{metrics}"
-    );
-    assert_eq!(
-        responses(&metrics, "outbound", "12", "failure"),
-        0,
-        "{metrics}"
+    assert_responses(
+        &metrics,
+        "outbound",
+        &[
+            ("7", "failure", 1),
+            ("7", "success", 0),
+            ("12", "success", 1),
+            ("12", "failure", 0),
+        ],
     );
 
     // The callee counts the call its application answered, a success, and
@@ -149,15 +152,10 @@ async fn a_denied_grpc_call_is_a_failure_and_an_unimplemented_one_a_success() {
         responses(m, "inbound", "12", "success") == 1
     })
     .await;
-    assert_eq!(
-        responses(&metrics, "inbound", "12", "success"),
-        1,
-        "{metrics}"
-    );
-    assert_eq!(
-        responses(&metrics, "inbound", "12", "failure"),
-        0,
-        "{metrics}"
+    assert_responses(
+        &metrics,
+        "inbound",
+        &[("12", "success", 1), ("12", "failure", 0)],
     );
     assert_eq!(
         series(

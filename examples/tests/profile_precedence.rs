@@ -8,49 +8,13 @@
 
 use crate::support;
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
+use std::{net::SocketAddr, path::Path};
+
+use http::StatusCode;
+use support::{
+    upstreams::{check, get_marked, named, reloaded, write_config},
+    *,
 };
-
-use http::{Request, Response, StatusCode};
-use support::*;
-
-/// A backend that answers every request with `name`.
-async fn named(name: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    serve(
-        listener,
-        move |_| async move { Ok(Response::new(full(name))) },
-    );
-    addr
-}
-
-/// Writes `sidecar.yaml` into `dir`: a plaintext sidecar in `emojivoto`
-/// with the outbound services `emoji` (at `v1`) and `emoji-v2` (at
-/// `v2`), and `routes` as its policy file beside it, read again every
-/// 50 ms. Returns the configuration's path and the routes'.
-fn write_config(dir: &Path, v1: SocketAddr, v2: SocketAddr, routes: &str) -> (PathBuf, PathBuf) {
-    let file = dir.join("routes.yaml");
-    std::fs::write(&file, routes).unwrap();
-    let config = dir.join("sidecar.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-             \x20   - name: emoji\n      endpoints: [{v1}]\n\
-             \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
-             admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-             policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  \
-             watch_interval: 50ms\n",
-            file.display()
-        ),
-    )
-    .unwrap();
-    (config, file)
-}
 
 /// An `HTTPRoute` of `emoji` that sends `/list` to `emoji-v2` and marks
 /// its answers with `x-rule: canary`.
@@ -88,18 +52,7 @@ spec:
 /// GETs `/list` of `emoji` through the sidecar at `outbound`, on a
 /// connection of its own: the status, the `x-rule` header and the body.
 async fn list(outbound: SocketAddr) -> (StatusCode, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}/list"))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let rule = res
-        .headers()
-        .get("x-rule")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, rule, body)
+    get_marked(outbound, "/list", "x-rule").await
 }
 
 /// What the profile serves: `emoji` itself, unmarked.
@@ -110,17 +63,6 @@ fn by_profile() -> (StatusCode, Option<String>, String) {
 /// What the `HTTPRoute` serves: `emoji-v2`, marked.
 fn by_route() -> (StatusCode, Option<String>, String) {
     (StatusCode::OK, Some("canary".to_owned()), "v2".to_owned())
-}
-
-async fn reloaded(admin: SocketAddr, result: &str, n: usize) {
-    let line = format!("outbound_route_reloads_total{{result=\"{result}\"}} {n}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !scrape(admin).await.lines().any(|l| l == line) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {line}"));
 }
 
 /// The warning for the `HTTPRoute` set aside, for routes file `routes`.
@@ -139,7 +81,7 @@ fn set_aside(routes: &Path) -> String {
 #[tokio::test]
 async fn a_profile_with_routes_serves_its_service_and_the_http_route_is_set_aside() {
     let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
+    let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
     let (config, routes) = write_config(dir.path(), v1, v2, &format!("{ROUTE}---\n{PROFILE}"));
     let running = sidecar(&std::fs::read_to_string(&config).unwrap());
     // The profile's route takes /list: neither the route's backend nor
@@ -158,22 +100,14 @@ async fn a_profile_with_routes_serves_its_service_and_the_http_route_is_set_asid
 
     // `sidecar check` names the route set aside and the profile that
     // serves the service, and still succeeds.
-    let output = sidecar_cli(&[
-        "check",
-        "--pre",
-        "-o",
-        "short",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let (stdout, passed) = check(&config);
     let warning = set_aside(&routes);
     assert!(
         stdout.contains(&format!("‼ {warning}\n")),
         "{warning}\nin\n{stdout}"
     );
     assert_eq!(stdout.matches("set aside").count(), 1, "{stdout}");
-    assert!(output.status.success(), "{output:?}");
+    assert!(passed, "{stdout}");
 
     // The route alone serves /list.
     let (config, _) = write_config(dir.path(), v1, v2, ROUTE);
@@ -185,7 +119,7 @@ async fn a_profile_with_routes_serves_its_service_and_the_http_route_is_set_asid
 #[tokio::test]
 async fn a_profile_with_only_a_retry_budget_leaves_the_http_route_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
+    let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
     let text = format!("{ROUTE}---\n{BUDGET_ONLY}");
     let (config, _) = write_config(dir.path(), v1, v2, &text);
     let running = sidecar(&std::fs::read_to_string(&config).unwrap());
@@ -200,22 +134,14 @@ async fn a_profile_with_only_a_retry_budget_leaves_the_http_route_serving() {
         "{metrics}"
     );
     stop(running).await;
-    let output = sidecar_cli(&[
-        "check",
-        "--pre",
-        "-o",
-        "short",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (stdout, _) = check(&config);
     assert!(!stdout.contains("set aside"), "{stdout}");
 }
 
 #[tokio::test]
 async fn a_reload_that_removes_the_profiles_routes_hands_the_service_back_to_the_http_route() {
     let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
+    let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
     let (config, routes) = write_config(dir.path(), v1, v2, &format!("{ROUTE}---\n{PROFILE}"));
     let running = sidecar(&std::fs::read_to_string(&config).unwrap());
     assert_eq!(list(running.outbound).await, by_profile());

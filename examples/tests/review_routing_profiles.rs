@@ -10,19 +10,11 @@ use crate::support;
 
 use std::{net::SocketAddr, path::Path};
 
-use http::{Request, Response, StatusCode};
-use support::*;
-
-/// A backend that answers every request with `name`.
-async fn named(name: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    serve(
-        listener,
-        move |_| async move { Ok(Response::new(full(name))) },
-    );
-    addr
-}
+use http::{Request, StatusCode};
+use support::{
+    upstreams::{check, named},
+    *,
+};
 
 /// The policy file: an `HTTPRoute` of `emoji` in `emojivoto` that sends
 /// `/list` to `emoji-v2`, and a ServiceProfile of
@@ -77,7 +69,7 @@ async fn get(outbound: SocketAddr, path: &str) -> (StatusCode, String) {
 #[tokio::test]
 async fn a_profile_in_another_namespace_serves_the_clients_of_that_namespace_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
+    let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
 
     // In emojivoto no profile of the service is served: the HTTPRoute
     // sends /list to emoji-v2, and answers the rest 404.
@@ -96,15 +88,7 @@ async fn a_profile_in_another_namespace_serves_the_clients_of_that_namespace_alo
     stop(running).await;
     let path = dir.path().join("sidecar.yaml");
     std::fs::write(&path, &config).unwrap();
-    let output = sidecar_cli(&[
-        "check",
-        "--pre",
-        "-o",
-        "short",
-        "--config",
-        path.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (stdout, _) = check(&path);
     assert!(!stdout.contains("set aside"), "{stdout}");
 
     // In web its profile serves the service alone: its route, then its

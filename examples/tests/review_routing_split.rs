@@ -9,53 +9,13 @@
 
 use crate::support;
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+use std::sync::atomic::Ordering;
+
+use http::StatusCode;
+use support::{
+    upstreams::{check, get, named, write_config},
+    *,
 };
-
-use http::{Request, Response, StatusCode};
-use support::*;
-
-/// A backend that answers every request with `name`, and how many it got.
-async fn named(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    serve(listener, move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async move { Ok(Response::new(full(name))) }
-    });
-    (addr, hits)
-}
-
-/// Writes `sidecar.yaml` into `dir`: a plaintext sidecar in `emojivoto`
-/// with the outbound services `emoji` (at `v1`) and `emoji-v2` (at `v2`),
-/// and `routes` as its policy file. Returns the configuration's path and
-/// the routes'.
-fn write_config(dir: &Path, v1: SocketAddr, v2: SocketAddr, routes: &str) -> (PathBuf, PathBuf) {
-    let file = dir.join("routes.yaml");
-    std::fs::write(&file, routes).unwrap();
-    let config = dir.join("sidecar.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-             \x20   - name: emoji\n      endpoints: [{v1}]\n\
-             \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
-             admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-             policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-            file.display()
-        ),
-    )
-    .unwrap();
-    (config, file)
-}
 
 /// A `v1alpha2` `TrafficSplit` of `emoji` between `backends`, each a
 /// service and its weight.
@@ -84,36 +44,6 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /list}}]
     backendRefs: [{name: emoji-v2, port: 8080}]
 ";
-
-/// GETs `path` of `emoji` through the sidecar at `outbound`.
-async fn get(outbound: SocketAddr, path: &str) -> (StatusCode, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}{path}"))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
-}
-
-/// What `sidecar check --pre` writes for `config`, and whether it passed.
-fn check(config: &Path) -> (String, bool) {
-    let output = sidecar_cli(&[
-        "check",
-        "--pre",
-        "-o",
-        "short",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    (stdout, output.status.success())
-}
 
 #[tokio::test]
 async fn a_split_backend_that_is_no_outbound_service_is_warned_of_as_the_splits() {

@@ -10,7 +10,7 @@ use crate::support;
 use std::path::{Path, PathBuf};
 
 use http::{Request, StatusCode};
-use support::*;
+use support::{upstreams::check, *};
 
 /// Writes `sidecar.yaml` into `dir`, for a workload in `emojivoto` with
 /// the outbound service `emoji` at `app` and the routes in `routes`, and
@@ -96,15 +96,7 @@ spec:
     let dir = tempfile::tempdir().unwrap();
     let app = "127.0.0.1:9".parse().unwrap();
     let (config, routes) = write_config(dir.path(), app, &text);
-    let output = sidecar_cli(&[
-        "check",
-        "--pre",
-        "-o",
-        "short",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let (stdout, passed) = check(&config);
     let warning = format!(
         "{}: document 1 (HTTPRoute web): spec.parentRefs[0]: set aside for service \
          emojivoto/emoji, whose GRPCRoutes (emojivoto/emoji-grpc) take its requests: a service \
@@ -117,5 +109,5 @@ spec:
         "{warning}\nin\n{stdout}"
     );
     assert_eq!(stdout.matches("set aside").count(), 1, "{stdout}");
-    assert!(output.status.success(), "{output:?}");
+    assert!(passed, "{stdout}");
 }

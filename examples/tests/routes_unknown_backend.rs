@@ -8,48 +8,16 @@
 
 use crate::support;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
 
-use http::{Request, Response, StatusCode};
-use support::*;
+use http::{Request, StatusCode};
+use support::{
+    upstreams::{get, named, reloaded, sidecar_yaml},
+    *,
+};
 
 /// The answer the sidecar gives a request drawn to `emoji-v3`.
 const MISSING: &str = "backend service emoji-v3.emojivoto is not in outbound.services";
-
-/// A backend that answers every request with `name`, and how many it got.
-async fn named(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    serve(listener, move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async move { Ok(Response::new(full(name))) }
-    });
-    (addr, hits)
-}
-
-/// A plaintext sidecar with the outbound services `emoji` (at `v1`) and
-/// `emoji-v2` (at `v2`), and `routes` as its policy file in `dir`.
-fn config(dir: &tempfile::TempDir, v1: SocketAddr, v2: SocketAddr, routes: &str) -> String {
-    let file = dir.path().join("routes.yaml");
-    std::fs::write(&file, routes).unwrap();
-    format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{v1}]\n\
-         \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
-        file.display()
-    )
-}
 
 /// `emoji`'s requests split 1:1 between `emoji` and `emoji-v3`, which is
 /// no outbound service, retried up to three times on a 5xx.
@@ -67,31 +35,15 @@ spec:
     - {name: emoji-v3, port: 8080, weight: 1}
 ";
 
-/// GETs `/` of `emoji` through the sidecar at `outbound`.
-async fn get(outbound: SocketAddr) -> (StatusCode, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}/"))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
-}
-
 #[tokio::test]
 async fn the_share_of_an_unknown_backend_is_answered_500_without_retries() {
     let dir = tempfile::tempdir().unwrap();
     let ((v1, v1_hits), (v2, v2_hits)) = (named("v1").await, named("v2").await);
-    let sidecar = sidecar(&config(&dir, v1, v2, HALF_MISSING));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, HALF_MISSING));
 
     let (mut ok, mut missing) = (0, 0);
     for _ in 0..200 {
-        match get(sidecar.outbound).await {
+        match get(sidecar.outbound, "/").await {
             (StatusCode::OK, None, body) if body == "v1" => ok += 1,
             (StatusCode::INTERNAL_SERVER_ERROR, Some(error), body)
                 if error == MISSING && body.is_empty() =>
@@ -134,19 +86,6 @@ async fn the_share_of_an_unknown_backend_is_answered_500_without_retries() {
     stop(sidecar).await;
 }
 
-/// Waits until the sidecar at `admin` has counted `n` route reloads that
-/// ended in `result`.
-async fn reloaded(admin: SocketAddr, result: &str, n: usize) {
-    let line = format!("outbound_route_reloads_total{{result=\"{result}\"}} {n}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !scrape(admin).await.lines().any(|l| l == line) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {line}"));
-}
-
 /// `emoji`'s requests all to `emoji-v2`.
 const TO_V2: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -161,8 +100,8 @@ spec:
 async fn a_reload_to_an_unknown_backend_alone_is_in_force_and_answers_500_each_time() {
     let dir = tempfile::tempdir().unwrap();
     let ((v1, v1_hits), (v2, v2_hits)) = (named("v1").await, named("v2").await);
-    let sidecar = sidecar(&config(&dir, v1, v2, TO_V2));
-    assert_eq!(get(sidecar.outbound).await.2, "v2");
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, TO_V2));
+    assert_eq!(get(sidecar.outbound, "/").await.2, "v2");
 
     // The route now names a service not created yet: the file is taken,
     // and every request is the sidecar's 500, sent neither to the route's
@@ -171,14 +110,14 @@ async fn a_reload_to_an_unknown_backend_alone_is_in_force_and_answers_500_each_t
     replace_file(&routes, TO_V2.replace("emoji-v2", "emoji-v3"));
     reloaded(sidecar.admin, "ok", 1).await;
     until_in_force(
-        || get(sidecar.outbound),
+        || get(sidecar.outbound, "/"),
         |(status, ..)| *status == StatusCode::INTERNAL_SERVER_ERROR,
     )
     .await;
     // Until every runtime had the new routes, some went to emoji-v2.
     let v2_before = v2_hits.load(Ordering::SeqCst);
     for _ in 0..20 {
-        let (status, error, body) = get(sidecar.outbound).await;
+        let (status, error, body) = get(sidecar.outbound, "/").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(error.as_deref(), Some(MISSING));
         assert_eq!(body, "");
@@ -201,7 +140,7 @@ spec:
 ";
     let dir = tempfile::tempdir().unwrap();
     let ((v1, v1_hits), (v2, v2_hits)) = (named("v1").await, named("v2").await);
-    let sidecar = sidecar(&config(&dir, v1, v2, grpc));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, grpc));
     for _ in 0..5 {
         let req = Request::post("http://emoji/emojivoto.v1.EmojiService/ListAll")
             .version(http::Version::HTTP_2)
@@ -231,7 +170,7 @@ async fn the_sidecar_binary_starts_with_a_warning_naming_where_the_backend_is_wr
     let dir = tempfile::tempdir().unwrap();
     let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let yaml = config(&dir, v1, v2, HALF_MISSING).replace(
+    let yaml = sidecar_yaml(dir.path(), v1, v2, HALF_MISSING).replace(
         "admin:\n  listen: 127.0.0.1:0",
         &format!("admin:\n  listen: {admin}"),
     );

@@ -8,55 +8,12 @@
 
 use crate::support;
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::sync::atomic::Ordering;
+
+use support::{
+    upstreams::{check, count, get, named, reloaded, write_config},
+    *,
 };
-
-use http::{Request, Response, StatusCode};
-use support::*;
-
-/// A backend that answers every request with `name`, and how many it got.
-async fn named(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    serve(listener, move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async move { Ok(Response::new(full(name))) }
-    });
-    (addr, hits)
-}
-
-/// Writes `sidecar.yaml` into `dir`: a plaintext sidecar in `emojivoto`
-/// with the outbound services `emoji` (at `v1`) and `emoji-v2` (at
-/// `v2`), and `routes` as its policy file beside it, read again every
-/// 50 ms. Returns the configuration's path and the routes'.
-fn write_config(dir: &Path, v1: SocketAddr, v2: SocketAddr, routes: &str) -> (PathBuf, PathBuf) {
-    let file = dir.join("routes.yaml");
-    std::fs::write(&file, routes).unwrap();
-    let config = dir.join("sidecar.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-             \x20   - name: emoji\n      endpoints: [{v1}]\n\
-             \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
-             admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-             policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  \
-             watch_interval: 50ms\n",
-            file.display()
-        ),
-    )
-    .unwrap();
-    (config, file)
-}
 
 /// A `TrafficSplit` of `emoji` at `version`, with `emoji` and `emoji-v2`
 /// weighing `v1` and `v2`.
@@ -86,48 +43,6 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /list}}]
     backendRefs: [{name: emoji, port: 8080}]
 ";
-
-/// GETs `path` of `emoji` through the sidecar at `outbound`, on a
-/// connection of its own.
-async fn get(outbound: SocketAddr, path: &str) -> (StatusCode, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}{path}"))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
-}
-
-/// How many of `n` GETs of `path` each backend answered, `(v1, v2)`;
-/// every answer a 200 from one of them.
-async fn count(outbound: SocketAddr, path: &str, n: usize) -> (usize, usize) {
-    let (mut v1, mut v2) = (0, 0);
-    for _ in 0..n {
-        match get(outbound, path).await {
-            (StatusCode::OK, None, body) if body == "v1" => v1 += 1,
-            (StatusCode::OK, None, body) if body == "v2" => v2 += 1,
-            other => panic!("neither backend's answer: {other:?}"),
-        }
-    }
-    (v1, v2)
-}
-
-async fn reloaded(admin: SocketAddr, result: &str, n: usize) {
-    let line = format!("outbound_route_reloads_total{{result=\"{result}\"}} {n}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !scrape(admin).await.lines().any(|l| l == line) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {line}"));
-}
 
 #[tokio::test]
 async fn a_3_to_1_split_sends_a_quarter_of_every_request_to_the_second_backend() {
@@ -165,15 +80,7 @@ async fn a_3_to_1_split_sends_a_quarter_of_every_request_to_the_second_backend()
 
     // `sidecar check` names the HTTPRoute set aside, and the split that
     // serves the service in its place.
-    let output = sidecar_cli(&[
-        "check",
-        "--pre",
-        "-o",
-        "short",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let (stdout, passed) = check(&config);
     let warning = format!(
         "{}: document 1 (HTTPRoute emojivoto/emoji-stable): spec.parentRefs[0]: set aside for \
          {}: document 2 (TrafficSplit emojivoto/emoji-split), which serves service \
@@ -182,7 +89,7 @@ async fn a_3_to_1_split_sends_a_quarter_of_every_request_to_the_second_backend()
         routes.display()
     );
     assert!(stdout.contains(&warning), "{warning}\nin\n{stdout}");
-    assert!(output.status.success(), "{output:?}");
+    assert!(passed, "{stdout}");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod demo;
 pub mod policy;
+pub mod upstreams;
 // One capture for every crate's tests: mesh-core's (its docs say why
 // it is one global subscriber).
 #[path = "../../../mesh-core/tests/support/log_capture.rs"]
