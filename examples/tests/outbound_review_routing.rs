@@ -13,7 +13,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_examples::sidecar::Running;
-use support::*;
+use support::{upstreams::reloaded, *};
 
 /// A rule named `name` with `matches` (YAML flow) that marks its
 /// responses with its name.
@@ -274,18 +274,6 @@ fn replace_routes(dir: &tempfile::TempDir, routes: &str) {
     std::fs::rename(&next, dir.path().join("routes.yaml")).unwrap();
 }
 
-/// Waits until the sidecar at `admin` has counted `n` good route reloads.
-async fn reloaded(admin: SocketAddr, n: usize) {
-    let line = format!("outbound_route_reloads_total{{result=\"ok\"}} {n}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !scrape(admin).await.lines().any(|l| l == line) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {line}"));
-}
-
 /// The first line of the answer to a GET for `emoji` at `path`.
 async fn answered_by(outbound: SocketAddr, path: &str) -> (StatusCode, String) {
     let req = Request::get(format!("http://{outbound}{path}"))
@@ -338,7 +326,7 @@ spec:
     // The route now sends everything to `emoji`; the held request started
     // on `emoji-v2`.
     replace_routes(&dir, &to("emoji"));
-    reloaded(sidecar.admin, 1).await;
+    reloaded(sidecar.admin, "ok", 1).await;
     until_in_force(
         || answered_by(out, "/"),
         |answer| *answer == (StatusCode::OK, "emoji".to_owned()),
@@ -489,7 +477,7 @@ spec:
 
     // Three backends share the requests, the parent at weight 0 gets none.
     replace_routes(&dir, &split([0, 1, 1, 2]));
-    reloaded(sidecar.admin, 1).await;
+    reloaded(sidecar.admin, "ok", 1).await;
     applied_everywhere(out, |shares| !shares.contains_key("emoji")).await;
     let shares = over_new_connections(out, "/", 400).await;
     assert_eq!(shares.get("emoji"), None, "{shares:?}");
@@ -503,7 +491,7 @@ spec:
 
     // Every runtime follows the next reload too.
     replace_routes(&dir, &split([0, 0, 5, 0]));
-    reloaded(sidecar.admin, 2).await;
+    reloaded(sidecar.admin, "ok", 2).await;
     applied_everywhere(out, |shares| shares.keys().all(|k| k == "emoji-v3")).await;
     assert_eq!(
         over_new_connections(out, "/", 20).await,

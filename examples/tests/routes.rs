@@ -11,10 +11,13 @@
 
 use crate::support;
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, net::SocketAddr};
 
 use http::{Request, Response, StatusCode};
-use support::*;
+use support::{
+    upstreams::{named, reloaded, sidecar_yaml},
+    *,
+};
 
 /// A canary of `emoji`: of the requests under `/api`, one in four goes to
 /// `emoji`'s own endpoints and three to `emoji-v2`'s.
@@ -29,32 +32,6 @@ spec:
     - {name: emoji, port: 8080, weight: 1}
     - {name: emoji-v2, port: 8080, weight: 3}
 ";
-
-/// A backend that answers every request with `name`.
-async fn named(name: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    serve(
-        listener,
-        move |_| async move { Ok(Response::new(full(name))) },
-    );
-    addr
-}
-
-/// A plaintext sidecar with the outbound services `emoji` (at `v1`) and
-/// `emoji-v2` (at `v2`), and `routes` as its policy file.
-fn config(dir: &tempfile::TempDir, v1: SocketAddr, v2: SocketAddr, routes: &str) -> String {
-    let file = dir.path().join("routes.yaml");
-    std::fs::write(&file, routes).unwrap();
-    format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{v1}]\n\
-         \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
-        file.display()
-    )
-}
 
 /// Sends `n` GETs for `path` to `emoji` and counts the answers by backend.
 async fn shares(outbound: SocketAddr, path: &str, n: usize) -> HashMap<String, usize> {
@@ -76,8 +53,8 @@ async fn shares(outbound: SocketAddr, path: &str, n: usize) -> HashMap<String, u
 #[tokio::test]
 async fn a_routes_requests_are_split_between_its_backends_by_weight() {
     let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
-    let sidecar = sidecar(&config(&dir, v1, v2, CANARY));
+    let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, CANARY));
 
     let split = shares(sidecar.outbound, "/api/list", 400).await;
     // 300 expected for v2, with a standard deviation of 8.7: the band is
@@ -169,7 +146,7 @@ async fn a_routes_header_filters_edit_its_requests_and_responses() {
     let dir = tempfile::tempdir().unwrap();
     // The support backend answers `/headers` with the headers it got.
     let (app, _) = backend().await;
-    let sidecar = sidecar(&config(&dir, app, app, HEADERS));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), app, app, HEADERS));
     let req = Request::get(format!("http://{}/headers", sidecar.outbound))
         .header("host", "emoji")
         .header("x-env", "prod")
@@ -196,7 +173,7 @@ async fn a_routes_header_filters_edit_its_requests_and_responses() {
 async fn naming_a_header_in_connection_does_not_drop_the_one_the_route_sets() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = backend().await;
-    let sidecar = sidecar(&config(&dir, app, app, HEADERS));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), app, app, HEADERS));
     let req = Request::get(format!("http://{}/headers", sidecar.outbound))
         .header("host", "emoji")
         .header("connection", "x-env, x-hop")
@@ -214,24 +191,11 @@ async fn naming_a_header_in_connection_does_not_drop_the_one_the_route_sets() {
     stop(sidecar).await;
 }
 
-/// Waits until the sidecar at `admin` has counted `n` route reloads that
-/// ended in `result`.
-async fn reloaded(admin: SocketAddr, result: &str, n: usize) {
-    let line = format!("outbound_route_reloads_total{{result=\"{result}\"}} {n}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !scrape(admin).await.lines().any(|l| l == line) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {line}"));
-}
-
 #[tokio::test]
 async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is_not() {
     let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
-    let yaml = config(&dir, v1, v2, CANARY);
+    let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
+    let yaml = sidecar_yaml(dir.path(), v1, v2, CANARY);
     let sidecar = sidecar(&yaml);
     let routes = dir.path().join("routes.yaml");
     assert!(
@@ -281,7 +245,7 @@ fn closed_port() -> SocketAddr {
 
 #[tokio::test]
 async fn a_service_balances_between_its_endpoints_and_avoids_a_dead_one() {
-    let (a, b) = (named("a").await, named("b").await);
+    let ((a, _), (b, _)) = (named("a").await, named("b").await);
     let yaml = |endpoints: String| {
         format!(
             "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
@@ -326,7 +290,7 @@ async fn with_failure_accrual_an_endpoint_that_keeps_failing_is_taken_out() {
         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         Ok(res)
     });
-    let live = named("live").await;
+    let (live, _) = named("live").await;
     let sidecar = sidecar(&format!(
         "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
          \x20   - name: emoji\n      endpoints: [{failing}, {live}]\n\
@@ -414,7 +378,7 @@ async fn a_grpc_routes_method_is_retried_as_its_annotations_say() {
     // trailers-only response.
     let (app, calls) = unavailable_first().await;
     let dir = tempfile::tempdir().unwrap();
-    let sidecar = sidecar(&config(&dir, app, app, GRPC));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), app, app, GRPC));
     let call = |method: &str| {
         let req = emoji_call("emoji", method).body(full("")).unwrap();
         h2_via(sidecar.outbound, req)
@@ -477,7 +441,7 @@ async fn a_get_to_a_grpc_routes_method_is_not_on_the_route() {
     // service, served its GRPCRoute alone, answers it with the mesh's 404.
     let (app, calls) = unavailable_first().await;
     let dir = tempfile::tempdir().unwrap();
-    let sidecar = sidecar(&config(&dir, app, app, GRPC));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), app, app, GRPC));
     let req = Request::get("http://emoji/emojivoto.v1.EmojiService/ListAll")
         .version(http::Version::HTTP_2)
         .header("content-type", "application/grpc")
@@ -507,9 +471,9 @@ async fn a_service_with_profile_routes_still_sends_what_no_route_matches_to_itse
     // the requests its routes leave; here the HTTPRoute is tried first,
     // and neither takes the request away from the service.
     let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
+    let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
     let routes = format!("{PROFILE}---\n{CANARY}");
-    let sidecar = sidecar(&config(&dir, v1, v2, &routes));
+    let sidecar = sidecar(&sidecar_yaml(dir.path(), v1, v2, &routes));
     let off_route = shares(sidecar.outbound, "/other", 5).await;
     assert_eq!(off_route, HashMap::from([("v1".to_owned(), 5)]));
     stop(sidecar).await;
