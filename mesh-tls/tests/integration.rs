@@ -44,6 +44,7 @@ mod retire_clock;
 mod retire_kept_on_update;
 mod review_ca_inputs;
 mod review_ca_reload;
+mod review_carry_over;
 mod review_credential_purpose;
 mod review_identity_ca_reads;
 mod review_identity_keys;

@@ -211,6 +211,7 @@ impl Handshake {
         let authenticated = Authenticated {
             local: self.snapshot.creds.identity().clone(),
             server_chain,
+            server_not_after: peer,
         };
         let state = ConnState::new(self.shared.retire.clone(), authenticated);
         if !self.snapshot.connections.register(&state) {

@@ -1,6 +1,9 @@
-use std::sync::{
-    Arc, Mutex, MutexGuard, PoisonError, Weak,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::SystemTime,
 };
 
 use hyper_util::client::legacy::connect::CaptureConnection;
@@ -69,6 +72,11 @@ pub(crate) struct Authenticated {
     /// Shared, so that a check of the connections to one server, which
     /// present the same chain, can be made once.
     pub(crate) server_chain: Arc<[CertificateDer<'static>]>,
+    /// The `notAfter` of the server's path to the anchor it verified to,
+    /// which the connection's retirement is timed by: a bundle that
+    /// trusts the chain only through a certificate that expires sooner
+    /// does not keep the connection.
+    pub(crate) server_not_after: Option<SystemTime>,
 }
 
 #[derive(Debug, Default)]
