@@ -5,7 +5,9 @@
 use crate::support;
 
 use mesh_core::resource::ResourceErrorKind as Kind;
-use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, WarningKind, Workload};
+use mesh_policy::{
+    Compiled, Policy, PolicyConfig, PolicyMetrics, PolicySource, WarningKind, Workload,
+};
 use support::*;
 
 const SERVER: &str = "apiVersion: policy.linkerd.io/v1beta3
@@ -29,6 +31,18 @@ fn compile_err(text: &str) -> mesh_core::resource::ResourceError {
     )
     .map(|_| ())
     .unwrap_err()
+}
+
+/// `text` compiled as `policy.yaml` for [`workload`]; fails the test if
+/// it does not compile.
+fn compile_ok(text: &str) -> Compiled {
+    Policy::compile(
+        &[PolicySource::new("policy.yaml", text)],
+        &workload(),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap()
 }
 
 /// `SERVER`, then `doc` as the second document.
@@ -76,13 +90,7 @@ fn an_unknown_kind_is_a_warning_naming_it() {
     let text = second(
         "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata: {name: web.ns.svc.cluster.local}\nspec: {}\n",
     );
-    let compiled = Policy::compile(
-        &[PolicySource::new("policy.yaml", &text)],
-        &workload(),
-        &PolicyConfig::default(),
-        &PolicyMetrics::default(),
-    )
-    .unwrap();
+    let compiled = compile_ok(&text);
     let [warning] = compiled.warnings.iter().collect::<Vec<_>>()[..] else {
         panic!("{}", compiled.warnings)
     };
@@ -230,13 +238,7 @@ fn two_servers_selecting_the_same_port() {
     let text = second(
         "apiVersion: policy.linkerd.io/v1beta1\nkind: Server\nmetadata: {name: web-too, namespace: ns}\nspec:\n  podSelector: {matchExpressions: [{key: app, operator: Exists}]}\n  port: 80\n",
     );
-    let compiled = Policy::compile(
-        &[PolicySource::new("policy.yaml", &text)],
-        &workload(),
-        &PolicyConfig::default(),
-        &PolicyMetrics::default(),
-    )
-    .unwrap();
+    let compiled = compile_ok(&text);
     let warnings: Vec<_> = compiled.warnings.iter().collect();
     assert_eq!(warnings.len(), 1, "{}", compiled.warnings);
     assert_eq!(warnings[0].kind, WarningKind::NotApplied);
@@ -275,13 +277,7 @@ fn two_servers_selecting_the_same_port_by_number_and_name() {
         compiled.warnings
     );
     // A workload whose ports do not collide compiles, and says the Server covers nothing.
-    let compiled = Policy::compile(
-        &[PolicySource::new("policy.yaml", &text)],
-        &workload(),
-        &PolicyConfig::default(),
-        &PolicyMetrics::default(),
-    )
-    .unwrap();
+    let compiled = compile_ok(&text);
     assert!(
         compiled.warnings.to_string().contains("no port named http"),
         "{}",
@@ -483,13 +479,7 @@ items:
     // A document of another kind that happens to end in List, without
     // items, is still just a kind authorization does not use.
     let other = "apiVersion: example.com/v1\nkind: AllowList\nmetadata: {name: a}\nspec: {}\n";
-    let compiled = Policy::compile(
-        &[PolicySource::new("policy.yaml", other)],
-        &workload(),
-        &PolicyConfig::default(),
-        &PolicyMetrics::default(),
-    )
-    .unwrap();
+    let compiled = compile_ok(other);
     assert_eq!(compiled.warnings.len(), 1, "{}", compiled.warnings);
 }
 
