@@ -11,7 +11,7 @@
 //! `stream_idle.rs`); a step that must move bytes runs in real time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::paused_clock::{about, in_real_time};
+use crate::support::paused_clock::{about, in_real_time, serve_timed};
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
@@ -20,12 +20,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
-use mesh_core::serve::{Server, ServerConfig, shutdown};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-    time::Instant,
-};
+use tokio::{net::TcpStream, sync::mpsc, time::Instant};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -62,25 +57,12 @@ fn big(guard: DropGuard) -> Body {
 /// A server whose every response is `big`; reports when each body is
 /// dropped.
 async fn server() -> (SocketAddr, mpsc::UnboundedReceiver<Instant>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServerConfig {
-        stream_idle_timeout: Some(TIMEOUT),
-        // A ping's answer is read over a socket, which the paused clock
-        // jumps past.
-        http2_keep_alive_interval: None,
-        ..ServerConfig::default()
-    };
     let (dropped_tx, dropped) = mpsc::unbounded_channel();
-    let (trigger, signal) = shutdown::channel();
     let app = tower::service_fn(move |_: Request<Incoming>| {
         let guard = DropGuard(dropped_tx.clone());
         async move { Ok::<_, Infallible>(Response::new(big(guard))) }
     });
-    tokio::spawn(async move {
-        Server::new(config).serve_http(listener, app, signal).await;
-        drop(trigger);
-    });
+    let addr = serve_timed(Some(TIMEOUT), app).await;
     (addr, dropped)
 }
 

@@ -9,7 +9,7 @@
 //! data, and then the clock is paused again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::paused_clock::in_real_time;
+use crate::support::paused_clock::{in_real_time, serve_timed};
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
@@ -20,10 +20,9 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_core::serve::{Server, ServerConfig, shutdown};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     sync::mpsc,
     time::Instant,
 };
@@ -83,23 +82,9 @@ async fn app(
 async fn server(
     stream_idle_timeout: Option<Duration>,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<usize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServerConfig {
-        stream_idle_timeout,
-        // A ping's answer is read over a socket, which the paused clock
-        // jumps past: its timeout would close the connection. That pings do
-        // not count as activity is proven where frames are read.
-        http2_keep_alive_interval: None,
-        ..ServerConfig::default()
-    };
     let (got_tx, got) = mpsc::unbounded_channel();
-    let (trigger, signal) = shutdown::channel();
     let app = tower::service_fn(move |req| app(req, got_tx.clone()));
-    tokio::spawn(async move {
-        Server::new(config).serve_http(listener, app, signal).await;
-        drop(trigger);
-    });
+    let addr = serve_timed(stream_idle_timeout, app).await;
     (addr, got)
 }
 

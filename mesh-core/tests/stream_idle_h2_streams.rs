@@ -9,7 +9,7 @@
 //! it, so a stream's end is timed where the server ended it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::paused_clock::{about, in_real_time};
+use crate::support::paused_clock::{about, in_real_time, serve_timed};
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
@@ -20,13 +20,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_core::serve::{Server, ServerConfig, shutdown};
-use tokio::{
-    io::AsyncWriteExt,
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-    time::Instant,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream, sync::mpsc, time::Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(25);
 const STEP: Duration = Duration::from_secs(20);
@@ -94,22 +88,9 @@ async fn app(
 }
 
 async fn server() -> (SocketAddr, mpsc::UnboundedReceiver<Report>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServerConfig {
-        stream_idle_timeout: Some(TIMEOUT),
-        // A ping's answer is read over a socket, which the paused clock
-        // jumps past.
-        http2_keep_alive_interval: None,
-        ..ServerConfig::default()
-    };
     let (tx, got) = mpsc::unbounded_channel();
-    let (trigger, signal) = shutdown::channel();
     let app = tower::service_fn(move |req| app(req, tx.clone()));
-    tokio::spawn(async move {
-        Server::new(config).serve_http(listener, app, signal).await;
-        drop(trigger);
-    });
+    let addr = serve_timed(Some(TIMEOUT), app).await;
     (addr, got)
 }
 

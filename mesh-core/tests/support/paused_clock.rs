@@ -3,7 +3,17 @@
 //! step moves bytes over a socket, which the paused clock would jump
 //! past.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
+use mesh_core::{
+    BoxError,
+    serve::{Server, ServerConfig, shutdown},
+};
+use tokio::net::TcpListener;
+use tower::Service;
 
 /// Runs `step` with the clock going, and pauses it again. A step that
 /// takes ten seconds waits for something that will not come.
@@ -26,4 +36,35 @@ pub(crate) fn about(lasted: Duration, expected: Duration) {
         lasted + slack >= expected && lasted <= expected + slack,
         "{lasted:?}, not {expected:?}"
     );
+}
+
+/// Serves `app` on a port of its own with `stream_idle_timeout`, until the
+/// test's runtime ends; returns its address.
+///
+/// With no HTTP/2 keep-alive: a ping's answer is read over a socket, which
+/// the paused clock jumps past, and its timeout would close the
+/// connection. That pings do not count as activity is proven where frames
+/// are read.
+pub(crate) async fn serve_timed<S, B>(stream_idle_timeout: Option<Duration>, app: S) -> SocketAddr
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServerConfig {
+        stream_idle_timeout,
+        http2_keep_alive_interval: None,
+        ..ServerConfig::default()
+    };
+    let (trigger, signal) = shutdown::channel();
+    tokio::spawn(async move {
+        Server::new(config).serve_http(listener, app, signal).await;
+        drop(trigger);
+    });
+    addr
 }
