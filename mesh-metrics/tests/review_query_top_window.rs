@@ -10,25 +10,13 @@ use std::{
     time::Duration,
 };
 
+use crate::support::admin_stub::read_head;
 use mesh_metrics::query::{Format, Target, top};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     time::Instant,
 };
-
-/// Reads a request head; `false` when the connection ended first.
-async fn read_head(tcp: &mut TcpStream) -> bool {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0; 1];
-        if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
-            return false;
-        }
-        head.push(byte[0]);
-    }
-    true
-}
 
 async fn answer(tcp: &mut TcpStream, body: &str) {
     let answer = format!(
