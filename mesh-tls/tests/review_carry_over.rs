@@ -86,3 +86,81 @@ async fn a_connection_kept_when_the_bundle_drops_an_issuer_anchor_is_retired_bef
     );
     server.stop().await;
 }
+
+/// The same on the server side: a client connection the acceptor keeps
+/// across a bundle update (`drain_on_rotation` off) is drained before the
+/// client's issuer expires once the bundle trusts the client through it.
+#[tokio::test]
+async fn a_server_connection_kept_when_the_bundle_drops_an_issuer_anchor_is_drained_before_the_issuer_expires()
+ {
+    // The client's issuer lives two hours, its leaf twelve.
+    let (web_ca, web_chain, web_key) = leaf_outliving_its_issuer(WEB, 2 * HOUR, 12 * HOUR);
+    let api_ca = ca();
+    let api = api_ca.issue(&id(API), 24 * HOUR).unwrap();
+    let server_creds = |bundle: &str| {
+        Credentials::from_pem(
+            api.chain_pem().as_bytes(),
+            api.key_pem().as_bytes(),
+            bundle.as_bytes(),
+        )
+        .unwrap()
+    };
+    let with_issuer = format!(
+        "{}{}{}",
+        api_ca.bundle_pem(),
+        web_ca.bundle_pem(),
+        web_ca.issuer_pem()
+    );
+    let server_store = loaded(server_creds(&with_issuer));
+    let server = serve(server_store.clone(), InboundMode::Strict).await;
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((&web_chain, &web_key)),
+    );
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::get("/")
+        .header(http::header::HOST, "localhost")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // The issuer leaves the server's bundle; its root still verifies the
+    // client's chain, now through the issuer's certificate.
+    let roots = format!("{}{}", api_ca.bundle_pem(), web_ca.bundle_pem());
+    server_store.update(server_creds(&roots)).unwrap();
+
+    // Paused once the connection is up: the handshake's timeouts would
+    // otherwise jump ahead while the sockets are read.
+    tokio::time::pause();
+    tokio::time::advance(2 * HOUR - Duration::from_secs(30)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let inbound = encode(&server_store)
+        .lines()
+        .filter(|line| line.starts_with("tls_connections_retired_total{direction=\"inbound\""))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert!(
+        inbound.iter().any(|line| !line.ends_with(" 0")),
+        "kept past the notAfter of the issuer the bundle trusts the client through: {inbound:?}"
+    );
+    drop(send);
+    let _ = task.await;
+    server.stop().await;
+}

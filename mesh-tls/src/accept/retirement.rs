@@ -77,6 +77,7 @@ impl HandshakeWith {
             store.clone(),
             config.drain_on_rotation,
             peer_chain.map(<[_]>::to_vec),
+            peer_not_after,
             roots,
             version,
             loaded,
@@ -102,11 +103,14 @@ impl HandshakeWith {
 
 /// Completes at the first rotation that should drain the connection: any,
 /// with `drain_on_rotation`; otherwise one to a trust bundle that no longer
-/// verifies `peer_chain`.
+/// verifies `peer_chain`, or verifies it only through a certificate that
+/// expires before `peer_not_after`, the end of the path the connection's
+/// retirement is timed by ([`Snapshot::still_vouches`]).
 async fn rotated(
     store: CredentialStore,
     drain_on_rotation: bool,
     peer_chain: Option<Vec<CertificateDer<'static>>>,
+    peer_not_after: Option<SystemTime>,
     mut roots: Arc<[CertificateDer<'static>]>,
     mut version: watch::Receiver<StoreVersion>,
     mut seen: u64,
@@ -133,7 +137,12 @@ async fn rotated(
         }
         roots = snapshot.creds.shared_roots();
         if let Some(chain) = &peer_chain
-            && !snapshot.trusts_chain(&store, chain, webpki::KeyUsage::client_auth())
+            && !snapshot.still_vouches(
+                &store,
+                chain,
+                webpki::KeyUsage::client_auth(),
+                peer_not_after,
+            )
         {
             tracing::debug!("the new trust bundle no longer trusts a client");
             return;

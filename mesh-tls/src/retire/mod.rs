@@ -106,7 +106,7 @@ pub(crate) use self::state::{Authenticated, ConnState, RetireList, RetireShared}
 use crate::{
     CredentialStore,
     metrics::RetireReason,
-    store::{READINESS_RECHECK, Snapshot},
+    store::{READINESS_RECHECK, Snapshot, vouches_until},
 };
 
 /// Hands client connections vouched for by the credentials `from` (which an
@@ -116,7 +116,7 @@ use crate::{
 /// authentication, through an anchor of the trust domain of the identity
 /// its certificate names, as the handshake verified it (or verifies it
 /// only through a certificate that expires before the path the connection's
-/// retirement is timed by: see [`trusted_until`]). A connection whose
+/// retirement is timed by: see [`Snapshot::still_vouches`]). A connection whose
 /// server the new bundle still trusts, made with the same identity, stays
 /// in the pool, whether the update brought a new bundle, a renewed local
 /// certificate or both (see the [module docs](self)).
@@ -148,12 +148,14 @@ pub(crate) fn carry_over(
                 && (same_bundle
                     || trusted
                         .entry(authenticated.server_chain.clone())
-                        .or_insert_with(|| trusted_until(store, &to, &authenticated.server_chain))
-                        .is_some_and(|until| {
-                            until.is_none_or(|until| {
-                                authenticated.server_not_after.is_some_and(|at| until >= at)
-                            })
-                        }));
+                        .or_insert_with(|| {
+                            to.trusted_until(
+                                store,
+                                &authenticated.server_chain,
+                                webpki::KeyUsage::server_auth(),
+                            )
+                        })
+                        .is_some_and(|until| vouches_until(until, authenticated.server_not_after)));
             if keep {
                 kept.push(conn);
             } else {
@@ -173,29 +175,6 @@ pub(crate) fn carry_over(
             Err(back) => (from, conns) = (to, back),
         }
     }
-}
-
-/// Whether `to`'s trust bundle verifies a server's `chain` now (`None`
-/// when not) and, when it does, the `notAfter` of the path to its anchor.
-///
-/// A new bundle can end the path further up than the handshake's did: one
-/// that held an issuing CA's certificate as an anchor, whose dates webpki
-/// never reads, and no longer does, trusts the chain through that
-/// certificate as an intermediate. A connection timed by the old path's
-/// end would then outlive the certificate the server is now trusted
-/// through; [`carry_over`] keeps a connection only when the new path lasts
-/// at least as long as the one it is timed by.
-fn trusted_until(
-    store: &CredentialStore,
-    to: &Snapshot,
-    chain: &[rustls_pki_types::CertificateDer<'static>],
-) -> Option<Option<SystemTime>> {
-    let now = store.now();
-    to.trusts_chain(store, chain, webpki::KeyUsage::server_auth())
-        .then(|| {
-            crate::cert::path_validity(chain, to.creds.anchor_subjects(), now)
-                .map(|(_, not_after)| not_after)
-        })
 }
 
 /// When a connection authenticated with certificates expiring at `expiry`

@@ -600,6 +600,52 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    /// Whether this trust bundle still vouches for a connection made with
+    /// the peer's `chain` (leaf first) and timed by a path ending at
+    /// `timed_by`: it verifies the chain for `usage` now
+    /// ([`Snapshot::trusts_chain`]), through a path that lasts at least as
+    /// long.
+    ///
+    /// A new bundle can end the path further up than the handshake's did:
+    /// one that held an issuing CA's certificate as an anchor, whose dates
+    /// webpki never reads, and no longer does, trusts the chain through
+    /// that certificate as an intermediate. A connection timed by the old
+    /// path's end would then outlive the certificate its peer is now
+    /// trusted through.
+    pub(crate) fn still_vouches(
+        &self,
+        store: &CredentialStore,
+        chain: &[CertificateDer<'static>],
+        usage: webpki::KeyUsage,
+        timed_by: Option<SystemTime>,
+    ) -> bool {
+        self.trusted_until(store, chain, usage)
+            .is_some_and(|until| vouches_until(until, timed_by))
+    }
+
+    /// When this trust bundle verifies `chain` for `usage` now: `None`
+    /// when it does not, else the `notAfter` of the path to its anchor
+    /// (`None` within when the path cannot be read, as at the handshake).
+    pub(crate) fn trusted_until(
+        &self,
+        store: &CredentialStore,
+        chain: &[CertificateDer<'static>],
+        usage: webpki::KeyUsage,
+    ) -> Option<Option<SystemTime>> {
+        self.trusts_chain(store, chain, usage).then(|| {
+            crate::cert::path_validity(chain, self.creds.anchor_subjects(), store.now())
+                .map(|(_, not_after)| not_after)
+        })
+    }
+}
+
+/// Whether a path verified until `until` covers a connection timed by a
+/// path ending at `timed_by` (see [`Snapshot::still_vouches`]).
+pub(crate) fn vouches_until(until: Option<SystemTime>, timed_by: Option<SystemTime>) -> bool {
+    until.is_none_or(|until| timed_by.is_some_and(|at| until >= at))
+}
+
+impl Snapshot {
     /// Logs, as an error, the first handshake refused because these
     /// credentials are `unusable`: the workload cannot be reached over
     /// mutual TLS, nor reach anyone, until new credentials load. Later
