@@ -84,6 +84,7 @@ mod review_serve_head_buffer;
 mod review_serve_http1;
 mod review_serve_rapid_reset;
 mod review_serve_release;
+mod review_stream_clock;
 mod serve_connection_errors;
 mod serve_flow_control_stall;
 mod serve_logs;
