@@ -396,13 +396,27 @@ impl ProfileSource {
     /// The profile as a warning names it: `profile.yaml: document 2
     /// (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local)`.
     fn named(&self) -> String {
-        let name = ResourceName::new(
-            Some("ServiceProfile"),
+        document_named(
+            "ServiceProfile",
+            &self.origin,
+            self.document,
             self.namespace.as_deref(),
-            Some(&self.name),
-        );
-        format!("{}: document {} ({name})", self.origin, self.document)
+            &self.name,
+        )
     }
+}
+
+/// A resource as a warning names it: `{origin}: document {n} ({kind}
+/// {namespace}/{name})`.
+fn document_named(
+    kind: &str,
+    origin: &str,
+    document: usize,
+    namespace: Option<&str>,
+    name: &str,
+) -> String {
+    let name = ResourceName::new(Some(kind), namespace, Some(name));
+    format!("{origin}: document {document} ({name})")
 }
 
 /// A service's name, and its namespace when the resources name one.
@@ -426,12 +440,13 @@ struct SplitSource {
 impl SplitSource {
     /// The split as a warning names it, as [`ProfileSource::named`].
     fn named(&self) -> String {
-        let name = ResourceName::new(
-            Some("TrafficSplit"),
+        document_named(
+            "TrafficSplit",
+            &self.origin,
+            self.document,
             self.namespace.as_deref(),
-            Some(&self.name),
-        );
-        format!("{}: document {} ({name})", self.origin, self.document)
+            &self.name,
+        )
     }
 
     /// A warning about the split's `field`.
