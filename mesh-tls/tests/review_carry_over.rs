@@ -164,3 +164,40 @@ async fn a_server_connection_kept_when_the_bundle_drops_an_issuer_anchor_is_drai
     let _ = task.await;
     server.stop().await;
 }
+
+/// A connection made with certificate A and kept across renewals to B and
+/// C, which outlive A, is still retired a minute before A's `notAfter`.
+#[tokio::test(start_paused = true)]
+async fn a_connection_kept_across_two_renewals_is_retired_before_the_first_certificate_expires() {
+    let ca = ca();
+    let server_creds = ca.issue(&id(API), 4 * HOUR).unwrap().credentials().unwrap();
+    let server = serve(loaded(server_creds), InboundMode::Strict).await;
+    // A lives an hour.
+    let client_store = loaded(ca.issue(&id(WEB), HOUR).unwrap().credentials().unwrap());
+    let uri = format!("http://{}/", server.addr).parse().unwrap();
+    let connector = connector(client_store.clone(), server.addr, API);
+    let io = tower::ServiceExt::oneshot(connector, uri).await.unwrap();
+    let mut extras = http::Extensions::new();
+    hyper_util::client::legacy::connect::Connection::connected(&io).get_extras(&mut extras);
+    let tls = extras.get::<mesh_tls::ServerTls>().cloned().unwrap();
+
+    // B, then C, each living three hours.
+    for _ in 0..2 {
+        tokio::time::advance(Duration::from_secs(600)).await;
+        let renewed = ca.issue(&id(WEB), 3 * HOUR).unwrap().credentials().unwrap();
+        client_store.update(renewed).unwrap();
+        assert!(!tls.is_retired(), "a renewal keeps the connection");
+    }
+
+    // Past A's notAfter less the minute; a read polls the timers.
+    tokio::time::advance(HOUR - Duration::from_secs(59) - Duration::from_secs(1200)).await;
+    let mut io = hyper_util::rt::TokioIo::new(io);
+    let _ = tokio::io::AsyncReadExt::read(&mut io, &mut [0u8; 1]).await;
+    assert!(tls.is_retired(), "retired ahead of A's expiry");
+    let metrics = retired(&client_store);
+    assert!(
+        metrics.contains("reason=\"expiry\"} 1") && !metrics.contains("reason=\"rotation\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
