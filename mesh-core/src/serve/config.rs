@@ -163,7 +163,15 @@ pub struct ServerConfig {
     /// client sees a truncated body. An HTTP/2 response waiting for send
     /// window its client does not grant is quiet too: the stream is reset
     /// and the response dropped, as Envoy counts a stream blocked by flow
-    /// control idle. On HTTP/2, each stream is timed by its own request
+    /// control idle. That holds until hyper hands the response's last
+    /// `DATA` frame to h2, which it does once the client grants a byte of
+    /// window (and trailers need none): from then on h2 holds what the
+    /// window does not let through, and the stream, until the client
+    /// opens its window or the connection ends. So a body of one frame
+    /// (a `Full` body, a gRPC unary answer) is not reset once the client
+    /// grants a byte; such streams count against
+    /// [`http2_max_concurrent_streams`](Self::http2_max_concurrent_streams).
+    /// On HTTP/2, each stream is timed by its own request
     /// data (its `DATA` frames and trailers), as Envoy's per-stream
     /// `stream_idle_timeout` is, so a silent stream is cut however busy
     /// the other streams of its connection are. `CONNECT`

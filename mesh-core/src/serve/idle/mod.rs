@@ -51,7 +51,9 @@
 //! client that grants none (an initial window of zero, and no
 //! `WINDOW_UPDATE`) would leave a clock kept in the body unlooked at, and
 //! the stream open for ever. The time a body frame waits for window is
-//! quiet; a stream still waiting when the clock runs out is reset.
+//! quiet; a stream still waiting when the clock runs out is reset, up to
+//! its last `DATA` frame, which h2 holds once hyper has handed it over
+//! (see [`task`]).
 //!
 //! Upgrades and `CONNECT` tunnels are not timed: a tunnel's bytes are the
 //! application's protocol, not a stream's frames, and a tunnel keeps the

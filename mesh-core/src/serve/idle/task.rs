@@ -18,8 +18,9 @@
 //! which looks at the clock whenever the stream waits, whatever it waits
 //! for. The response future and body only note their activity, in the
 //! [`TaskClock`] they share with the task: its head, and each body frame
-//! hyper takes. hyper takes the next frame only once the last one has
-//! window to go, so the time a frame waits for window is quiet. When the
+//! hyper takes. hyper takes a frame, then waits for the stream to have a
+//! byte of window before it hands the frame to h2 and takes the next, so
+//! the time a frame waits for window is quiet. When the
 //! stream goes quiet, the task tells the response and polls it once
 //! more: a response still to come answers `408`, and a body hyper is
 //! polling fails, which resets the stream, as over HTTP/1. A stream still
@@ -29,8 +30,14 @@
 //! elsewhere holds it until it is dropped).
 //!
 //! A response whose last frame hyper has handed to h2 is done with its
-//! task, and no longer timed: h2 holds what is left of it until the
-//! client grants the window, or the connection ends.
+//! task, and no longer timed: h2 holds what is left of it, and the
+//! stream, until the client grants the window, or the connection ends.
+//! hyper hands that frame over once the stream has a byte of window, and
+//! trailers without waiting for any, so a body of one frame (a `Full`
+//! body, a gRPC unary answer) escapes the bound once its client grants a
+//! byte. Resetting such a stream needs a hook h2 does not have (a send
+//! timeout, or a reset of a stream whose end it still holds); the
+//! stream counts against the connection's concurrent streams meanwhile.
 //!
 //! # How a task finds its stream's clock
 //!
