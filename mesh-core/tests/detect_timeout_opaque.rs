@@ -5,10 +5,9 @@
 //! HTTP/2, it is still closed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::log_capture;
+use crate::support::{answer::answering, log_capture};
 
 use std::{
-    convert::Infallible,
     future::{Ready, ready},
     net::SocketAddr,
     sync::{
@@ -18,8 +17,6 @@ use std::{
     time::Duration,
 };
 
-use http::{Request, Response};
-use hyper::body::Incoming;
 use mesh_core::{
     BoxError,
     conn::{NoTlsReason, Tls},
@@ -49,19 +46,6 @@ fn config(protocol: Protocol) -> ServerConfig {
         detect_timeout: TIMEOUT,
         ..ServerConfig::default()
     }
-}
-
-fn http() -> impl tower::Service<
-    Request<Incoming>,
-    Response = Response<mesh_core::body::BoxBody>,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(|_: Request<Incoming>| async {
-        Ok::<_, Infallible>(Response::new(mesh_core::body::full("http")))
-    })
 }
 
 /// An opaque handler that is a server-speaks-first application: it greets
@@ -98,7 +82,12 @@ async fn serve_with<A: Accept<TcpStream>>(
     // Serves for the rest of the test.
     std::mem::forget(trigger);
     let server = Server::new(config(protocol)).with_accept(accept);
-    tokio::spawn(server.serve(listener, http(), greeting_app(served.clone()), shutdown));
+    tokio::spawn(server.serve(
+        listener,
+        answering("http"),
+        greeting_app(served.clone()),
+        shutdown,
+    ));
     (addr, served)
 }
 

@@ -9,6 +9,7 @@
 /// Helpers the tests share.
 mod support {
     pub(crate) mod accrual;
+    pub(crate) mod answer;
     pub(crate) mod endless;
     pub(crate) mod h2_frames;
     pub(crate) mod header_echo;

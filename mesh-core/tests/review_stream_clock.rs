@@ -16,7 +16,7 @@
 //! step that must move bytes runs in real time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::paused_clock::in_real_time;
+use crate::support::paused_clock::{DropGuard, h2_client, h2_get, in_real_time, serve_timed};
 
 use std::{
     convert::Infallible,
@@ -27,28 +27,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use mesh_core::serve::{Server, ServerConfig, shutdown};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-    time::Instant,
-};
+use tokio::{sync::mpsc, time::Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(25);
 /// The one frame of a response: h2's default largest frame.
 const CHUNK: usize = 16 * 1024;
-
-/// Tells when it is dropped: the service's response body is gone.
-struct DropGuard(mpsc::UnboundedSender<Instant>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        let _ = self.0.send(Instant::now());
-    }
-}
 
 /// A response body of at most one `DATA` frame, ended once that frame
 /// (and its trailers, when any) are taken, as a `Full` body or a gRPC
@@ -88,17 +74,7 @@ impl Body for OneFrame {
 /// `grpc-status: 0` trailers when `trailers`; reports when each body is
 /// dropped.
 async fn server(len: usize, trailers: bool) -> (SocketAddr, mpsc::UnboundedReceiver<Instant>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ServerConfig {
-        stream_idle_timeout: Some(TIMEOUT),
-        // A ping's answer is read over a socket, which the paused clock
-        // jumps past.
-        http2_keep_alive_interval: None,
-        ..ServerConfig::default()
-    };
     let (dropped_tx, dropped) = mpsc::unbounded_channel();
-    let (trigger, signal) = shutdown::channel();
     let app = tower::service_fn(move |_: Request<Incoming>| {
         let body = OneFrame {
             data: (len > 0).then(|| Bytes::from(vec![b'x'; len])),
@@ -111,35 +87,8 @@ async fn server(len: usize, trailers: bool) -> (SocketAddr, mpsc::UnboundedRecei
         };
         async move { Ok::<_, Infallible>(Response::new(body)) }
     });
-    tokio::spawn(async move {
-        Server::new(config).serve_http(listener, app, signal).await;
-        drop(trigger);
-    });
+    let addr = serve_timed(Some(TIMEOUT), app).await;
     (addr, dropped)
-}
-
-/// An h2 client connection to `addr` whose streams' initial window is
-/// `window` bytes.
-async fn client(addr: SocketAddr, window: u32) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = h2::client::Builder::new()
-        .initial_window_size(window)
-        .handshake(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    send.ready().await.unwrap()
-}
-
-/// Sends a `GET` and returns its response's body once the head is in.
-async fn get(send: &mut h2::client::SendRequest<Bytes>) -> h2::RecvStream {
-    let req = Request::get("http://a/one").body(()).unwrap();
-    let (res, _) = send.send_request(req, true).unwrap();
-    let res = res.await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.into_body()
 }
 
 /// A client that grants `window` bytes and never opens its window: its
@@ -147,8 +96,8 @@ async fn get(send: &mut h2::client::SendRequest<Bytes>) -> h2::RecvStream {
 /// complete body.
 async fn reset_after_the_timeout(window: u32, trailers: bool) {
     let (addr, _dropped) = server(CHUNK, trailers).await;
-    let mut send = client(addr, window).await;
-    let mut body = get(&mut send).await;
+    let mut send = h2_client(addr, window).await;
+    let mut body = h2_get(&mut send, "http://a/one").await;
     tokio::time::pause();
     tokio::time::sleep(TIMEOUT + Duration::from_secs(5)).await;
     // Held by h2, the stream would not end: the step fails after ten
@@ -196,8 +145,8 @@ async fn a_one_frame_body_its_client_reads_is_served_whole_and_ended() {
     // A window of exactly the body: its end waits for the client to
     // open the window again, as the client does once it read the body.
     let (addr, mut dropped) = server(CHUNK, false).await;
-    let mut send = client(addr, CHUNK as u32).await;
-    let mut body = get(&mut send).await;
+    let mut send = h2_client(addr, CHUNK as u32).await;
+    let mut body = h2_get(&mut send, "http://a/one").await;
     let mut got = 0;
     while let Some(data) = body.data().await {
         let data = data.unwrap();
@@ -212,7 +161,7 @@ async fn a_one_frame_body_its_client_reads_is_served_whole_and_ended() {
 #[tokio::test]
 async fn an_empty_body_still_ends_with_its_head() {
     let (addr, _dropped) = server(0, false).await;
-    let mut send = client(addr, 0).await;
-    let body = get(&mut send).await;
+    let mut send = h2_client(addr, 0).await;
+    let body = h2_get(&mut send, "http://a/one").await;
     assert!(body.is_end_stream(), "the end of an empty body held back");
 }

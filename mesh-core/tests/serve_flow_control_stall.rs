@@ -11,16 +11,18 @@
 //! `stream_idle.rs`); a step that must move bytes runs in real time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::paused_clock::{about, in_real_time, serve_timed};
+use crate::support::paused_clock::{
+    DropGuard, about, h2_client, h2_get, in_real_time, serve_timed,
+};
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::Frame;
 use http_body_util::{StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
-use tokio::{net::TcpStream, sync::mpsc, time::Instant};
+use tokio::{sync::mpsc, time::Instant};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -30,15 +32,6 @@ const STEP: Duration = Duration::from_secs(20);
 const CHUNK: usize = 16 * 1024;
 /// The frames of a response: more than any window the tests grant.
 const CHUNKS: usize = 4;
-
-/// Tells when it is dropped: the service's response body is gone.
-struct DropGuard(mpsc::UnboundedSender<Instant>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        let _ = self.0.send(Instant::now());
-    }
-}
 
 /// `CHUNKS` frames of `CHUNK` bytes, all ready at once, holding `guard`
 /// until the body is dropped.
@@ -66,36 +59,12 @@ async fn server() -> (SocketAddr, mpsc::UnboundedReceiver<Instant>) {
     (addr, dropped)
 }
 
-/// An h2 client connection to `addr` whose streams' initial window is
-/// `window` bytes.
-async fn client(addr: SocketAddr, window: u32) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = h2::client::Builder::new()
-        .initial_window_size(window)
-        .handshake(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    send.ready().await.unwrap()
-}
-
-/// Sends a `GET` and returns its response's body once the head is in.
-async fn get(send: &mut h2::client::SendRequest<Bytes>) -> h2::RecvStream {
-    let req = Request::get("http://a/big").body(()).unwrap();
-    let (res, _) = send.send_request(req, true).unwrap();
-    let res = res.await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.into_body()
-}
-
 /// A client that grants `window` bytes and never opens its window: the
 /// stream is reset, and the body dropped, one timeout after the head.
 async fn a_window_never_opened_is_reset(window: u32) {
     let (addr, mut dropped) = server().await;
-    let mut send = client(addr, window).await;
-    let mut body = get(&mut send).await;
+    let mut send = h2_client(addr, window).await;
+    let mut body = h2_get(&mut send, "http://a/big").await;
     tokio::time::pause();
     let start = Instant::now();
     let at = tokio::time::timeout(Duration::from_secs(3600), dropped.recv())
@@ -131,8 +100,8 @@ async fn a_stream_whose_client_grants_one_byte_is_reset_after_the_timeout() {
 #[tokio::test]
 async fn a_client_that_opens_its_window_more_often_than_the_timeout_is_served_whole() {
     let (addr, mut dropped) = server().await;
-    let mut send = client(addr, CHUNK as u32).await;
-    let mut body = get(&mut send).await;
+    let mut send = h2_client(addr, CHUNK as u32).await;
+    let mut body = h2_get(&mut send, "http://a/big").await;
     // The first frame fills the window.
     let mut last = body.data().await.unwrap().unwrap().len();
     let mut got = last;

@@ -5,30 +5,13 @@
 //! started.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::log_capture::Logs;
+use crate::support::{answer::answering, log_capture::Logs};
 
-use std::convert::Infallible;
-
-use http::{Request, Response};
-use hyper::body::Incoming;
 use mesh_core::serve::{Server, ServerConfig, shutdown};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-
-fn hello() -> impl tower::Service<
-    Request<Incoming>,
-    Response = Response<mesh_core::body::BoxBody>,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(|_: Request<Incoming>| async {
-        Ok::<_, Infallible>(Response::new(mesh_core::body::full("hello")))
-    })
-}
 
 /// The warning a server logs when its trigger was dropped unfired.
 const DROPPED: &str = "shutting down: every ShutdownTrigger";
@@ -40,7 +23,7 @@ async fn a_server_whose_trigger_is_dropped_at_once_says_why_it_stops() {
     let addr = listener.local_addr().unwrap();
     let (_, signal) = shutdown::channel();
     Server::new(ServerConfig::default())
-        .serve_http(listener, hello(), signal)
+        .serve_http(listener, answering("hello"), signal)
         .await;
     let warned = logs.find_at(tracing::Level::WARN, DROPPED);
     let [line] = warned.as_slice() else {
@@ -56,8 +39,11 @@ async fn a_trigger_dropped_while_serving_is_named_too() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (trigger, signal) = shutdown::channel();
-    let server =
-        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, hello(), signal));
+    let server = tokio::spawn(Server::new(ServerConfig::default()).serve_http(
+        listener,
+        answering("hello"),
+        signal,
+    ));
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
         .await
@@ -80,7 +66,7 @@ async fn a_fired_trigger_stops_the_server_without_a_warning() {
     let (trigger, signal) = shutdown::channel();
     trigger.trigger();
     Server::new(ServerConfig::default())
-        .serve_http(listener, hello(), signal)
+        .serve_http(listener, answering("hello"), signal)
         .await;
     drop(trigger);
     let all = logs.all();

@@ -5,14 +5,19 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use hyper::body::Incoming;
 use mesh_core::{
     BoxError,
     serve::{Server, ServerConfig, shutdown},
 };
-use tokio::net::TcpListener;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+    time::Instant,
+};
 use tower::Service;
 
 /// Runs `step` with the clock going, and pauses it again. A step that
@@ -67,4 +72,40 @@ where
         drop(trigger);
     });
     addr
+}
+
+/// Tells when it is dropped: held by a service's response body, it says
+/// when the server let go of that body.
+pub(crate) struct DropGuard(pub(crate) mpsc::UnboundedSender<Instant>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Instant::now());
+    }
+}
+
+/// An h2 client connection to `addr` whose streams' initial window is
+/// `window` bytes. The client is h2's own: its windows open only as the
+/// test releases what it read, which hyper's client does on its own.
+pub(crate) async fn h2_client(addr: SocketAddr, window: u32) -> h2::client::SendRequest<Bytes> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(window)
+        .handshake(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    send.ready().await.unwrap()
+}
+
+/// Sends a `GET` of `uri` on `send` and returns its response's body once
+/// a `200` head is in.
+pub(crate) async fn h2_get(send: &mut h2::client::SendRequest<Bytes>, uri: &str) -> h2::RecvStream {
+    let req = Request::get(uri).body(()).unwrap();
+    let (res, _) = send.send_request(req, true).unwrap();
+    let res = res.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.into_body()
 }
