@@ -5,10 +5,12 @@
 //! of a chain from another CA, would send the operator to the wrong file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::config::check_identity;
+
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use mesh_examples::sidecar::check::{self, CheckOptions, Report, Status};
+use mesh_examples::sidecar::check::Status;
 use mesh_tls::ca::{CA_CERT_FILE, CertificateAuthority, ISSUER_CERT_FILE, ISSUER_KEY_FILE};
 use rcgen::{
     CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -17,22 +19,6 @@ use rcgen::{
 
 const TITLE: &str = "certificate chain verifies against the trust bundle";
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
-
-/// Checks, before start, the identity files in `certs`.
-async fn check_identity(dir: &Path, certs: &Path) -> Report {
-    let app = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = format!(
-        "identity:\n  dir: {}\n  trust_domain: example.org\n\
-         inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\n",
-        certs.display(),
-        app.local_addr().unwrap()
-    );
-    let path = dir.join("sidecar.yaml");
-    std::fs::write(&path, config).unwrap();
-    check::run(&path, &CheckOptions::default().with_pre(true)).await
-}
 
 /// Writes into `certs` a workload certificate for `WEB`, from the mesh's
 /// CA, whose extended key usage is `usages` alone, with that CA's bundle.

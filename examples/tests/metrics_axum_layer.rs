@@ -4,11 +4,10 @@
 //! mesh-core's `Server` on a real socket, one request is counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::{body_bytes, full, http1, series};
+use crate::support::{body_bytes, full, http1, series, serve_router};
 
 use axum::{Router, routing::get};
 use http::{Request, StatusCode};
-use mesh_core::serve::{Server, ServerConfig, shutdown};
 use mesh_metrics::{HttpMetrics, MetricsLayer};
 use prometheus_client::registry::Registry;
 
@@ -20,11 +19,7 @@ async fn router_layer_takes_metrics_layer_as_is() {
         .route("/hello", get(|| async { "hello" }))
         .layer(MetricsLayer::inbound(&http));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, signal) = shutdown::channel();
-    let server =
-        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, app, signal));
+    let (addr, stop, server) = serve_router(app).await;
 
     let client = http1();
     let res = client

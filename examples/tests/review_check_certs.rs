@@ -7,10 +7,12 @@
 //! the keys tell them apart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::config::check_identity;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mesh_examples::sidecar::check::{self, CheckOptions, Report, Status};
+use mesh_examples::sidecar::check::{Report, Status};
 use mesh_tls::ca::{self, CertificateAuthority, IssueRequest};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -21,22 +23,6 @@ const TITLE: &str = "certificate chain verifies against the trust bundle";
 
 fn request() -> IssueRequest {
     IssueRequest::new("spiffe://example.org/ns/shop/sa/web".parse().unwrap())
-}
-
-/// Checks, before start, the identity files in `certs`.
-async fn check_identity(dir: &Path, certs: &Path) -> Report {
-    let app = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = format!(
-        "identity:\n  dir: {}\n  trust_domain: example.org\n\
-         inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\n",
-        certs.display(),
-        app.local_addr().unwrap()
-    );
-    let path = dir.join("sidecar.yaml");
-    std::fs::write(&path, config).unwrap();
-    check::run(&path, &CheckOptions::default().with_pre(true)).await
 }
 
 fn chain_detail(report: &Report) -> String {

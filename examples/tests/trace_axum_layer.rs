@@ -6,12 +6,11 @@
 //! exported to a collector, and it is counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::{body_bytes, full, http1, series, serve};
+use crate::support::{body_bytes, full, http1, series, serve, serve_router};
 
 use axum::{Router, routing::get};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use mesh_core::serve::{Server, ServerConfig, shutdown};
 use mesh_metrics::{
     HttpMetrics, MetricsLayer,
     trace::{TraceLayer, Tracer},
@@ -54,11 +53,7 @@ async fn router_layer_takes_trace_layer_as_is() {
         .layer(MetricsLayer::inbound(&http))
         .layer(TraceLayer::inbound(Some(tracer)));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, signal) = shutdown::channel();
-    let server =
-        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, app, signal));
+    let (addr, stop, server) = serve_router(app).await;
 
     let client = http1();
     let res = client

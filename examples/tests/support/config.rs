@@ -1,9 +1,12 @@
 //! Reading a sidecar configuration in tests, and what every error in one
 //! must say.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use mesh_examples::sidecar::config::{ConfigError, ConfigErrorKind, SidecarConfig};
+use mesh_examples::sidecar::{
+    check::{self, CheckOptions, Report},
+    config::{ConfigError, ConfigErrorKind, SidecarConfig},
+};
 
 /// `yaml` written to `sidecar.yaml` in a new directory, for a test that
 /// hands the sidecar a path; the file lives as long as the directory.
@@ -12,6 +15,24 @@ pub fn file(yaml: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("sidecar.yaml");
     std::fs::write(&path, yaml).unwrap();
     (dir, path)
+}
+
+/// What `sidecar check --pre` says of the identity files in `certs`, for
+/// a configuration written to `dir/sidecar.yaml` whose listeners and
+/// application are all on loopback.
+pub async fn check_identity(dir: &Path, certs: &Path) -> Report {
+    let app = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = format!(
+        "identity:\n  dir: {}\n  trust_domain: example.org\n\
+         inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n",
+        certs.display(),
+        app.local_addr().unwrap()
+    );
+    let path = dir.join("sidecar.yaml");
+    std::fs::write(&path, config).unwrap();
+    check::run(&path, &CheckOptions::default().with_pre(true)).await
 }
 
 /// `yaml`, read as the file `sidecar.yaml`.

@@ -31,6 +31,10 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
+use mesh_core::serve::{
+    Server, ServerConfig,
+    shutdown::{self, ShutdownTrigger},
+};
 use mesh_examples::sidecar::{self, Running, config::SidecarConfig};
 use tokio::sync::Notify;
 
@@ -78,6 +82,20 @@ where
             });
         }
     });
+}
+
+/// Serves the axum router `app` with mesh-core's `Server` on 127.0.0.1:0,
+/// as an application hands its own router to the mesh: its address, what
+/// stops it, and its task, which ends once the server has let go of `app`.
+pub async fn serve_router(
+    app: axum::Router,
+) -> (SocketAddr, ShutdownTrigger, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, signal) = shutdown::channel();
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, app, signal));
+    (addr, stop, server)
 }
 
 async fn handle(
