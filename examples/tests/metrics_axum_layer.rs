@@ -4,7 +4,7 @@
 //! mesh-core's `Server` on a real socket, one request is counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::{body_bytes, full, http1, series, serve_router};
+use crate::support::{series, serve_one};
 
 use axum::{Router, routing::get};
 use http::{Request, StatusCode};
@@ -19,24 +19,11 @@ async fn router_layer_takes_metrics_layer_as_is() {
         .route("/hello", get(|| async { "hello" }))
         .layer(MetricsLayer::inbound(&http));
 
-    let (addr, stop, server) = serve_router(app).await;
-
-    let client = http1();
-    let res = client
-        .request(
-            Request::get(format!("http://{addr}/hello"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let (status, body) = serve_one(app, Request::get("/hello")).await;
+    assert_eq!(status, StatusCode::OK);
     // Read to its end, the response is counted before the body is
     // handed over.
-    assert_eq!(body_bytes(res).await, "hello");
-    drop(client);
-    stop.trigger();
-    server.await.unwrap();
+    assert_eq!(body, "hello");
 
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

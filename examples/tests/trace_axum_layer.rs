@@ -6,7 +6,7 @@
 //! exported to a collector, and it is counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::{body_bytes, full, http1, series, serve, serve_router};
+use crate::support::{full, series, serve, serve_one};
 
 use axum::{Router, routing::get};
 use http::{Request, Response, StatusCode};
@@ -53,25 +53,12 @@ async fn router_layer_takes_trace_layer_as_is() {
         .layer(MetricsLayer::inbound(&http))
         .layer(TraceLayer::inbound(Some(tracer)));
 
-    let (addr, stop, server) = serve_router(app).await;
-
-    let client = http1();
-    let res = client
-        .request(
-            Request::get(format!("http://{addr}/hello"))
-                .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(body_bytes(res).await, "hello");
-    drop(client);
-    // The server lets go of the router, and with it of the last tracer:
-    // the exporter sends what it holds and returns.
-    stop.trigger();
-    server.await.unwrap();
+    let req = Request::get("/hello").header("traceparent", format!("00-{TRACE}-{CALLER}-01"));
+    // Once stopped, the server has let go of the router, and with it of
+    // the last tracer: the exporter sends what it holds and returns.
+    let (status, body) = serve_one(app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "hello");
     export.await.unwrap();
 
     let span = received.recv().await.expect("the span is exported");

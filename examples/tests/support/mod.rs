@@ -98,6 +98,23 @@ pub async fn serve_router(
     (addr, stop, server)
 }
 
+/// Serves `app` as [`serve_router`] does for one request, `req` (whose
+/// URI is a path) with an empty body over HTTP/1.1, then stops the server and waits for it: the
+/// answer's status and its body, read to its end before the server stops.
+pub async fn serve_one(app: axum::Router, req: http::request::Builder) -> (StatusCode, Bytes) {
+    let (addr, stop, server) = serve_router(app).await;
+    let client = http1();
+    let uri = format!("http://{addr}{}", req.uri_ref().unwrap());
+    let req = req.uri(uri).body(full("")).unwrap();
+    let res = client.request(req).await.unwrap();
+    let status = res.status();
+    let body = body_bytes(res).await;
+    drop(client);
+    stop.trigger();
+    server.await.unwrap();
+    (status, body)
+}
+
 async fn handle(
     mut req: Request<Incoming>,
     gate: Arc<Gate>,
