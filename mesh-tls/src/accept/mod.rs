@@ -205,8 +205,9 @@
 //! client's next request: an HTTP/2 client may already have sent a stream
 //! the GOAWAY refuses, and an HTTP/1.1 client may write to a connection as
 //! it closes, and clients do not all retry those requests. The mesh's own
-//! connector retires its pooled connections a minute before expiry and at
-//! once when its own credentials rotate, without racing anything
+//! connector retires its pooled connections a minute before expiry, and
+//! at once when its local identity changes or a new bundle no longer
+//! vouches for the server (not on a renewal), without racing anything
 //! ([`retire`](crate::retire)). So the server drains only the clients that
 //! did not leave by then: 30 seconds before expiry by default, after the
 //! connector's minute, and on rotation only when asked to. Rotation does
