@@ -411,7 +411,13 @@ fn main() -> ExitCode {
         } => {
             let filter = match tap_filter(direction, method, authority, path, max_rps) {
                 Ok(filter) => filter,
-                Err(error) => return fail(&error),
+                Err(error) => {
+                    // Named as the flag the user typed, not as the admin
+                    // server's query parameter the flag becomes.
+                    let flag = error.parameter.replace('_', "-");
+                    eprintln!("error: --{flag}: {}", error.reason);
+                    return ExitCode::FAILURE;
+                }
             };
             let mut out = std::io::stdout();
             match block_on(views::tap(&mut out, &admin, &filter, output, count)) {

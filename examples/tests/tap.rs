@@ -214,3 +214,20 @@ async fn a_tap_past_the_limit_is_told_so_and_loopback_can_still_ask_for_metrics(
     drop(taps);
     stop(sidecar).await;
 }
+
+#[test]
+fn a_bad_flag_is_named_as_the_flag_the_user_typed() {
+    // Checked before connecting: nothing listens on port 1.
+    let output = support::sidecar_cli(&["tap", "--admin", "127.0.0.1:1", "--path", "/%61pi"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: --path: requests are matched by their path in normal form"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("query parameter"), "{stderr}");
+
+    let output = support::sidecar_cli(&["tap", "--admin", "127.0.0.1:1", "--max-rps", "0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: --max-rps: "), "{stderr}");
+}
