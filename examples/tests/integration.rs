@@ -158,6 +158,7 @@ mod review_reload_policy;
 mod review_routing_profiles;
 mod review_routing_split;
 mod review_views_routes;
+mod route_deadline_labels;
 mod route_precedence;
 mod route_spellings;
 mod routes;

@@ -37,9 +37,10 @@
 //!   `FAIL_FAST` for the mesh's `unavailable` answer (no backend could
 //!   take the request), `LOAD_SHED` for `rate_limited`,
 //!   `REQUEST_TIMEOUT` for a request, or an attempt, that the route's
-//!   request timeout ended, `RESPONSE_HEADERS_TIMEOUT` for one that an
-//!   attempt's own timeout ended, or any other timeout before the response
-//!   head (see [`RouteTimeouts`]), `RESPONSE_STREAM_TIMEOUT` for one while
+//!   request timeout (or a nearer deadline its caller sent) ended,
+//!   `RESPONSE_HEADERS_TIMEOUT` for one that an attempt's own timeout
+//!   ended, or any other timeout before the response head (see
+//!   [`RouteTimeouts`]), `RESPONSE_STREAM_TIMEOUT` for one while
 //!   a gRPC body streamed, `CANCEL` for an attempt given up for another
 //!   reason (its caller gone), and Linkerd's catch-all `UNKNOWN`
 //!   for any other (a refused connection, the mesh's `no_route` or
@@ -125,6 +126,7 @@ use mesh_core::{
 };
 use mesh_retry::{
     Timeouts,
+    deadline::{self, GRPC_TIMEOUT, MESH_DEADLINE},
     metrics::{RetryEvent, RetryObserver},
 };
 use pin_project_lite::pin_project;
@@ -453,6 +455,9 @@ pub(crate) struct Counted<S> {
     inner: S,
     handles: CountedHandles,
     timing: Timing,
+    /// A backend's per-try timeout as its attempts' deadline header says
+    /// it, worked out once: see [`PerTrySent`].
+    per_try_sent: Option<PerTrySent>,
 }
 
 impl<S> Counted<S> {
@@ -466,6 +471,7 @@ impl<S> Counted<S> {
             inner,
             handles,
             timing: Timing::Unknown,
+            per_try_sent: None,
         }
     }
 
@@ -480,7 +486,55 @@ impl<S> Counted<S> {
     /// under its retries and timeouts.
     pub(crate) fn of_attempts(mut self, timeouts: RouteTimeouts) -> Self {
         self.timing = Timing::Attempts(timeouts);
+        self.per_try_sent = timeouts.request.and(timeouts.per_try).map(PerTrySent::new);
         self
+    }
+
+    /// The instant the route's deadline ends an attempt of `req` (a gRPC
+    /// call when `call`), which starts at `started`, as its deadline header
+    /// tells: `None` when it carries the attempt's per-try timeout instead,
+    /// or nothing.
+    fn deadline_of<B>(&self, req: &Request<B>, call: bool, started: Instant) -> Option<Instant> {
+        // The header of the request's kind, as the route's stack picks it:
+        // by `content-type` alone, whatever the method (a `POST`'s is
+        // known already).
+        let grpc = call
+            || (req.method() != http::Method::POST && mesh_core::error::is_grpc(req.headers()));
+        let (left, per_try) = if grpc {
+            let left = req.headers().get(GRPC_TIMEOUT);
+            let left = left.and_then(deadline::parse_grpc_timeout);
+            (left, self.per_try_sent.map(|p| p.grpc))
+        } else {
+            let left = req.headers().get(MESH_DEADLINE);
+            let left = left.and_then(deadline::parse_mesh_deadline);
+            (left, self.per_try_sent.map(|p| p.mesh))
+        };
+        // The stack writes the per-try timeout when it ends no later than
+        // the deadline, and what is left of the deadline, less, otherwise.
+        left.filter(|left| per_try.is_none_or(|per_try| *left < per_try))
+            .and_then(|left| started.checked_add(left))
+    }
+}
+
+/// A per-try timeout as the route's stack writes it into an attempt's
+/// deadline header when it is nearer than the request's deadline
+/// (`mesh-deadline` in whole milliseconds, `grpc-timeout` in the finest
+/// unit that fits), read back: a header that says less is what is left of
+/// the request's deadline, which the attempt then ends with.
+#[derive(Clone, Copy, Debug)]
+struct PerTrySent {
+    mesh: Duration,
+    grpc: Duration,
+}
+
+impl PerTrySent {
+    fn new(per_try: Duration) -> Self {
+        let mesh = deadline::mesh_deadline_value(per_try);
+        let grpc = deadline::encode_grpc_timeout(per_try);
+        Self {
+            mesh: deadline::parse_mesh_deadline(&mesh).unwrap_or(per_try),
+            grpc: deadline::parse_grpc_timeout(&grpc).unwrap_or(per_try),
+        }
     }
 }
 
@@ -497,6 +551,16 @@ impl<S> Counted<S> {
 /// sit between them, answer the route's counter with the mesh's `504` and
 /// drop the attempt under the backend's, so each counter works out which
 /// timeout it was from these.
+///
+/// A backend's counter learns when the request's deadline falls from the
+/// deadline header the route's stack writes into each attempt, retries
+/// included (`mesh-deadline`, or `grpc-timeout` on gRPC; see
+/// [`Counted::deadline_of`]), which costs the request nothing more: no
+/// extension is added to it to carry the deadline. That deadline is the
+/// nearer of the route's request timeout and the one the caller sent, so
+/// an attempt the caller's deadline ended is `REQUEST_TIMEOUT` too: the
+/// deadline it ran under, as linkerd2-proxy makes a caller's
+/// `l5d-timeout` the route's stream deadline, whose expiry it labels so.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RouteTimeouts {
     request: Option<Duration>,
@@ -514,14 +578,6 @@ impl RouteTimeouts {
         }
     }
 }
-
-/// When a route's request timeout ends the request: put on the request by
-/// the route's counter, and read by its backends' counters (a retry's
-/// request carries it too), so that an attempt dropped then is told from
-/// one whose caller went away. Only a route with a request timeout pays
-/// for it.
-#[derive(Clone, Copy, Debug)]
-struct RouteDeadline(Instant);
 
 /// What a counter knows of the timeouts above or around it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -541,6 +597,14 @@ enum Timing {
 /// its clock a little after the route's stack starts the attempt's
 /// timeout, and the gap must not make the timeout look unexpired.
 const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// How much later than the request's deadline an attempt's counter may
+/// place it, reading the attempt's deadline header: by a tick, as
+/// [`TIMER_TICK`] says, and by the millisecond `mesh-deadline` writes for
+/// less than one left. (The header otherwise rounds down, which places
+/// the deadline earlier, by up to a millisecond: a caller gone within
+/// that much of its deadline is counted as the deadline's.)
+const HEADER_SLACK: Duration = Duration::from_millis(2);
 
 impl Timing {
     /// The `error` of the mesh's timeout answer, given `now`, to a request
@@ -565,15 +629,20 @@ impl Timing {
     }
 
     /// The `error` of an attempt dropped `now` before its response head,
-    /// which started at `started`, the request's deadline being `deadline`:
-    /// the route's request timeout once the deadline has passed, the
-    /// attempt's own timeout once that has, `CANCEL` otherwise (its
-    /// caller went away). Read only when an attempt is dropped so.
+    /// which started at `started`, the request's deadline being `deadline`
+    /// (as its deadline header placed it, see [`HEADER_SLACK`]): the
+    /// route's request timeout once the deadline has passed, the attempt's
+    /// own timeout once that has, `CANCEL` otherwise (its caller went
+    /// away). Read only when an attempt is dropped so.
     fn given_up(self, started: Instant, deadline: Option<Instant>, now: Instant) -> &'static str {
         let Timing::Attempts(timeouts) = self else {
             return CANCEL;
         };
-        if deadline.is_some_and(|deadline| now >= deadline) {
+        let passed = |deadline: Instant| {
+            now.checked_add(HEADER_SLACK)
+                .is_some_and(|now| now >= deadline)
+        };
+        if deadline.is_some_and(passed) {
             return linkerd::REQUEST_TIMEOUT;
         }
         let expired = |per_try: Duration| {
@@ -608,23 +677,14 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let grpc = grpc::is_call(&req);
         self.handles.count_request(grpc);
         let started = Instant::now();
         let deadline = match self.timing {
-            Timing::Route(RouteTimeouts {
-                request: Some(timeout),
-                ..
-            }) => {
-                if let Some(at) = started.checked_add(timeout) {
-                    req.extensions_mut().insert(RouteDeadline(at));
-                }
-                None
-            }
             Timing::Attempts(RouteTimeouts {
                 request: Some(_), ..
-            }) => req.extensions().get::<RouteDeadline>().map(|d| d.0),
+            }) => self.deadline_of(&req, grpc, started),
             _ => None,
         };
         CountedFuture {
@@ -654,7 +714,7 @@ pin_project! {
         started: Instant,
         timing: Timing,
         // The request's deadline, for an attempt on a route with a
-        // request timeout.
+        // request timeout, as the attempt's deadline header placed it.
         deadline: Option<Instant>,
     }
 
@@ -1073,6 +1133,14 @@ mod tests {
             both.given_up(started, deadline, at(500)),
             linkerd::REQUEST_TIMEOUT
         );
+        // The header places the deadline up to a tick and a millisecond
+        // late.
+        let request = Timing::Attempts(timeouts(Some(500), None));
+        assert_eq!(
+            request.given_up(started, deadline, at(498)),
+            linkerd::REQUEST_TIMEOUT
+        );
+        assert_eq!(request.given_up(started, deadline, at(497)), CANCEL);
         // Without the route's timeouts, or over them, it is cancelled.
         let none = Timing::Attempts(timeouts(None, None));
         assert_eq!(none.given_up(started, None, at(500)), CANCEL);
@@ -1082,6 +1150,87 @@ mod tests {
         // A zero is no timeout.
         let zero = Timing::Attempts(timeouts(Some(0), Some(0)));
         assert_eq!(zero, Timing::Attempts(timeouts(None, None)));
+    }
+
+    /// An attempt learns the request's deadline from its deadline header,
+    /// which the route's stack writes for each: what is left of it, or the
+    /// per-try timeout when that is nearer.
+    #[test]
+    fn an_attempts_deadline_is_read_from_its_deadline_header() {
+        let mut registry = Registry::default();
+        let metrics = BackendMetrics::register(&mut registry);
+        let handles = metrics.backend_for_test("web", "api", "web-canary");
+        let both = Counted::new((), handles.clone()).of_attempts(timeouts(Some(500), Some(200)));
+        let started = Instant::now();
+        let at = |ms| Some(started + Duration::from_millis(ms));
+        let req = |method: &str, grpc: bool, header: Option<(&str, &str)>| {
+            let mut req = Request::builder().method(method);
+            if grpc {
+                req = req.header("content-type", "application/grpc+proto");
+            }
+            if let Some((name, value)) = header {
+                req = req.header(name, value);
+            }
+            req.body(()).unwrap()
+        };
+        let deadline = |counted: &Counted<()>, req: Request<()>| {
+            let call = grpc::is_call(&req);
+            counted.deadline_of(&req, call, started)
+        };
+        let mesh = |ms| Some(("mesh-deadline", ms));
+        let grpc = |value| Some(("grpc-timeout", value));
+        // What is left of the deadline, less than the per-try timeout.
+        assert_eq!(deadline(&both, req("GET", false, mesh("150"))), at(150));
+        assert_eq!(deadline(&both, req("POST", true, grpc("150m"))), at(150));
+        // A gRPC content-type on another method carries `grpc-timeout`.
+        assert_eq!(deadline(&both, req("GET", true, grpc("150000u"))), at(150));
+        // The per-try timeout, as the stack writes it: not the deadline.
+        assert_eq!(deadline(&both, req("GET", false, mesh("200"))), None);
+        assert_eq!(deadline(&both, req("POST", true, grpc("200000u"))), None);
+        // The other kind's header, one that does not parse, or none.
+        assert_eq!(deadline(&both, req("POST", true, mesh("150"))), None);
+        assert_eq!(deadline(&both, req("GET", false, grpc("150m"))), None);
+        assert_eq!(deadline(&both, req("GET", false, mesh("soon"))), None);
+        assert_eq!(deadline(&both, req("GET", false, None)), None);
+        // Without a per-try timeout, the header is the deadline's.
+        let request = Counted::new((), handles.clone()).of_attempts(timeouts(Some(500), None));
+        assert_eq!(deadline(&request, req("GET", false, mesh("500"))), at(500));
+        // A per-try timeout that is not whole milliseconds is written
+        // rounded down; the deadline's time left, less, is too.
+        let uneven = RouteTimeouts {
+            request: Some(Duration::from_millis(500)),
+            per_try: Some(Duration::from_micros(200_500)),
+        };
+        let uneven = Counted::new((), handles).of_attempts(uneven);
+        assert_eq!(deadline(&uneven, req("GET", false, mesh("200"))), None);
+        assert_eq!(deadline(&uneven, req("GET", false, mesh("199"))), at(199));
+        assert_eq!(
+            deadline(&uneven, req("POST", true, grpc("200499u"))),
+            Some(started + Duration::from_micros(200_499))
+        );
+        assert_eq!(deadline(&uneven, req("POST", true, grpc("200500u"))), None);
+    }
+
+    /// The route's counter puts nothing on the request: its backends'
+    /// counters read the deadline from the header the route's stack
+    /// writes, and a request's `Extensions` allocate nothing until a
+    /// value is inserted.
+    #[tokio::test]
+    async fn a_routes_counter_adds_nothing_to_the_request() {
+        use super::super::labels::RouteRef;
+        let mut registry = Registry::default();
+        let metrics = BackendMetrics::register(&mut registry);
+        let labels = RouteLabels::new(
+            ServiceRef::new("web", "ns"),
+            RouteRef::resource("gateway.networking.k8s.io", "HTTPRoute", "ns", "api"),
+        );
+        let route = service_fn(|req: Request<()>| async move {
+            assert_eq!(req.extensions().len(), 0);
+            Ok::<_, Infallible>(Response::new(String::new()))
+        });
+        let handles = metrics.route(&labels, None, None);
+        let counted = Counted::new(route, handles).of_route(timeouts(Some(500), Some(200)));
+        counted.oneshot(Request::new(())).await.unwrap();
     }
 
     /// The mesh's timeout answer, as the route's counter sees it.
