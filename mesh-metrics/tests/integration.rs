@@ -23,6 +23,7 @@ mod overflow;
 mod parity_route_classes;
 mod query_top;
 mod query_values;
+mod review_as_dyn_error;
 mod review_build_info;
 mod review_exposition_folds;
 mod review_latency;
