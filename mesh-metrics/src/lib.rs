@@ -129,7 +129,7 @@ pub mod trace;
 pub use self::{
     config::MetricsConfig,
     histogram::LATENCY_BUCKETS_MS,
-    http::{HttpMetrics, MetricsLayer},
+    http::{AsDynError, HttpMetrics, MetricsLayer},
     labels::Direction,
     process::{BuildInfo, register_process_metrics},
     tcp::{TcpAccept, TcpConnect, TcpMetrics},

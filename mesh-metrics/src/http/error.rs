@@ -21,7 +21,9 @@ use mesh_core::error::BoxError;
 /// Implement it for an error type of your own with
 /// `fn as_dyn_error(&self) -> &(dyn Error + 'static) { self }`, or box
 /// other errors into a [`BoxError`] (tower's `map_err(Into::into)`) below
-/// the layer.
+/// the layer: that includes an error of another crate's type, which the
+/// orphan rule keeps you from implementing this for (`tonic::Status`,
+/// `reqwest::Error`), and a `String` or `&'static str` error.
 ///
 /// It is not implemented for every `Error` type at once: such an impl
 /// would overlap with the one for [`BoxError`] (which is not an `Error`
