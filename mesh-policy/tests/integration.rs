@@ -40,7 +40,6 @@ mod reload;
 mod reload_off_thread;
 mod review_authz_semantics;
 mod review_policy_semantics;
-mod review_server_conflict;
 mod route_groups;
 mod route_parents;
 mod server_authz_networks;
