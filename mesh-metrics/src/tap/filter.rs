@@ -123,9 +123,10 @@ impl TapFilter {
                 // A request's path ends where its query starts: a prefix
                 // with one would match nothing, and show an empty tap.
                 "path" if value.contains(['?', '#']) => {
-                    return Err(invalid(
-                        "a path prefix has no query (`?`) or fragment (`#`)",
-                    ));
+                    let prefix = value.split(['?', '#']).next().unwrap_or("/");
+                    return Err(invalid(&format!(
+                        "a path prefix has no query (`?`) or fragment (`#`); use `{prefix}`"
+                    )));
                 }
                 "path" => {
                     // Paths are matched in normal form, and none starts
@@ -337,6 +338,7 @@ mod tests {
             // A path has no query: such a prefix would match nothing.
             ("path=/api%3Fx=1", "path", "no query"),
             ("path=/api%23top", "path", "no query"),
+            ("path=/api/vote%3Fchoice=x", "path", "; use `/api/vote`"),
             ("path=/a%zz", "path", "percent-encoding"),
             // `from_str_radix` takes a sign: `%+1` is no escape of 0x01.
             ("path=/a%+1", "path", "percent-encoding"),
