@@ -474,7 +474,16 @@ fn a_bundle_holding_a_certificate_that_is_no_ca_is_refused() {
         bundle.as_bytes(),
     )
     .unwrap_err();
-    assert!(matches!(error, CredentialError::AnchorNotCa), "{error:?}");
+    assert!(
+        matches!(error, CredentialError::AnchorNotCa { position: 2 }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("trust bundle certificate 2 is not a ca's"),
+        "{error}"
+    );
     assert_eq!(error.reason(), RejectReason::Malformed);
 
     let dir = tempfile::tempdir().unwrap();
@@ -484,7 +493,7 @@ fn a_bundle_holding_a_certificate_that_is_no_ca_is_refused() {
     assert!(
         matches!(&error, CredentialError::InFiles { paths, source }
             if *paths == [files.bundle.clone()]
-                && matches!(**source, CredentialError::AnchorNotCa)),
+                && matches!(**source, CredentialError::AnchorNotCa { .. })),
         "{error:?}"
     );
 }

@@ -50,11 +50,20 @@ pub enum CredentialError {
     /// The trust bundle holds no certificate.
     EmptyBundle,
     /// A trust bundle certificate cannot serve as a trust anchor.
-    BadTrustAnchor(webpki::Error),
+    BadTrustAnchor {
+        /// Where it is in the bundle, counting from 1: a system bundle
+        /// holds over a hundred.
+        position: usize,
+        /// Why webpki refused it.
+        source: webpki::Error,
+    },
     /// A trust bundle certificate is not a CA's: its basic constraints do
     /// not say `cA`, or its key usage leaves out `keyCertSign`. As an
     /// anchor it would let its key, a workload's, sign any identity.
-    AnchorNotCa,
+    AnchorNotCa {
+        /// Where it is in the bundle, counting from 1.
+        position: usize,
+    },
     /// The certificate has expired.
     Expired {
         /// When it expired.
@@ -145,8 +154,8 @@ impl CredentialError {
             | Self::BadCertificate
             | Self::ChainOutOfOrder { .. }
             | Self::EmptyBundle
-            | Self::BadTrustAnchor(_)
-            | Self::AnchorNotCa => RejectReason::Malformed,
+            | Self::BadTrustAnchor { .. }
+            | Self::AnchorNotCa { .. } => RejectReason::Malformed,
             Self::KeyMismatch => RejectReason::KeyMismatch,
             Self::NoIdentity(_) => RejectReason::NoIdentity,
             Self::Expired { .. }
@@ -192,12 +201,14 @@ impl fmt::Display for CredentialError {
                  must come first"
             ),
             Self::EmptyBundle => f.write_str("trust bundle holds no certificate"),
-            Self::BadTrustAnchor(_) => {
-                f.write_str("trust bundle certificate is not a usable trust anchor")
-            }
-            Self::AnchorNotCa => f.write_str(
-                "trust bundle holds a certificate that is not a ca's (no basic constraints cA, \
-                 or a key usage without keyCertSign)",
+            Self::BadTrustAnchor { position, .. } => write!(
+                f,
+                "trust bundle certificate {position} is not a usable trust anchor"
+            ),
+            Self::AnchorNotCa { position } => write!(
+                f,
+                "trust bundle certificate {position} is not a ca's (no basic constraints cA, \
+                 or a key usage without keyCertSign)"
             ),
             Self::Expired { not_after } => {
                 write!(f, "certificate has expired (at {})", Utc(*not_after))
@@ -281,7 +292,7 @@ impl std::error::Error for CredentialError {
             Self::Read { source, .. } => Some(source),
             Self::BadKey(e) | Self::Config(e) => Some(e),
             Self::NoIdentity(e) => Some(e),
-            Self::BadTrustAnchor(e) | Self::Untrusted(e) => Some(e),
+            Self::BadTrustAnchor { source: e, .. } | Self::Untrusted(e) => Some(e),
             Self::InFiles { source, .. } => Some(&**source),
             _ => None,
         }

@@ -126,10 +126,12 @@ impl Credentials {
         if roots.is_empty() {
             return Err(CredentialError::EmptyBundle);
         }
-        for root in &roots {
-            webpki::anchor_from_trusted_cert(root).map_err(CredentialError::BadTrustAnchor)?;
+        for (at, root) in roots.iter().enumerate() {
+            let position = at + 1;
+            webpki::anchor_from_trusted_cert(root)
+                .map_err(|source| CredentialError::BadTrustAnchor { position, source })?;
             if !crate::cert::is_ca_certificate(root) {
-                return Err(CredentialError::AnchorNotCa);
+                return Err(CredentialError::AnchorNotCa { position });
             }
         }
         let anchor_domains = Arc::new(AnchorDomains::new(&roots));
