@@ -50,21 +50,6 @@ fn config(dir: &tempfile::TempDir, backend: SocketAddr) -> String {
     )
 }
 
-/// The count of `family` for route `route` whose line ends with
-/// `{labels}}}`, if there is one.
-fn sample(metrics: &str, family: &str, route: &str, labels: &str) -> Option<u64> {
-    let route = format!("route_name=\"{route}\",");
-    let end = format!("{labels}}} ");
-    metrics.lines().find_map(|line| {
-        let rest = line.strip_prefix(family)?.strip_prefix('{')?;
-        if !rest.contains(&route) {
-            return None;
-        }
-        let at = rest.find(&end)?;
-        rest[at + end.len()..].parse().ok()
-    })
-}
-
 const ROUTE_HTTP: &str = "outbound_http_route_request_statuses_total";
 const BACKEND_HTTP: &str = "outbound_http_route_backend_response_statuses_total";
 const ROUTE_GRPC: &str = "outbound_grpc_route_request_statuses_total";
@@ -92,25 +77,25 @@ fn grpc_call(case: &str) -> Request<Body> {
 fn counted(metrics: &str, route: &str, error: &str) -> [Option<u64>; 4] {
     let error = format!("error=\"{error}\"");
     [
-        sample(
+        route_sample(
             metrics,
             ROUTE_HTTP,
             route,
             &format!("http_status=\"504\",{error}"),
         ),
-        sample(
+        route_sample(
             metrics,
             BACKEND_HTTP,
             route,
             &format!("http_status=\"\",{error}"),
         ),
-        sample(
+        route_sample(
             metrics,
             ROUTE_GRPC,
             route,
             &format!("grpc_status=\"DEADLINE_EXCEEDED\",{error}"),
         ),
-        sample(
+        route_sample(
             metrics,
             BACKEND_GRPC,
             route,

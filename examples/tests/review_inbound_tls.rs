@@ -196,25 +196,12 @@ async fn a_client_certificate_of_another_trust_root_is_refused_at_the_handshake(
         support::series(m, "inbound_tcp_errors_total", &[]) >= 1
     })
     .await;
-    let lines: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.contains("errors_total") || l.contains("handshake_failures"))
-        .collect();
-    assert_eq!(
-        support::series(&metrics, "inbound_tcp_errors_total", &["error=\"i/o\""]),
+    assert_counted(&metrics, "inbound_tcp_errors_total", &["error=\"i/o\""], 1);
+    assert_counted(
+        &metrics,
+        "tls_handshake_failures_total",
+        &["direction=\"inbound\""],
         1,
-        "{}",
-        lines.join("\n")
-    );
-    assert_eq!(
-        support::series(
-            &metrics,
-            "tls_handshake_failures_total",
-            &["direction=\"inbound\""]
-        ),
-        1,
-        "{}",
-        lines.join("\n")
     );
     support::stop(sidecar).await;
 }
@@ -282,16 +269,7 @@ async fn an_expired_client_certificate_is_refused_at_the_handshake() {
         support::series(m, "tls_handshake_failures_total", &[]) >= 1
     })
     .await;
-    let lines: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.contains("errors_total") || l.contains("handshake_failures"))
-        .collect();
-    assert_eq!(
-        support::series(&metrics, "inbound_tcp_errors_total", &["error=\"i/o\""]),
-        1,
-        "{}",
-        lines.join("\n")
-    );
+    assert_counted(&metrics, "inbound_tcp_errors_total", &["error=\"i/o\""], 1);
     support::stop(sidecar).await;
 }
 
@@ -366,27 +344,27 @@ async fn an_opaque_port_that_requires_identity_closes_clients_without_one() {
         support::series(m, "inbound_tcp_authz_deny_total", &[]) >= 2
     })
     .await;
-    let lines: Vec<&str> = metrics
+    assert_counted(&metrics, "inbound_tcp_authz_deny_total", &[], 2);
+    assert_counted(&metrics, "inbound_tcp_authz_allow_total", &[], 1);
+    assert_counted(&metrics, "inbound_tcp_errors_total", &[], 0);
+    support::stop(sidecar).await;
+}
+
+/// Asserts that `family`'s series with `labels` add up to `want`, showing
+/// the TLS, error and authorization series when they do not.
+fn assert_counted(metrics: &str, family: &str, labels: &[&str], want: u64) {
+    let shown: Vec<&str> = metrics
         .lines()
-        .filter(|l| l.starts_with("inbound_tcp_authz") || l.contains("errors_total{"))
+        .filter(|l| {
+            l.contains("errors_total")
+                || l.contains("handshake_failures")
+                || l.starts_with("inbound_tcp_authz")
+        })
         .collect();
     assert_eq!(
-        support::series(&metrics, "inbound_tcp_authz_deny_total", &[]),
-        2,
-        "{}",
-        lines.join("\n")
+        support::series(metrics, family, labels),
+        want,
+        "{family} {labels:?}:\n{}",
+        shown.join("\n")
     );
-    assert_eq!(
-        support::series(&metrics, "inbound_tcp_authz_allow_total", &[]),
-        1,
-        "{}",
-        lines.join("\n")
-    );
-    assert_eq!(
-        support::series(&metrics, "inbound_tcp_errors_total", &[]),
-        0,
-        "{}",
-        lines.join("\n")
-    );
-    support::stop(sidecar).await;
 }

@@ -178,21 +178,6 @@ fn grpc_call(case: &str, method: &str, headers: &[(&str, &str)]) -> Request<Body
     req.body(full("")).unwrap()
 }
 
-/// The count of `family` for route `route` whose line ends with
-/// `{labels}}}`, if there is one.
-fn sample(metrics: &str, family: &str, route: &str, labels: &str) -> Option<u64> {
-    let route = format!("route_name=\"{route}\",");
-    let end = format!("{labels}}} ");
-    metrics.lines().find_map(|line| {
-        let rest = line.strip_prefix(family)?.strip_prefix('{')?;
-        if !rest.contains(&route) {
-            return None;
-        }
-        let at = rest.find(&end)?;
-        rest[at + end.len()..].parse().ok()
-    })
-}
-
 const BACKEND_HTTP: &str = "outbound_http_route_backend_response_statuses_total";
 const BACKEND_GRPC: &str = "outbound_grpc_route_backend_response_statuses_total";
 
@@ -201,13 +186,13 @@ const BACKEND_GRPC: &str = "outbound_grpc_route_backend_response_statuses_total"
 fn backend_counts(metrics: &str, route: &str, calls: &str, error: &str) -> [Option<u64>; 2] {
     let error = format!("error=\"{error}\"");
     [
-        sample(
+        route_sample(
             metrics,
             BACKEND_HTTP,
             route,
             &format!("http_status=\"\",{error}"),
         ),
-        sample(
+        route_sample(
             metrics,
             BACKEND_GRPC,
             calls,

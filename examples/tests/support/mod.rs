@@ -652,6 +652,21 @@ pub fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
         .sum()
 }
 
+/// The count of the Linkerd-named route family `family` for route `route`
+/// whose line ends with `{labels}}}`, if there is one (absent is not 0).
+pub fn route_sample(metrics: &str, family: &str, route: &str, labels: &str) -> Option<u64> {
+    let route = format!("route_name=\"{route}\",");
+    let end = format!("{labels}}} ");
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(family)?.strip_prefix('{')?;
+        if !rest.contains(&route) {
+            return None;
+        }
+        let at = rest.find(&end)?;
+        rest[at + end.len()..].parse().ok()
+    })
+}
+
 /// Replaces the file at `path` with `contents` in one step: written to a
 /// file of its own, then renamed over `path`, as Kubernetes' atomic
 /// writer does. A watcher polling `path` reads the old contents or the

@@ -187,19 +187,26 @@ async fn a_retried_grpc_call_answered_with_a_stream_counts_as_a_success() {
     assert_eq!(h.count("retry_successes_total"), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_retry_answered_with_a_failure_it_does_not_retry_is_no_success() {
+/// A gRPC call the default retry policy sends once more after an
+/// `UNAVAILABLE`, whose retry is answered `code`, which reaches the caller.
+async fn unavailable_then(code: &'static str) -> Harness {
     let h = Harness::new();
-    // PERMISSION_DENIED: a failure by the default classifier (Linkerd's
-    // codes), which the default retry codes leave alone.
-    let (svc, _) = upstream(|i| if i == 0 { grpc("14") } else { grpc("7") });
+    let (svc, _) = upstream(move |i| if i == 0 { grpc("14") } else { grpc(code) });
     let req = Request::post("/pkg.Svc/Method")
         .header("content-type", "application/grpc")
         .body(full("\0\0\0\0\0"))
         .unwrap();
     let policy = RetryPolicy::default().with_grpc_requests(true);
     let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
-    assert_eq!(res.headers()["grpc-status"], "7");
+    assert_eq!(res.headers()["grpc-status"], code);
+    h
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_answered_with_a_failure_it_does_not_retry_is_no_success() {
+    // PERMISSION_DENIED: a failure by the default classifier (Linkerd's
+    // codes), which the default retry codes leave alone.
+    let h = unavailable_then("7").await;
     assert_eq!(h.count("retry_requests_total"), 1);
     assert_eq!(
         h.count("retry_successes_total"),
@@ -212,15 +219,7 @@ async fn a_retry_answered_with_a_failure_it_does_not_retry_is_no_success() {
 async fn a_retry_answered_unimplemented_is_a_success_as_linkerd_counts_it() {
     // UNIMPLEMENTED is no failure in Linkerd's default codes, so the retry
     // that got it succeeded, as the metrics count its response.
-    let h = Harness::new();
-    let (svc, _) = upstream(|i| if i == 0 { grpc("14") } else { grpc("12") });
-    let req = Request::post("/pkg.Svc/Method")
-        .header("content-type", "application/grpc")
-        .body(full("\0\0\0\0\0"))
-        .unwrap();
-    let policy = RetryPolicy::default().with_grpc_requests(true);
-    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
-    assert_eq!(res.headers()["grpc-status"], "12");
+    let h = unavailable_then("12").await;
     assert_eq!(h.count("retry_requests_total"), 1);
     assert_eq!(h.count("retry_successes_total"), 1);
 }
