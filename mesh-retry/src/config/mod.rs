@@ -1403,6 +1403,11 @@ pub struct ConfigWarning {
 }
 
 impl ConfigWarning {
+    /// A warning for a field of `context`'s document that is not read.
+    fn ignored(context: &DocumentContext<'_>, field: String) -> Self {
+        Self::new(context, field, "unknown field is ignored".to_owned())
+    }
+
     fn new(context: &DocumentContext<'_>, field: String, message: String) -> Self {
         Self {
             origin: context.origin().to_owned(),
@@ -1627,10 +1632,9 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                             .starts_with(&format!("spec.rules[{i}].retries"))
                 });
                 if !honoured {
-                    let message = "unknown field is ignored".to_owned();
                     loaded
                         .warnings
-                        .push(ConfigWarning::new(&context, ignored.path, message));
+                        .push(ConfigWarning::ignored(&context, ignored.path));
                 }
             }
             let rules = http_route::rule_policies(
@@ -1688,12 +1692,12 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         } else if document.is::<ServiceProfile>() {
             let parsed = document.read::<ServiceProfile>()?;
             let context = parsed.context;
-            for ignored in parsed.ignored {
-                let message = "unknown field is ignored".to_owned();
-                loaded
-                    .warnings
-                    .push(ConfigWarning::new(&context, ignored.path, message));
-            }
+            loaded.warnings.extend(
+                parsed
+                    .ignored
+                    .into_iter()
+                    .map(|ignored| ConfigWarning::ignored(&context, ignored.path)),
+            );
             let profile = parsed.value;
             let (name, namespace) = profile.service();
             // One in another namespace than its service's serves that
@@ -1754,12 +1758,12 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             traffic_split::served_version(&document)?;
             let parsed = document.read::<TrafficSplit>()?;
             let context = parsed.context;
-            for ignored in parsed.ignored {
-                let message = "unknown field is ignored".to_owned();
-                loaded
-                    .warnings
-                    .push(ConfigWarning::new(&context, ignored.path, message));
-            }
+            loaded.warnings.extend(
+                parsed
+                    .ignored
+                    .into_iter()
+                    .map(|ignored| ConfigWarning::ignored(&context, ignored.path)),
+            );
             let split = parsed.value;
             let backends = split.dst_backends(&context)?;
             let (apex, namespace) = split.apex();
