@@ -229,8 +229,8 @@ async fn a_connect_to_a_target_without_endpoints_is_answered_503() {
     use mesh_core::proxy::{ConnectTunnel, EndpointSet, Queue};
     let mut connector = ClientConfig::default().http_connector();
     connector.enforce_http(false);
-    // A queue that does not wait: the answer comes at once.
-    let set = EndpointSet::empty().with_queue(Queue::new(1, std::time::Duration::ZERO));
+    // A queue without places: the answer comes at once.
+    let set = EndpointSet::empty().with_queue(Queue::new(0, std::time::Duration::from_secs(3)));
     let forward = ForwardTcp::with_endpoints(connector, &set);
     let targets =
         move |authority: &http::uri::Authority| (authority.host() == "db").then(|| forward.clone());

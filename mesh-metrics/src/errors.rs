@@ -93,10 +93,14 @@ pub enum ProxyError {
     /// `tls detection timeout`: an inbound connection sent too little to
     /// tell TLS from plaintext, or did not finish its handshake, in time.
     TlsDetectTimeout,
-    /// `failfast`: the service has had no endpoint ready for its
-    /// fail-fast timeout.
+    /// `failfast`: the request waited for an endpoint until its service
+    /// went into fail-fast, having had none ready for its fail-fast
+    /// timeout (with a zero timeout, the request that found none).
     FailFast,
-    /// `loadshed`: the queue of requests waiting for an endpoint is full.
+    /// `loadshed`: the request was turned away without waiting for an
+    /// endpoint: the service is in fail-fast, or its queue is full, as
+    /// Linkerd's `LoadShed` turns requests away in front of a shut gate
+    /// or a full queue.
     LoadShed,
     /// `response timeout`: a timeout passed before the response came.
     ResponseTimeout,
@@ -159,8 +163,9 @@ impl ProxyError {
     /// reset the stream, sent a `GOAWAY`, or answered something that is
     /// not HTTP is `unexpected`, as Linkerd counts its HTTP/2 and parse
     /// errors, which have no I/O error among their causes. A `503` is
-    /// `failfast` when it says so, `loadshed` when the queue refused it
-    /// (`service unavailable`), `unavailable` otherwise.
+    /// `failfast` when it says so (it waited until fail-fast came),
+    /// `loadshed` when the queue shed it (`service unavailable`: full, or
+    /// the service in fail-fast), `unavailable` otherwise.
     pub fn of_answer(
         direction: Direction,
         kind: ProxyErrorKind,

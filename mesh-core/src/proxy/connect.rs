@@ -37,8 +37,8 @@
 //! that finds no endpoint ready first waits in the target's queue, as a
 //! forwarded connection does ([`ForwardTcp`]); past its fail-fast
 //! timeout it is answered `503` with `mesh-error: service in fail-fast`,
-//! as an HTTP request is, and so is every later one until an endpoint is
-//! ready. Envoy and
+//! as an HTTP request is, and every later one `service unavailable`
+//! until an endpoint is ready. Envoy and
 //! Squid also connect before they answer, and answer a failed connect
 //! with an error status (503, both); ours are the ones `Forward` gives
 //! an HTTP request in the same plight. It is what clients can use: curl

@@ -35,7 +35,8 @@
 //! not known yet; until they are, requests wait for them, as when
 //! failure accrual has taken every endpoint out, and after the fail-fast
 //! timeout (3 s by default) get the mesh's `503` (`mesh-error: service in
-//! fail-fast`) at once until endpoints come ([`queue`](super::queue)).
+//! fail-fast`), and the requests after them `service unavailable` at
+//! once, until endpoints come ([`queue`](super::queue)).
 //! The connections of a [`ForwardTcp`](super::ForwardTcp) over the set
 //! wait the same way, and are closed where a request would get the
 //! `503`. An update wakes the requests and connections waiting.

@@ -188,8 +188,8 @@ impl<C> Forward<C> {
         }
     }
 
-    /// Whether a request sent now would be answered `503` `service in
-    /// fail-fast` at once (see [`queue`](super::queue)): no endpoint has
+    /// Whether a request sent now would be shed at once, the service
+    /// being in fail-fast (see [`queue`](super::queue)): no endpoint has
     /// been ready for the fail-fast timeout, and none is ready now.
     ///
     /// A traffic split asks this to send a backend's share to the others

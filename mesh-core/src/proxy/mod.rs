@@ -67,10 +67,12 @@
 //! endpoint out for a moment. It waits for one, as behind Linkerd's
 //! balancer queue: at most 10 000 requests, for 3 s (Linkerd's defaults
 //! for HTTP, [`Queue`]). When no endpoint has been ready for that long,
-//! the service is in fail-fast: the waiting requests and every new one
-//! that finds no endpoint are answered `503` with `mesh-error: service in
-//! fail-fast` ([`IN_FAILFAST`]; gRPC `UNAVAILABLE`) at once, until an
-//! endpoint is ready again ([`queue`]). A request that finds an endpoint
+//! the service is in fail-fast: the waiting requests are answered `503`
+//! with `mesh-error: service in fail-fast` ([`IN_FAILFAST`]; gRPC
+//! `UNAVAILABLE`), and every new one that finds no endpoint is shed at
+//! once, `503` with `mesh-error: service unavailable`, until an endpoint
+//! is ready again ([`queue`]), as Linkerd fails fast the requests its
+//! queue holds and sheds those that come to its shut gate. A request that finds an endpoint
 //! pays nothing for this. Forwarded TCP connections ([`ForwardTcp`]) and
 //! `CONNECT` tunnels wait the same way, in a queue of their own (Linkerd
 //! also queues TCP); past it a connection is closed, and a `CONNECT` is

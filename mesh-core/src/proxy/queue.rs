@@ -15,9 +15,10 @@
 //! Linkerd's proxy puts a queue in front of each balancer (linkerd2-proxy
 //! `linkerd/stack/src/queue.rs`, `failfast.rs`): a request waits while the
 //! balancer has no endpoint ready; when none has become ready within the
-//! fail-fast timeout, the service goes into *fail-fast*, and the waiting
-//! requests and every new one fail at once (`service in fail-fast`)
-//! until an endpoint is ready again. Its outbound defaults are a capacity
+//! fail-fast timeout, the service goes into *fail-fast*: the waiting
+//! requests fail (`service in fail-fast`), and its gate shuts, so that
+//! every new one is shed at once (`service unavailable`) until an
+//! endpoint is ready again. Its outbound defaults are a capacity
 //! of 10 000 and a timeout of 3 s, for HTTP requests
 //! (`LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_CAPACITY`,
 //! `LINKERD2_PROXY_OUTBOUND_HTTP_FAILFAST_TIMEOUT`) and for opaque TCP
@@ -54,14 +55,23 @@
 //! its whole deadline instead of being answered at once. When it passes with no
 //! endpoint ready, every waiting request is answered `503` with
 //! `mesh-error: service in fail-fast` ([`IN_FAILFAST`]; gRPC callers:
-//! `grpc-status: 14` `UNAVAILABLE`), and so is every new request that
-//! finds no endpoint ready, at once. Fail-fast ends as soon as an
+//! `grpc-status: 14` `UNAVAILABLE`). Every new request that finds no
+//! endpoint ready is then answered at once, as one beyond the queue's
+//! capacity is: `503` with `mesh-error: service unavailable`. The two
+//! are Linkerd's `FailFastError` and `LoadShedError`, which its error
+//! metrics count as `failfast` and `loadshed`: its queue fails the
+//! requests it holds, and shuts a gate in front of it, where a
+//! `LoadShed` turns the new ones away. Fail-fast ends as soon as an
 //! endpoint is ready again: an update brings endpoints, or an endpoint
 //! past its penalty takes its probe.
 //!
 //! A caller that goes away while waiting gives its place back, and leaves
 //! nothing behind. A [`Queue`] with a zero timeout waits for nothing:
-//! requests that find no endpoint are answered `503` at once.
+//! its timeout has passed once a request finds no endpoint, so that
+//! request brings fail-fast and is answered `service in fail-fast`, and
+//! those after it `service unavailable`, until an endpoint is ready, as
+//! in Linkerd. A queue with no places answers each `service
+//! unavailable`.
 //!
 //! The queue and its gate can be counted in Linkerd's metric families
 //! (`outbound_http_balancer_queue_length` and the rest:
@@ -81,6 +91,9 @@ use tokio::{sync::Notify, time::Instant};
 use super::balance::QueueMetrics;
 use super::forward::NoEndpoints;
 use crate::error::BoxError;
+
+#[cfg(test)]
+mod tests;
 
 /// How requests (or connections) wait for an endpoint: how many at most,
 /// and for how long before the service goes into fail-fast. See the
@@ -105,7 +118,7 @@ impl Queue {
     /// At most `capacity` requests wait, for `failfast_timeout` after the
     /// service last had an endpoint ready. A zero timeout (or capacity)
     /// waits for nothing: requests that find no endpoint are answered at
-    /// once. One longer than the clock can count (`Duration::MAX`) never
+    /// once (see the [module docs](self) for how). One longer than the clock can count (`Duration::MAX`) never
     /// passes: the service never goes into fail-fast.
     pub fn new(capacity: usize, failfast_timeout: Duration) -> Self {
         Self {
@@ -124,20 +137,16 @@ impl Queue {
     pub fn failfast_timeout(&self) -> Duration {
         self.failfast_timeout
     }
-
-    /// A queue that does not wait: what a zero timeout or capacity is.
-    fn waits(&self) -> bool {
-        self.capacity > 0 && !self.failfast_timeout.is_zero()
-    }
 }
 
 /// The `mesh-error` of a request answered while the service is in
 /// fail-fast: it had no endpoint ready for the fail-fast timeout.
 pub const IN_FAILFAST: &str = "service in fail-fast";
 
-/// Why a connection or `CONNECT` that found no endpoint ready is
-/// refused while its service is in fail-fast: no endpoint has been ready
-/// for the fail-fast timeout. A `CONNECT` is answered [`IN_FAILFAST`],
+/// Why a connection or `CONNECT` that waited for an endpoint is refused
+/// when its service goes into fail-fast: no endpoint has been ready for
+/// the fail-fast timeout. One that comes while the service is in
+/// fail-fast is shed, with [`NoEndpoints`]. A `CONNECT` is answered [`IN_FAILFAST`],
 /// as an HTTP request is; a forwarded connection is closed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InFailFast;
@@ -183,16 +192,18 @@ struct State {
 /// Why a request that found no endpoint is answered now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// The queue does not wait, or is full: `service unavailable`.
+    /// Shed: the queue is full or has no places, or the service is in
+    /// fail-fast, its gate shut: `service unavailable` (Linkerd's
+    /// `LoadShedError`).
     Unavailable,
-    /// The service is in fail-fast: [`IN_FAILFAST`].
+    /// The request waited the fail-fast timeout, and fail-fast came:
+    /// [`IN_FAILFAST`] (Linkerd's `FailFastError`).
     FailFast,
 }
 
 impl Refused {
     /// The error a connection refused for this reason ends with:
-    /// [`InFailFast`], or [`NoEndpoints`] when the queue is full or does
-    /// not wait.
+    /// [`InFailFast`], or [`NoEndpoints`] when it is shed.
     pub(crate) fn into_error(self) -> BoxError {
         match self {
             Self::FailFast => InFailFast.into(),
@@ -258,12 +269,31 @@ impl Gate {
 
     /// A place in the queue for a request that found no endpoint, or why
     /// it is answered now.
+    ///
+    /// In fail-fast the service's gate is shut, and a request that comes
+    /// is shed ([`Refused::Unavailable`]) rather than failed fast: only
+    /// the requests that were waiting when fail-fast came fail fast, as in
+    /// linkerd2-proxy, whose queue fails those it holds and shuts its gate
+    /// so that the `LoadShed` in front of it turns every new one away. A
+    /// zero timeout has passed as soon as a request finds no endpoint:
+    /// that request brings fail-fast and fails fast, and those after it
+    /// are shed until an endpoint is ready.
     pub(crate) fn admit(self: &Arc<Self>) -> Result<Place, Refused> {
-        if !self.queue.waits() {
+        if self.queue.capacity == 0 {
             return Err(Refused::Unavailable);
         }
         let mut state = self.lock();
         if state.failfast {
+            return Err(Refused::Unavailable);
+        }
+        if self.queue.failfast_timeout.is_zero() {
+            // It entered the queue and waited the whole timeout, as it
+            // would in Linkerd's: counted so.
+            if let Some(metrics) = self.metrics.get() {
+                metrics.entered();
+                metrics.left(Instant::now());
+            }
+            self.shut(&mut state);
             return Err(Refused::FailFast);
         }
         if state.waiters >= self.queue.capacity {
@@ -365,21 +395,27 @@ impl Gate {
             if state.deadline != Some(deadline) {
                 return Woken::Retry;
             }
-            if !state.failfast {
-                tracing::warn!(
-                    timeout = ?self.queue.failfast_timeout,
-                    waiting = state.waiters,
-                    "no endpoint ready: the service goes into fail-fast"
-                );
-                if let Some(metrics) = self.metrics.get() {
-                    metrics.gate.shut();
-                }
-            }
-            state.failfast = true;
-            self.failfast.store(true, Ordering::Release);
+            self.shut(&mut state);
         }
         self.notify.notify_waiters();
         Woken::FailFast
+    }
+
+    /// The service goes into fail-fast, if it is not in it already: its
+    /// gate shuts until an endpoint is ready.
+    fn shut(&self, state: &mut State) {
+        if !state.failfast {
+            tracing::warn!(
+                timeout = ?self.queue.failfast_timeout,
+                waiting = state.waiters,
+                "no endpoint ready: the service goes into fail-fast"
+            );
+            if let Some(metrics) = self.metrics.get() {
+                metrics.gate.shut();
+            }
+        }
+        state.failfast = true;
+        self.failfast.store(true, Ordering::Release);
     }
 
     /// Whether a request is waiting, for tests.

@@ -67,11 +67,12 @@
 //! or [`EndpointSet::with_queue`] sets others). Its client's connection
 //! is held open meanwhile, and whatever the client sends waits in it.
 //! When no endpoint has been ready for the fail-fast timeout, the waiting
-//! connections and every new one that finds none are closed at once
-//! until an endpoint is ready again, and the service returns
-//! [`InFailFast`](super::InFailFast) for each; a connection beyond the
-//! queue's capacity, or one a queue that does not wait turns away, is
-//! closed too, with [`NoEndpoints`].
+//! connections are closed, and the service returns
+//! [`InFailFast`](super::InFailFast) for each; every new one that finds
+//! none is closed at once until an endpoint is ready again, shed with
+//! [`NoEndpoints`], as is a connection beyond the queue's capacity. These
+//! are Linkerd's `failfast` and `loadshed`, for TCP as for HTTP (its
+//! opaque routes shed in front of the same queue).
 //!
 //! [`ForwardTcp::connect`] does the connect alone, for a caller that must
 //! know the outcome before it has a connection to forward (a `CONNECT`
@@ -298,8 +299,9 @@ type Pipe = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<C, F> {
-        // Refused at once: the queue is full or does not wait, or the
-        // service is in fail-fast.
+        // Refused at once: the queue is full or has no places, or the
+        // service is in fail-fast (shed), or the queue's zero timeout
+        // brought fail-fast.
         NoEndpoint {
             refused: Refused,
         },

@@ -113,29 +113,45 @@ async fn without_endpoints_the_connection_waits_the_failfast_timeout_then_is_clo
 }
 
 #[tokio::test(start_paused = true)]
-async fn in_fail_fast_a_new_connection_is_refused_at_once_as_in_fail_fast() {
+async fn in_fail_fast_a_new_connection_is_shed_at_once() {
     let set = EndpointSet::empty();
     let forward = ForwardTcp::with_endpoints(connector(), &set);
     let (conn, _client) = connection();
     let error = forward.clone().oneshot(conn).await.unwrap_err();
     assert!(error.is::<InFailFast>(), "{error}");
-    // The service is in fail-fast now: the next connection is refused
-    // at once, for the same reason as the one that waited.
+    // The service is in fail-fast now, its gate shut: the next
+    // connection is shed at once, as Linkerd sheds it (`loadshed`), not
+    // failed fast as the one that waited was.
     let (conn, mut client) = connection();
     let start = tokio::time::Instant::now();
     let error = forward.clone().oneshot(conn).await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::ZERO, "at once");
-    assert!(error.is::<InFailFast>(), "{error}");
+    assert!(error.is::<NoEndpoints>(), "{error}");
     let mut buf = [0; 1];
     assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
-    // A CONNECT is refused alike.
+    // A CONNECT is shed alike.
     let error = forward.connect().await.unwrap_err();
-    assert!(error.is::<InFailFast>(), "{error}");
+    assert!(error.is::<NoEndpoints>(), "{error}");
 }
 
 #[tokio::test]
-async fn without_endpoints_and_a_queue_that_does_not_wait_the_connection_is_closed_at_once() {
+async fn with_a_zero_failfast_timeout_the_first_connection_fails_fast_and_the_next_is_shed() {
     let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
+    let (conn, mut client) = connection();
+    let error = forward.clone().oneshot(conn).await.unwrap_err();
+    assert!(error.is::<InFailFast>(), "{error}");
+    let mut buf = [0; 1];
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
+    let (conn, mut client) = connection();
+    let error = forward.oneshot(conn).await.unwrap_err();
+    assert!(error.is::<NoEndpoints>(), "{error}");
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
+}
+
+#[tokio::test]
+async fn without_endpoints_and_a_queue_without_places_the_connection_is_shed() {
+    let set = EndpointSet::empty().with_queue(Queue::new(0, Duration::from_secs(3)));
     let forward = ForwardTcp::with_endpoints(connector(), &set);
     let (conn, mut client) = connection();
     let error = forward.oneshot(conn).await.unwrap_err();
@@ -165,7 +181,7 @@ async fn a_waiting_connection_given_up_gives_its_place_back() {
 #[tokio::test]
 async fn a_set_that_gains_endpoints_is_used_by_the_next_connection() {
     let (endpoint, accepted) = echo().await;
-    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
+    let set = EndpointSet::empty().with_queue(Queue::new(0, Duration::from_secs(3)));
     let forward = ForwardTcp::with_endpoints(connector(), &set);
     let (conn, _client) = connection();
     let error = forward.clone().oneshot(conn).await.unwrap_err();
@@ -294,7 +310,7 @@ async fn connect_alone_names_the_endpoint_that_refused_or_says_there_is_none() {
         error.downcast_ref::<ConnectFailed>().unwrap().endpoint(),
         endpoint
     );
-    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
+    let set = EndpointSet::empty().with_queue(Queue::new(0, Duration::from_secs(3)));
     let forward = ForwardTcp::with_endpoints(connector(), &set);
     let error = forward.connect().await.unwrap_err();
     assert!(error.is::<NoEndpoints>(), "{error}");

@@ -91,10 +91,10 @@ pub(super) fn log_none_ready(endpoints: usize, peer: SocketAddr) {
 pub(super) fn log_refused(refused: Refused, peer: Option<SocketAddr>) {
     let why = match refused {
         Refused::FailFast => {
-            "the service is in fail-fast: no endpoint has been ready \
+            "the service went into fail-fast: no endpoint has been ready \
                               for the fail-fast timeout"
         }
-        Refused::Unavailable => "the queue is full, or does not wait",
+        Refused::Unavailable => "shed: the queue is full, or the service is in fail-fast",
     };
     tracing::debug!(?peer, "no endpoint to connect to: {why}; closing");
 }
