@@ -12,18 +12,32 @@
 //! | `retry_limit_exceeded_total` | counter | retryable failures returned because the request used its attempts |
 //! | `retry_budget_exhausted_total` | counter | retryable failures returned because the budget was empty |
 //! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff, or passed before the retry could be sent (when the backoff ended, while the service was not ready, or while the failed attempt's client still held the request body) |
-//! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response`, `body_in_use` |
+//! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response`, `body_in_use`, `unavailable` |
 //! | `retry_budget_balance` | gauge | retries each budget allows now |
 //!
 //! A retry is taken from the budget when it is decided. One that is then
 //! not sent (its deadline passed, its service failed to get ready, or its
 //! caller went away while it waited) is given back, so the balance
 //! counts only retries that went out; it is counted once under why it
-//! stopped when a counter says so (the deadline), and never in
-//! `retry_requests_total`.
-//! A retry the service fails to get ready for is counted by none of
-//! these: the attempts, the budget and the deadline all allowed it, and
-//! the caller gets the response it was to replace.
+//! stopped when a counter says so (the deadline, the service), and never
+//! in `retry_requests_total`.
+//!
+//! A retry the service fails to get ready for (a balancer left with no
+//! endpoints, a client whose connection closed) is counted as
+//! `retry_not_retryable_total{reason="unavailable"}`, and the caller gets
+//! the response it was to replace. It is a reason of its own, not one of
+//! the other counters: the attempts, the budget and the deadline all
+//! allowed the retry, and an operator who sees failures returned unretried
+//! needs to tell a budget doing its job from a backend with nothing to
+//! send to. It is a reason of `retry_not_retryable_total`, rather than a
+//! family of its own, because that family already counts retryable
+//! failures that something other than the policy's limits kept from being
+//! retried. (linkerd2-proxy counts a retry it does not send because its
+//! service is not ready at once in
+//! `outbound_http_route_retry_overflow_total`, its count of retries a
+//! circuit breaker held back; a readiness error there ends the request
+//! with that error.) A [`RetryObserver`] is told of it as
+//! [`RetryEvent::NotRetryable`]`(`[`NotRetryable::Unavailable`]`)`.
 //!
 //! Labels are `service` and `route`, both names from configuration (or from
 //! the request's [`DstService`] and [`RouteId`] extensions), so the series
@@ -54,7 +68,10 @@ use prometheus_client::{
 use crate::Budget;
 
 /// Why a retryable failure of a request could not be retried.
+///
+/// Reasons may be added: a match on one needs a wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NotRetryable {
     /// The body's known length was over the replay cap.
     BodyTooLarge,
@@ -71,15 +88,22 @@ pub enum NotRetryable {
     /// yet. hyper's HTTP/1 connection keeps a body it is writing after the
     /// call that sent it is dropped.
     BodyInUse,
+    /// A retry was decided on, and the service that was to send it failed
+    /// to get ready (its `poll_ready` returned an error: a balancer left
+    /// with no endpoints, a client whose connection closed). The caller
+    /// gets the failed response the retry was to replace, and the budget
+    /// gets the retry back.
+    Unavailable,
 }
 
 impl NotRetryable {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::BodyTooLarge,
         Self::NonIdempotent,
         Self::Committed,
         Self::StreamingResponse,
         Self::BodyInUse,
+        Self::Unavailable,
     ];
 
     /// The `reason` label value.
@@ -90,6 +114,7 @@ impl NotRetryable {
             Self::Committed => "committed",
             Self::StreamingResponse => "streaming_response",
             Self::BodyInUse => "body_in_use",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -275,7 +300,7 @@ pub struct RouteRetryMetrics {
     limit_exceeded: Counter,
     budget_exhausted: Counter,
     deadline_exceeded: Counter,
-    not_retryable: [Counter; 5],
+    not_retryable: [Counter; NotRetryable::ALL.len()],
     service: Arc<str>,
     budgets: Arc<BudgetGauges>,
     /// Told of each event, if the route has one: see
@@ -458,7 +483,7 @@ retry_deadline_exceeded_total{service=\"emoji\",route=\"get\"} 0
             .lines()
             .filter(|l| l.starts_with("retry_not_retryable_total"))
             .collect();
-        assert_eq!(reasons.len(), 5, "every reason is registered at once");
+        assert_eq!(reasons.len(), 6, "every reason is registered at once");
         assert!(reasons.contains(
             &"retry_not_retryable_total{service=\"emoji\",route=\"get\",reason=\"non_idempotent\"} 1"
         ));

@@ -39,6 +39,7 @@ mod peek_last_attempt;
 mod profile_classes_grpc;
 mod profile_grpc_failures;
 mod retry_readiness_last_response;
+mod retry_readiness_refused;
 mod review_bodies;
 mod review_budget;
 mod review_config_errors;

@@ -435,6 +435,12 @@ impl<S, B, C: AsRef<Shared>> Attempts<S, B, C> {
         self.give_up(Some(RouteRetryMetrics::deadline_exceeded));
     }
 
+    /// Gives up the retry decided on, because the service that was to send
+    /// it failed to get ready: counted as `unavailable`.
+    pub(crate) fn unavailable(&mut self) {
+        self.give_up(Some(|m| m.not_retryable(NotRetryable::Unavailable)));
+    }
+
     /// Gives up the retry decided on, if any, because the response future
     /// was dropped before sending it; `awaiting_body` says it was dropped
     /// while it waited for the failed attempt's client to let go of the

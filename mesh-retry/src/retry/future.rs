@@ -382,11 +382,11 @@ where
                     // A service that fails to get ready (a balancer left
                     // with no endpoints, a closed connection) takes no
                     // retry: the caller gets the response the retry was to
-                    // replace, and the retry goes back to the budget. No
-                    // counter says why (see the module docs).
+                    // replace, the retry goes back to the budget, and it is
+                    // counted as `unavailable` (see the module docs).
                     if let Err(error) = ready!(retry.poll_ready(cx)) {
                         tracing::debug!(%error, "service failed to get ready for a retry");
-                        retry.give_up(None);
+                        retry.unavailable();
                         let last = last.take();
                         this.state.set(State::Done);
                         return Poll::Ready(match last {

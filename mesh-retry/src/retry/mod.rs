@@ -51,12 +51,12 @@
 //! error. (linkerd2-proxy's retries return the response they hold when the
 //! service is not ready at once, and count it as `overflow`; a readiness
 //! error there reaches the caller.) A failed attempt that had no response
-//! gives its own error, as when no retry was decided. No counter of
-//! [`RetryMetrics`] fits why such a retry was not sent (the attempts, the
-//! budget and the deadline all allowed it), so none counts it; it is not
-//! counted as a retry sent, and the budget gets it back. To answer with
-//! it, the failed response is held, unread, through the backoff, as
-//! linkerd2-proxy holds it.
+//! gives its own error, as when no retry was decided. The retry is not
+//! counted as sent, and the budget gets it back; [`RetryMetrics`] counts
+//! it under a reason of its own, `unavailable`, since the attempts, the
+//! budget and the deadline all allowed it (see [`metrics`](crate::metrics)
+//! for why that reason). To answer with it, the failed response is held,
+//! unread, through the backoff, as linkerd2-proxy holds it.
 //!
 //! One answer is the layer's own. A request whose deadline has passed
 //! when it arrives (its [`Deadline`] extension, or else

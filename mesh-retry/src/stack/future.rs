@@ -90,8 +90,12 @@ pin_project_lite::pin_project! {
         // An outcome to decide on again once the failed attempt's client
         // lets go of the request body, or the wait for it ends.
         Releasing { last: Option<Box<R>> },
-        Backoff,
-        Ready,
+        // `last` is the outcome the retry is to replace, kept in case the
+        // service fails to get ready for the retry: the caller gets it
+        // then, as from the retry layer. Boxed, so that only a retry pays
+        // for it; an `Option` only so that it can be taken out.
+        Backoff { last: Option<Box<R>> },
+        Ready { last: Option<Box<R>> },
         Done,
         // An answer held while its first frame is read. Last, and holding
         // a type with no value in the head-only mode, so that there it
@@ -362,17 +366,18 @@ where
                     this.state.set(State::Done);
                     return timed_out();
                 }
-                StateProj::Backoff => {
+                StateProj::Backoff { last } => {
                     if let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx)) {
                         give_up_in_time(this.retry);
                         this.state.set(State::Done);
                         return timed_out();
                     }
                     *this.until = None;
-                    this.state.set(State::Ready);
+                    let last = last.take();
+                    this.state.set(State::Ready { last });
                     continue;
                 }
-                StateProj::Ready => {
+                StateProj::Ready { last } => {
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
@@ -389,9 +394,22 @@ where
                     let next = match retry.poll_next(cx) {
                         Poll::Ready(Ok(next)) => next,
                         Poll::Ready(Err(error)) => {
-                            retry.give_up(None);
+                            // A service that fails to get ready (a balancer
+                            // left with no endpoints, a closed connection)
+                            // takes no retry: the caller gets the response
+                            // the retry was to replace, as from the retry
+                            // layer, since the service's error says nothing
+                            // of this request, which was answered. The
+                            // retry goes back to the budget, counted as
+                            // `unavailable`.
+                            tracing::debug!(%error, "service failed to get ready for a retry");
+                            retry.unavailable();
+                            let last = last.take();
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(error));
+                            return match last {
+                                Some(last) => respond(*last),
+                                None => Poll::Ready(Err(error)),
+                            };
                         }
                         Poll::Pending => {
                             // Only the deadline can end this wait.
@@ -414,6 +432,7 @@ where
                     let Some(service) = retry.service.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
+                    // Setting the state drops the response it replaces.
                     this.state.set(State::Calling {
                         fut: service.call(req),
                     });
@@ -436,18 +455,22 @@ where
                         last: Some(Box::new(result)),
                     });
                 }
-                Decision::Retry { delay, .. } if delay.is_zero() => {
-                    *this.until = None;
-                    this.state.set(State::Ready);
-                }
                 Decision::Retry { delay, now } => {
-                    // A wait past what the clock holds (an uncapped
-                    // backoff and a huge `Retry-After`) ends as far out as
-                    // it goes, as tokio's `sleep` does: with no instant to
-                    // wake at, it never would.
-                    let delay = delay.min(FAR_FUTURE);
-                    *this.until = Some(now.checked_add(delay).unwrap_or(now));
-                    this.state.set(State::Backoff);
+                    // The retry may still not be sent (the service fails
+                    // to get ready): keep what the caller then gets.
+                    let last = Some(Box::new(result));
+                    if delay.is_zero() {
+                        *this.until = None;
+                        this.state.set(State::Ready { last });
+                    } else {
+                        // A wait past what the clock holds (an uncapped
+                        // backoff and a huge `Retry-After`) ends as far
+                        // out as it goes, as tokio's `sleep` does: with no
+                        // instant to wake at, it never would.
+                        let delay = delay.min(FAR_FUTURE);
+                        *this.until = Some(now.checked_add(delay).unwrap_or(now));
+                        this.state.set(State::Backoff { last });
+                    }
                 }
             }
         }

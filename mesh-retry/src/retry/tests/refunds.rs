@@ -262,6 +262,7 @@ async fn a_retry_whose_service_fails_to_get_ready_is_given_back() {
     let res = svc.oneshot(get("/")).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     h.assert_given_back(&budget, None);
+    assert_eq!(h.not_retryable("unavailable"), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -269,13 +270,14 @@ async fn the_route_stack_gives_back_a_retry_whose_service_fails_to_get_ready() {
     let h = Harness::new();
     let layer = h.route_stack(policy().with_backoff(Backoff::none()), Timeouts::default());
     let budget = layer.budget().clone();
-    let err = layer
+    let res = layer
         .layer(Unready::new(None))
         .oneshot(get("/"))
         .await
-        .unwrap_err();
-    assert!(err.is::<io::Error>(), "{err}");
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     h.assert_given_back(&budget, None);
+    assert_eq!(h.not_retryable("unavailable"), 1);
 }
 
 #[tokio::test(start_paused = true)]
