@@ -100,12 +100,13 @@ async fn the_caller_gets_the_failed_response_when_the_service_cannot_take_the_re
     assert_eq!(res.headers()["retry-after-reason"], "draining");
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "shard 7 is draining", "the body comes whole");
-    // The first attempt deposited; the retry that was not sent was given
-    // back.
-    assert!(
-        budget.balance() >= before,
-        "{} < {before}",
-        budget.balance()
+    // The first attempt deposited one retry's worth (a ratio of 1.0);
+    // the retry that was not sent was given back. Kept, it would cost as
+    // much as the deposit, and leave the balance where it was.
+    assert_eq!(
+        budget.balance(),
+        before + 1.0,
+        "the retry was not given back"
     );
 }
 
