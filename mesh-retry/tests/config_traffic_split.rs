@@ -294,7 +294,18 @@ fn two_splits_for_one_apex_are_refused_in_one_text_and_the_later_served_across_t
     );
     // Splits of two apexes, or of one name in two namespaces, are apart.
     let other = b.replace("service: emoji\n", "service: web\n");
-    assert!(config::load("split.yaml", &format!("{a}---\n{other}")).is_ok());
+    let apart = config::load("split.yaml", &format!("{a}---\n{other}")).unwrap();
+    let web = apart.service("web", Some("emojivoto")).unwrap();
+    assert_eq!(shares(web.dst_overrides()), [share("emoji-v3", 10_000)]);
+    let elsewhere = b.replace("namespace: emojivoto}", "namespace: books}");
+    let apart = config::load("split.yaml", &format!("{a}---\n{elsewhere}")).unwrap();
+    let books = apart.service("emoji", Some("books")).unwrap();
+    assert_eq!(
+        shares(books.dst_overrides()),
+        [("emoji-v3".to_owned(), Some("books".to_owned()), 10_000)]
+    );
+    let emoji = apart.service("emoji", Some("emojivoto")).unwrap();
+    assert_eq!(shares(emoji.dst_overrides()), [share("emoji-v2", 10_000)]);
 
     // In two files: the later one is served, with a warning naming both.
     let mut loaded = config::load("a.yaml", &a).unwrap();

@@ -6,6 +6,7 @@
 //! in the service's namespace, does not reach a client served its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use mesh_core::resource::ResourceErrorKind;
 use mesh_retry::config::{self, RetryResources, ServiceRetryPolicy};
 
 /// A ServiceProfile of `emoji.emojivoto` in `namespace`, with one route
@@ -69,7 +70,9 @@ fn a_profile_in_the_clients_namespace_is_served_to_its_clients_in_place_of_the_s
         profile("web", "list", ""),
         profile("web", "web-list", "")
     );
-    assert!(config::load("profiles.yaml", &twice).is_err());
+    let err = config::load("profiles.yaml", &twice).unwrap_err();
+    assert_eq!(err.kind(), ResourceErrorKind::DuplicateName, "{err}");
+    assert_eq!(err.document(), Some(2), "{err}");
 }
 
 #[test]
