@@ -157,6 +157,12 @@ async fn a_denied_grpc_call_is_a_failure_and_an_unimplemented_one_a_success() {
         "inbound",
         &[("12", "success", 1), ("12", "failure", 0)],
     );
+    // Under no status at all: that call is the callee's one response.
+    assert_eq!(
+        series(&metrics, "response_total", &["direction=\"inbound\""]),
+        1,
+        "{metrics}"
+    );
     assert_eq!(
         series(
             &metrics,
