@@ -94,7 +94,8 @@ async fn a_profile_in_another_namespace_serves_the_clients_of_that_namespace_alo
     // In web its profile serves the service alone: its route, then its
     // default route, both to the service itself; the HTTPRoute is set
     // aside.
-    let running = sidecar(&write_config(dir.path(), "web", v1, v2));
+    let config = write_config(dir.path(), "web", v1, v2);
+    let running = sidecar(&config);
     for path in ["/list", "/other"] {
         assert_eq!(
             get(running.outbound, path).await,
@@ -103,4 +104,11 @@ async fn a_profile_in_another_namespace_serves_the_clients_of_that_namespace_alo
         );
     }
     stop(running).await;
+    std::fs::write(&path, &config).unwrap();
+    let (stdout, _) = check(&path);
+    let aside = "document 1 (HTTPRoute emojivoto/emoji-canary): spec.parentRefs[0]: set aside \
+                 for";
+    let by = "document 2 (ServiceProfile web/emoji.emojivoto.svc.cluster.local), which serves \
+              service emojivoto/emoji alone";
+    assert!(stdout.contains(aside) && stdout.contains(by), "{stdout}");
 }
