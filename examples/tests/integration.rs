@@ -61,6 +61,7 @@ mod dns_endpoints;
 mod dst_overrides;
 mod edges;
 mod env_unknown;
+mod error_labels_parity;
 mod errors_connections;
 mod errors_http;
 mod errors_rate_limit;

@@ -547,15 +547,18 @@ spec:
         *answers.entry((first, error)).or_insert(0_usize) += 1;
     }
     let failed = answers
-        .get(&(String::new(), Some("service unavailable".to_owned())))
+        .get(&(String::new(), Some("service in fail-fast".to_owned())))
         .copied()
         .unwrap_or(0);
     let served = answers
         .get(&("emoji".to_owned(), None))
         .copied()
         .unwrap_or(0);
-    // 100 of each expected, with a standard deviation of 7.1.
-    assert!((57..=143).contains(&failed), "{answers:?}");
+    // The zero timeout has passed for the first request drawn to
+    // `emoji-v2` on each runtime: it fails fast, and puts `emoji-v2` in
+    // fail-fast, which the split then passes over, as Linkerd's
+    // `RandomAvailable` passes over a backend whose gate is shut.
+    assert!((1..=2).contains(&failed), "{answers:?}");
     assert_eq!(failed + served, 200, "{answers:?}");
     let metrics = scrape(sidecar.admin).await;
     let labels = [

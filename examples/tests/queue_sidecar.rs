@@ -101,14 +101,15 @@ async fn a_zero_http_timeout_refuses_requests_at_once_while_tcp_waits() {
         "  http_failfast_timeout: 0s\n  tcp_failfast_timeout: 1m\n",
     );
     take_out_then_listen(&sidecar, web, db).await;
-    // The endpoint is out: the request is not queued.
-    assert_eq!(
-        get(&sidecar).await,
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("service unavailable".to_owned())
-        )
-    );
+    // The endpoint is out: the request is not queued. Its zero wait is
+    // over at once, and it fails fast, as with Linkerd's zero timeout;
+    // the next is shed, the service in fail-fast.
+    for error in ["service in fail-fast", "service unavailable"] {
+        assert_eq!(
+            get(&sidecar).await,
+            (StatusCode::SERVICE_UNAVAILABLE, Some(error.to_owned()))
+        );
+    }
     // A connection and a CONNECT wait for the penalty to end.
     let (hello, connect) = tokio::join!(tcp_hello(&sidecar), connect_db(&sidecar));
     assert_eq!(hello.as_deref(), Some(&b"hello"[..]));

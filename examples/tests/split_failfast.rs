@@ -124,10 +124,21 @@ async fn when_every_backend_is_in_failfast_each_request_is_answered_503() {
         ("emoji-v2", "emoji-v2.invalid:80"),
         ("emoji-v3", "emoji-v3.invalid:80"),
     );
-    // The first requests wait the fail-fast timeout, each in turn, and
-    // are answered in fail-fast too; the rest at once.
-    for _ in 0..20 {
+    // The first request waits the fail-fast timeout of the backend it
+    // is drawn to, and the second that of the other, which it is sent
+    // to instead: each is answered in fail-fast. The rest are shed at
+    // once, both backends in fail-fast, as Linkerd sheds a request no
+    // backend is ready for.
+    for _ in 0..2 {
         assert_eq!(answer(sidecar.outbound).await, in_failfast());
+    }
+    let shed = (
+        StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        Some("service unavailable".to_owned()),
+        String::new(),
+    );
+    for _ in 0..18 {
+        assert_eq!(answer(sidecar.outbound).await, shed);
     }
     stop(sidecar).await;
 }

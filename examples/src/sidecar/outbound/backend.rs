@@ -35,10 +35,18 @@
 //!   (linkerd2-proxy's route metrics `Error`, in
 //!   `linkerd/app/outbound/src/http/logical/policy/route/metrics/labels.rs`):
 //!   `FAIL_FAST` for the mesh's `unavailable` answer (no backend could
-//!   take the request), `LOAD_SHED` for `rate_limited`,
+//!   take the request: it waited for an endpoint until its service went
+//!   into fail-fast, `service in fail-fast`, or there was none),
+//!   `LOAD_SHED` for one the balancer's queue shed without a wait
+//!   (`service unavailable`: the queue full, or the service already in
+//!   fail-fast; Linkerd's `LoadShedError`) and for `rate_limited`,
 //!   `REQUEST_TIMEOUT` for a request, or an attempt, that the route's
-//!   request timeout (or a nearer deadline its caller sent) ended,
-//!   `RESPONSE_HEADERS_TIMEOUT` for one that an attempt's own timeout
+//!   request timeout ended, or a deadline its caller sent
+//!   (`mesh-deadline`, `grpc-timeout`) nearer than the route's timeouts:
+//!   in the route's family and its backends' alike, whatever timeouts
+//!   the route has, none included (linkerd2-proxy makes a caller's
+//!   deadline the request's stream deadline, whose expiry it labels
+//!   so), `RESPONSE_HEADERS_TIMEOUT` for one that an attempt's own timeout
 //!   ended, or any other timeout before the response head (see
 //!   [`RouteTimeouts`]), `RESPONSE_STREAM_TIMEOUT` for one while
 //!   a gRPC body streamed, `CANCEL` for an attempt given up for another
@@ -486,34 +494,45 @@ impl<S> Counted<S> {
     /// under its retries and timeouts.
     pub(crate) fn of_attempts(mut self, timeouts: RouteTimeouts) -> Self {
         self.timing = Timing::Attempts(timeouts);
-        self.per_try_sent = timeouts.request.and(timeouts.per_try).map(PerTrySent::new);
+        self.per_try_sent = timeouts.per_try.map(PerTrySent::new);
         self
     }
 
-    /// The instant the route's deadline ends an attempt of `req` (a gRPC
-    /// call when `call`), which starts at `started`, as its deadline header
-    /// tells: `None` when it carries the attempt's per-try timeout instead,
-    /// or nothing.
+    /// The instant the request's deadline ends an attempt of `req` (a
+    /// gRPC call when `call`), which starts at `started`, as its deadline
+    /// header tells: `None` when it carries the attempt's per-try timeout
+    /// instead, or nothing. The route's stack writes one into each attempt
+    /// of a request with a deadline, the route's or its caller's, and the
+    /// per-try timeout into each of a route with one.
     fn deadline_of<B>(&self, req: &Request<B>, call: bool, started: Instant) -> Option<Instant> {
-        // The header of the request's kind, as the route's stack picks it:
-        // by `content-type` alone, whatever the method (a `POST`'s is
-        // known already).
-        let grpc = call
-            || (req.method() != http::Method::POST && mesh_core::error::is_grpc(req.headers()));
-        let (left, per_try) = if grpc {
-            let left = req.headers().get(GRPC_TIMEOUT);
-            let left = left.and_then(deadline::parse_grpc_timeout);
-            (left, self.per_try_sent.map(|p| p.grpc))
-        } else {
-            let left = req.headers().get(MESH_DEADLINE);
-            let left = left.and_then(deadline::parse_mesh_deadline);
-            (left, self.per_try_sent.map(|p| p.mesh))
-        };
+        let (left, grpc) = sent_deadline(req, call);
+        let per_try = self
+            .per_try_sent
+            .map(|p| if grpc { p.grpc } else { p.mesh });
         // The stack writes the per-try timeout when it ends no later than
         // the deadline, and what is left of the deadline, less, otherwise.
         left.filter(|left| per_try.is_none_or(|per_try| *left < per_try))
             .and_then(|left| started.checked_add(left))
     }
+}
+
+/// The time the deadline header of `req` (a gRPC call when `call`) gives,
+/// if any, and whether it is gRPC's: the header of the request's kind,
+/// as the route's stack picks it, by `content-type` alone whatever the
+/// method (a `POST`'s is known already).
+fn sent_deadline<B>(req: &Request<B>, call: bool) -> (Option<Duration>, bool) {
+    let grpc =
+        call || (req.method() != http::Method::POST && mesh_core::error::is_grpc(req.headers()));
+    let left = if grpc {
+        req.headers()
+            .get(GRPC_TIMEOUT)
+            .and_then(deadline::parse_grpc_timeout)
+    } else {
+        req.headers()
+            .get(MESH_DEADLINE)
+            .and_then(deadline::parse_mesh_deadline)
+    };
+    (left, grpc)
 }
 
 /// A per-try timeout as the route's stack writes it into an attempt's
@@ -557,10 +576,16 @@ impl PerTrySent {
 /// included (`mesh-deadline`, or `grpc-timeout` on gRPC; see
 /// [`Counted::deadline_of`]), which costs the request nothing more: no
 /// extension is added to it to carry the deadline. That deadline is the
-/// nearer of the route's request timeout and the one the caller sent, so
-/// an attempt the caller's deadline ended is `REQUEST_TIMEOUT` too: the
+/// nearer of the route's request timeout and the one the caller sent,
+/// the caller's alone on a route without a request timeout, so an
+/// attempt the caller's deadline ended is `REQUEST_TIMEOUT` too: the
 /// deadline it ran under, as linkerd2-proxy makes a caller's
 /// `l5d-timeout` the route's stream deadline, whose expiry it labels so.
+/// The route's counter reads the deadline the caller sent from the
+/// request as it comes, on a route with a per-try timeout (on one
+/// without, every timeout answer is the deadline's), so that the mesh's
+/// answer for it is `REQUEST_TIMEOUT` there too, and the two families
+/// agree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RouteTimeouts {
     request: Option<Duration>,
@@ -608,18 +633,23 @@ const HEADER_SLACK: Duration = Duration::from_millis(2);
 
 impl Timing {
     /// The `error` of the mesh's timeout answer, given `now`, to a request
-    /// that came to this counter at `started`. Over the route's timeouts, it answered
-    /// for the request timeout when that much time has passed, or when
-    /// the route has no per-try timeout (the deadline was then the
-    /// caller's own, `grpc-timeout` or `mesh-deadline`, a request timeout
-    /// too); for the per-try timeout of the last attempt otherwise.
-    fn timeout_answer(self, started: Instant, now: Instant) -> &'static str {
+    /// that came to this counter at `started`, whose caller sent the
+    /// deadline `sent` (read only on a route with a per-try timeout).
+    /// Over the route's timeouts, it answered for the request's deadline
+    /// when the request timeout has passed, or the caller's deadline has,
+    /// or the route has no per-try timeout (the deadline was then the
+    /// route's or the caller's, `grpc-timeout` or `mesh-deadline`);
+    /// for the per-try timeout of the last attempt otherwise. The
+    /// caller's deadline, counted from `started`, falls no later than the
+    /// route's stack placed it, which read the header after.
+    fn timeout_answer(self, started: Instant, sent: Option<Instant>, now: Instant) -> &'static str {
         match self {
             Timing::Route(RouteTimeouts {
                 request,
                 per_try: Some(_),
             }) if request
-                .is_none_or(|request| now.saturating_duration_since(started) < request) =>
+                .is_none_or(|request| now.saturating_duration_since(started) < request)
+                && sent.is_none_or(|sent| now < sent) =>
             {
                 linkerd::RESPONSE_HEADERS_TIMEOUT
             }
@@ -682,9 +712,12 @@ where
         self.handles.count_request(grpc);
         let started = Instant::now();
         let deadline = match self.timing {
-            Timing::Attempts(RouteTimeouts {
-                request: Some(_), ..
-            }) => self.deadline_of(&req, grpc, started),
+            Timing::Attempts(_) => self.deadline_of(&req, grpc, started),
+            Timing::Route(RouteTimeouts {
+                per_try: Some(_), ..
+            }) => sent_deadline(&req, grpc)
+                .0
+                .and_then(|left| started.checked_add(left)),
             _ => None,
         };
         CountedFuture {
@@ -713,8 +746,9 @@ pin_project! {
         grpc: bool,
         started: Instant,
         timing: Timing,
-        // The request's deadline, for an attempt on a route with a
-        // request timeout, as the attempt's deadline header placed it.
+        // The request's deadline: for an attempt, as its deadline header
+        // placed it; for a request on a route with a per-try timeout, the
+        // one its caller sent.
         deadline: Option<Instant>,
     }
 
@@ -755,7 +789,7 @@ where
         let grpc = *this.grpc;
         Poll::Ready(match result {
             Ok(res) => {
-                let error = answer_label(res.extensions(), *this.timing, *this.started);
+                let error = answer_label(&res, *this.timing, *this.started, *this.deadline);
                 Ok(grpc::response(res, handles, grpc, *this.started, error))
             }
             Err(error) => {
@@ -786,9 +820,12 @@ where
 /// failures map onto the ones that mean the same; any other, which
 /// Linkerd has no name for, is its catch-all `UNKNOWN`.
 mod linkerd {
-    /// No backend could take the request.
+    /// No backend could take the request: it waited until fail-fast
+    /// came, or there was none to send it to.
     pub(super) const FAIL_FAST: &str = "FAIL_FAST";
-    /// The request was turned away, not sent, because of load.
+    /// The request was turned away, not sent, without waiting: the
+    /// balancer's queue was full or its service in fail-fast, or a rate
+    /// limit refused it.
     pub(super) const LOAD_SHED: &str = "LOAD_SHED";
     /// The route's request timeout ended the request.
     pub(super) const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
@@ -873,19 +910,38 @@ fn cause_label(cause: UpstreamCause) -> &'static str {
 }
 
 /// The `error` of a response, when the mesh answered it itself: by the
-/// kind of its answer, for a timeout by which of the route's timeouts it
-/// was (`timing`, for a request that came at `started`), and for an
-/// unreachable upstream by the cause the answer carries, if any.
-fn answer_label(
-    extensions: &http::Extensions,
+/// kind of its answer, for a timeout by which of the route's timeouts,
+/// or the caller's deadline `sent`, it was (`timing`, for a request that
+/// came at `started`), and for an unreachable upstream by the cause the
+/// answer carries, if any.
+///
+/// An `unavailable` answer is `LOAD_SHED` when the balancer's queue shed
+/// the request (`mesh-error: service unavailable`: the queue full, or
+/// the service in fail-fast), as Linkerd labels its `LoadShedError`;
+/// `FAIL_FAST` otherwise: the request waited until fail-fast came
+/// (`service in fail-fast`, Linkerd's `FailFastError`), or no backend
+/// could take it.
+fn answer_label<B>(
+    res: &Response<B>,
     timing: Timing,
     started: Instant,
+    sent: Option<Instant>,
 ) -> Option<&'static str> {
+    let extensions = res.extensions();
     let kind = extensions.get::<ProxyErrorKind>().copied()?;
     Some(match kind {
-        ProxyErrorKind::Unavailable => linkerd::FAIL_FAST,
+        ProxyErrorKind::Unavailable => {
+            let reason = res.headers().get(mesh_core::error::MESH_ERROR);
+            if reason
+                .is_some_and(|r| r.as_bytes() == ProxyErrorKind::Unavailable.reason().as_bytes())
+            {
+                linkerd::LOAD_SHED
+            } else {
+                linkerd::FAIL_FAST
+            }
+        }
         ProxyErrorKind::RateLimited => linkerd::LOAD_SHED,
-        ProxyErrorKind::Timeout => timing.timeout_answer(started, Instant::now()),
+        ProxyErrorKind::Timeout => timing.timeout_answer(started, sent, Instant::now()),
         ProxyErrorKind::UpstreamUnreachable => extensions
             .get::<UpstreamCause>()
             .copied()
@@ -1243,21 +1299,27 @@ mod tests {
         let per_try = Timing::Route(timeouts(None, Some(200)));
         let neither = Timing::Route(timeouts(None, None));
         let headers = linkerd::RESPONSE_HEADERS_TIMEOUT;
-        assert_eq!(both.timeout_answer(started, at(200)), headers);
-        assert_eq!(per_try.timeout_answer(started, at(200)), headers);
+        let answer = |timing: Timing, ms| timing.timeout_answer(started, None, at(ms));
+        assert_eq!(answer(both, 200), headers);
+        assert_eq!(answer(per_try, 200), headers);
         // The caller's own deadline, on a route without timeouts.
-        assert_eq!(
-            neither.timeout_answer(started, at(200)),
-            linkerd::REQUEST_TIMEOUT
-        );
-        assert_eq!(
-            both.timeout_answer(started, at(500)),
-            linkerd::REQUEST_TIMEOUT
-        );
-        assert_eq!(
-            request.timeout_answer(started, at(500)),
-            linkerd::REQUEST_TIMEOUT
-        );
-        assert_eq!(Timing::Unknown.timeout_answer(started, at(500)), headers);
+        assert_eq!(answer(neither, 200), linkerd::REQUEST_TIMEOUT);
+        assert_eq!(answer(both, 500), linkerd::REQUEST_TIMEOUT);
+        assert_eq!(answer(request, 500), linkerd::REQUEST_TIMEOUT);
+        assert_eq!(answer(Timing::Unknown, 500), headers);
+        // The caller's deadline, nearer than the route's timeouts, passed:
+        // the request's deadline, whatever timeouts the route has.
+        let sent = Some(at(100));
+        for timing in [both, per_try, request, neither] {
+            assert_eq!(
+                timing.timeout_answer(started, sent, at(100)),
+                linkerd::REQUEST_TIMEOUT,
+                "{timing:?}"
+            );
+        }
+        // Not yet passed: the last attempt's own timeout.
+        let later = Some(at(300));
+        assert_eq!(both.timeout_answer(started, later, at(200)), headers);
+        assert_eq!(per_try.timeout_answer(started, later, at(200)), headers);
     }
 }

@@ -236,10 +236,11 @@ async fn tcp_connections_follow_the_names_answers_like_requests() {
     });
     let mut forward = endpoints.forward_tcp(refuse).unwrap();
     // Not resolved yet: closed, no connect tried (at once, as the TCP
-    // queue waits for nothing here).
+    // queue waits for nothing here: its zero fail-fast timeout has passed,
+    // and the connection fails fast).
     assert_eq!(
         connect_to(&mut forward).await,
-        Err("no endpoints to forward to".into())
+        Err("service in fail-fast".into())
     );
     let mut resolver = endpoints.lookups(dns.lookup()).unwrap();
     dns.answer("emoji", &[1]);
