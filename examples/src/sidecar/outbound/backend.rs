@@ -68,8 +68,9 @@
 //! `..._retry_successes_total` (requests that succeeded after a retry),
 //! `..._retry_limit_exceeded_total` (retryable failures returned because
 //! the request used its attempts) and `..._retry_overflow_total`
-//! (retryable failures returned because the retry budget was empty, which
-//! is what keeps the sidecar's retries from overloading a backend as
+//! (retryable failures returned because the retry budget was empty, or
+//! the route's service could not get ready for the retry; the budget is
+//! what keeps the sidecar's retries from overloading a backend as
 //! Linkerd's circuit breakers do), labelled as the route's own families;
 //! mesh-retry tells the route of each ([`RetryCounts`]), so that a
 //! request that is not retried does nothing more for them.
@@ -135,7 +136,7 @@ use mesh_core::{
 use mesh_retry::{
     Timeouts,
     deadline::{self, GRPC_TIMEOUT, MESH_DEADLINE},
-    metrics::{RetryEvent, RetryObserver},
+    metrics::{NotRetryable, RetryEvent, RetryObserver},
 };
 use pin_project_lite::pin_project;
 use prometheus_client::{
@@ -383,7 +384,8 @@ impl RetryFamilies {
             ),
             (
                 "retry_overflow",
-                "Retryable failures returned because the retry budget was empty, of {} on a route",
+                "Retryable failures returned because the retry budget was empty or the service \
+                 could not take the retry, of {} on a route",
             ),
         ];
         for (protocol, calls, family) in [
@@ -427,9 +429,14 @@ impl RetryObserver for RetryCounts {
         if let Some(retryable) = &self.retryable {
             // Linkerd counts each failure its profile retry policy finds
             // retryable, and those the budget refused; a failure left
-            // unretried for its attempts or its deadline was retryable.
+            // unretried for its attempts or its deadline was retryable, as
+            // was one whose retry was decided but that its service could
+            // not get ready for.
             match event {
-                RetryEvent::Retry | RetryEvent::LimitExceeded | RetryEvent::DeadlineExceeded => {
+                RetryEvent::Retry
+                | RetryEvent::LimitExceeded
+                | RetryEvent::DeadlineExceeded
+                | RetryEvent::NotRetryable(NotRetryable::Unavailable) => {
                     retryable.count(true);
                 }
                 RetryEvent::BudgetExhausted => retryable.count(false),
@@ -440,7 +447,9 @@ impl RetryObserver for RetryCounts {
             RetryEvent::Retry => 0,
             RetryEvent::Success => 1,
             RetryEvent::LimitExceeded => 2,
-            RetryEvent::BudgetExhausted => 3,
+            // Linkerd's `overflow`: the retry could not be taken, by the
+            // budget or by a service that could not get ready.
+            RetryEvent::BudgetExhausted | RetryEvent::NotRetryable(NotRetryable::Unavailable) => 3,
             // Linkerd has no series for these.
             _ => return,
         };
@@ -1321,5 +1330,38 @@ mod tests {
         let later = Some(at(300));
         assert_eq!(both.timeout_answer(started, later, at(200)), headers);
         assert_eq!(per_try.timeout_answer(started, later, at(200)), headers);
+    }
+
+    /// A retry that was decided but that the route's service could not
+    /// get ready for is Linkerd's `overflow`: the retry could not be
+    /// taken, and the caller got the retryable failure.
+    #[test]
+    fn a_retry_its_service_could_not_take_counts_as_overflow() {
+        use super::super::labels::RouteRef;
+        let mut registry = Registry::default();
+        let metrics = BackendMetrics::register(&mut registry);
+        let route = RouteLabels::new(
+            ServiceRef::new("web", "ns"),
+            RouteRef::resource("gateway.networking.k8s.io", "HTTPRoute", "ns", "api"),
+        );
+        let observer = metrics.retries(&route, None);
+        observer.observe(RetryEvent::NotRetryable(NotRetryable::Unavailable), false);
+        observer.observe(RetryEvent::BudgetExhausted, false);
+        observer.observe(RetryEvent::NotRetryable(NotRetryable::Committed), false);
+        let lines = exposition(&registry);
+        let count = |family: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with(&format!("outbound_http_route_{family}_total{{")))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(count("retry_overflow").as_deref(), Some("2"), "{lines:#?}");
+        assert_eq!(
+            count("retry_limit_exceeded").as_deref(),
+            Some("0"),
+            "{lines:#?}"
+        );
+        assert_eq!(count("retry_requests").as_deref(), Some("0"), "{lines:#?}");
     }
 }
