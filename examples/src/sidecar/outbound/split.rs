@@ -45,7 +45,8 @@
 //! an endpoint as any request to a service does; each runtime of the
 //! sidecar has its own balancers, and learns this on its own. When
 //! every backend is in fail-fast, the draw stands and the request is
-//! answered `503` (`mesh-error: service in fail-fast`). A backend that is not an
+//! shed: `503` with `mesh-error: service unavailable`, as Linkerd's
+//! shut gate sheds it. A backend that is not an
 //! outbound service is never passed over: its share is the Gateway API's
 //! 500. A backend leaves fail-fast as soon as one of its endpoints is
 //! ready again (endpoints resolved, or one past its failure-accrual
@@ -124,8 +125,8 @@ impl<S> Split<S> {
 /// A backend that can tell whether it is in fail-fast, for a split to
 /// pass it over. See the [module docs](self).
 pub(crate) trait Failfast {
-    /// Whether a request sent now would be answered `service in
-    /// fail-fast` at once.
+    /// Whether a request sent now would be refused at once (`service
+    /// unavailable`: the service is in fail-fast).
     fn in_failfast(&self) -> bool;
 }
 
