@@ -62,6 +62,7 @@ mod proxy_review_upgrade;
 mod proxy_unprocessed;
 mod proxy_upstream_cause;
 mod queue_tcp;
+mod rapid_reset_paced;
 mod request_head_limit;
 mod retirement;
 mod review_admin_http;

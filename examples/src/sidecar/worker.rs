@@ -11,8 +11,9 @@ use mesh_core::{
     error::BoxError,
     proxy::{ConnectTunnel, orig_proto::DowngradeLayer},
     serve::{
-        Accept, Accepted, ConnectionLimit, HTTP2_MAX_CONCURRENT_STREAMS, PerPeerLimit,
-        PlaintextAccept, Protocol, Retirement, Server, ServerConfig, Shutdown,
+        Accept, Accepted, ConnectionLimit, HTTP2_MAX_CONCURRENT_STREAMS,
+        HTTP2_PREMATURE_RESET_MIN_STREAM_LIFETIME, HTTP2_PREMATURE_RESET_TOTAL_STREAMS,
+        PerPeerLimit, PlaintextAccept, Protocol, Retirement, Server, ServerConfig, Shutdown,
     },
 };
 use mesh_metrics::{
@@ -169,6 +170,8 @@ impl Shared {
             stream_idle_timeout: tuning.stream_idle_timeout,
             max_request_head_bytes: tuning.max_request_head_bytes,
             http2_max_concurrent_streams: HTTP2_MAX_CONCURRENT_STREAMS,
+            http2_premature_reset_total_streams: Some(HTTP2_PREMATURE_RESET_TOTAL_STREAMS),
+            http2_premature_reset_min_stream_lifetime: HTTP2_PREMATURE_RESET_MIN_STREAM_LIFETIME,
         }
     }
 

@@ -189,11 +189,65 @@ pub struct ServerConfig {
     /// grants no flow-control window, so a port that answers large
     /// responses to few clients (an admin port's `/metrics`) takes few.
     pub http2_max_concurrent_streams: u32,
+    /// The run of streams over which an HTTP/2 connection's premature
+    /// resets are counted: once its client has reset half this many
+    /// streams prematurely (see
+    /// [`http2_premature_reset_min_stream_lifetime`](Self::http2_premature_reset_min_stream_lifetime))
+    /// within one run of this many it opened, the connection is told to
+    /// go away. Default [`HTTP2_PREMATURE_RESET_TOTAL_STREAMS`], 500,
+    /// Envoy's `overload.premature_reset_total_stream_count`; `None`, or
+    /// `Some` of zero, turns the bound off.
+    ///
+    /// A client that opens a stream, waits for the server to start on it,
+    /// and resets it (`RST_STREAM`) costs the service a call for every
+    /// stream, while its open streams stay few: the paced form of rapid
+    /// reset (CVE-2023-44487), which neither h2's bound on streams reset
+    /// before the server took them nor
+    /// [`http2_max_concurrent_streams`](Self::http2_max_concurrent_streams)
+    /// stops. Envoy closes a connection once half of the streams it has
+    /// seen were reset within a minimum lifetime of opening, judged from
+    /// its 500th stream on, or as soon as such resets alone reach half of
+    /// 500, counting over the connection's whole life. Here the count
+    /// starts again with each run of this many streams, so a connection's
+    /// long good history buys its client no flood later, and its memory
+    /// stays the same however long it lives. A client that cancels fewer
+    /// than half of its calls within the lifetime is never cut; one that
+    /// cancels half or more (a client that hedges every call, say) is.
+    ///
+    /// Past the bound, the server sends `GOAWAY` and lets the streams
+    /// still open finish, as in a graceful shutdown; a client that opens
+    /// another stream after that is closed at once, before it is served.
+    /// The connection ends with an error naming rapid reset, told through
+    /// [`Server::on_connection_error`](super::Server::on_connection_error)
+    /// as an HTTP/2 connection error, as the burst bound's is.
+    pub http2_premature_reset_total_streams: Option<u32>,
+    /// How soon after opening a stream a client's reset of it is
+    /// premature. Default [`HTTP2_PREMATURE_RESET_MIN_STREAM_LIFETIME`],
+    /// 1 second, Envoy's `overload.premature_reset_min_stream_lifetime_seconds`;
+    /// zero counts no reset, which turns the bound off too.
+    ///
+    /// A flood resets its streams within a round trip; a client cancels a
+    /// real call when it gave up waiting, which is most often seconds.
+    /// Only the time since the stream opened is judged, not whether its
+    /// response had ended: the reads that count see the client's frames,
+    /// not the server's. The time is kept per connection, not per stream,
+    /// by the highest stream opened at four points of each lifetime, so a
+    /// reset within three quarters of the lifetime always counts, one
+    /// after the whole lifetime never does, and one between may.
+    pub http2_premature_reset_min_stream_lifetime: Duration,
 }
 
 /// [`ServerConfig::http2_max_concurrent_streams`] by default: hyper's
 /// own default, which Linkerd's proxy keeps too.
 pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 200;
+
+/// [`ServerConfig::http2_premature_reset_total_streams`] by default:
+/// Envoy's `overload.premature_reset_total_stream_count`.
+pub const HTTP2_PREMATURE_RESET_TOTAL_STREAMS: u32 = 500;
+
+/// [`ServerConfig::http2_premature_reset_min_stream_lifetime`] by default:
+/// Envoy's `overload.premature_reset_min_stream_lifetime_seconds`.
+pub const HTTP2_PREMATURE_RESET_MIN_STREAM_LIFETIME: Duration = Duration::from_secs(1);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -210,6 +264,8 @@ impl Default for ServerConfig {
             write_stall_timeout: WRITE_STALL_TIMEOUT,
             stream_idle_timeout: None,
             http2_max_concurrent_streams: HTTP2_MAX_CONCURRENT_STREAMS,
+            http2_premature_reset_total_streams: Some(HTTP2_PREMATURE_RESET_TOTAL_STREAMS),
+            http2_premature_reset_min_stream_lifetime: HTTP2_PREMATURE_RESET_MIN_STREAM_LIFETIME,
         }
     }
 }

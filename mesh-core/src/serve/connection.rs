@@ -23,6 +23,7 @@ use super::{
         body::IdleBody,
         future::{Answer, IdleFuture},
         reads::{Handover, LastRead, Opened, Watched},
+        resets::{Flooded, RapidReset, ResetBound, Resets},
     },
     lease::{Cut, Lease, Leased},
     on_wake::OnWake,
@@ -212,25 +213,35 @@ where
         };
         let config = &self.shared.config;
         let stream_idle = config.stream_idle_timeout.filter(|t| !t.is_zero());
-        let (io, idle, opened) = match stream_idle.map(bounded) {
-            None => (Watched::off(io), None, None),
-            Some(timeout) => {
+        // The reads of an HTTP/2 connection count the streams its client
+        // resets prematurely: see `idle::resets`.
+        let reset_bound = ResetBound::of(config).filter(|_| version == HttpVersion::Http2);
+        let flooded = reset_bound.map(|_| Arc::new(Flooded::default()));
+        let resets = reset_bound
+            .zip(flooded.clone())
+            .map(|(bound, flooded)| Resets::new(bound, flooded));
+        let (io, idle, opened) = match (stream_idle.map(bounded), version) {
+            (None, HttpVersion::Http1) => (Watched::off(io), None, None),
+            (None, HttpVersion::Http2) => match resets {
+                None => (Watched::off(io), None, None),
+                Some(resets) => (Watched::http2(io, None, Some(resets)), None, None),
+            },
+            (Some(timeout), HttpVersion::Http1) => {
                 let reads = Arc::new(LastRead::now());
-                match version {
-                    HttpVersion::Http1 => (
-                        Watched::http1(io, reads.clone()),
-                        Some(StreamIdle::http1(timeout, reads)),
-                        None,
-                    ),
-                    HttpVersion::Http2 => {
-                        let opened = Arc::new(Opened::default());
-                        (
-                            Watched::http2(io, reads.clone(), opened.clone()),
-                            Some(StreamIdle::http2(timeout, reads, opened.clone())),
-                            Some(opened),
-                        )
-                    }
-                }
+                (
+                    Watched::http1(io, reads.clone()),
+                    Some(StreamIdle::http1(timeout, reads)),
+                    None,
+                )
+            }
+            (Some(timeout), HttpVersion::Http2) => {
+                let reads = Arc::new(LastRead::now());
+                let opened = Arc::new(Opened::default());
+                (
+                    Watched::http2(io, Some((reads.clone(), opened.clone())), resets),
+                    Some(StreamIdle::http2(timeout, reads, opened.clone())),
+                    Some(opened),
+                )
             }
         };
         let (drain, close) = retire.split();
@@ -263,8 +274,25 @@ where
                 // with the builder's executor: see `idle::task`.
                 let timing = tasks.map(|tasks| builders::http2(config, InSpan::timing(tasks)));
                 let http2 = timing.as_ref().unwrap_or(&self.shared.http2);
-                let conn = Handover::new(http2.serve_connection(io, svc), opened);
-                drive(conn, version, self.shutdown, drain, close).await
+                let conn = Handover::new(http2.serve_connection(io, svc), opened, flooded.clone());
+                let served = drive(conn, version, self.shutdown, drain, close).await;
+                // A client that took its `GOAWAY` and went is told of as
+                // one that kept on is, whose reads failed (and as the
+                // burst bound's are): an HTTP/2 connection error whose
+                // cause is an I/O error, a rapid reset.
+                match (served, reset_bound) {
+                    (Ok(()), Some(bound)) if flooded.is_some_and(|flooded| flooded.is_set()) => {
+                        let error = RapidReset {
+                            bound,
+                            kept_on: false,
+                        };
+                        Err(Ended::at(
+                            ConnectionErrorKind::Http(version),
+                            std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+                        ))
+                    }
+                    (served, _) => served,
+                }
             }
         };
         // The I/O outlived its connection: hyper handed it to whoever
@@ -514,7 +542,7 @@ where
 }
 
 /// An HTTP connection that can be asked to finish its requests and close.
-trait Graceful: Future<Output = Result<(), hyper::Error>> {
+pub(super) trait Graceful: Future<Output = Result<(), hyper::Error>> {
     fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
 }
 

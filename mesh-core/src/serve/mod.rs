@@ -106,6 +106,7 @@ pub use self::{
     accept::{Accept, Accepted, HttpVersion, PlaintextAccept, Retirement},
     config::{
         HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, HTTP2_MAX_CONCURRENT_STREAMS,
+        HTTP2_PREMATURE_RESET_MIN_STREAM_LIFETIME, HTTP2_PREMATURE_RESET_TOTAL_STREAMS,
         MAX_REQUEST_HEAD_BYTES, Protocol, ServerConfig, WRITE_STALL_TIMEOUT,
     },
     connection::{OpaqueConnection, RefuseOpaque},

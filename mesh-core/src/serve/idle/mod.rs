@@ -65,6 +65,7 @@
 pub(super) mod body;
 pub(super) mod future;
 pub(super) mod reads;
+pub(super) mod resets;
 pub(super) mod task;
 
 use std::{

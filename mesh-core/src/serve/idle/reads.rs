@@ -48,6 +48,17 @@
 //! stream reset in the same burst of reads that opened it (until the
 //! socket has nothing more to read, where h2 would have let hyper take
 //! them), and past h2's bound they fail, which ends the connection.
+//!
+//! A paced flood, whose client waits for each stream to be served before
+//! it resets it, h2 does not bound at all, handed over or not: the reads
+//! count the streams opened and those reset prematurely ([`resets`]),
+//! on every HTTP/2 connection the bound is on for, and when the client
+//! goes past it they tell the connection ([`Handover`]), which goes away
+//! gracefully (`GOAWAY`). A stream opened after that fails the read
+//! that carries it, before h2 decodes it: the connection ends then, and
+//! the stream is not served.
+//!
+//! [`resets`]: super::resets
 
 use std::{
     collections::HashMap,
@@ -67,6 +78,9 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     time::Instant,
 };
+
+use super::resets::{Flooded, RapidReset, Resets};
+use crate::serve::connection::Graceful;
 
 /// When a connection, or an HTTP/2 stream, last read request data.
 #[derive(Debug)]
@@ -163,17 +177,30 @@ impl Opened {
 pin_project_lite::pin_project! {
     /// An HTTP/2 connection, whose reads hand its streams over when
     /// `opened` is set: when it waits, drops a stream h2 refused, and
-    /// wakes itself for the reads to go on.
+    /// wakes itself for the reads to go on. When its reads find its
+    /// client `flooded` it with premature resets, it goes away
+    /// gracefully, once.
     pub(in crate::serve) struct Handover<C> {
         #[pin]
         conn: C,
         opened: Option<Arc<Opened>>,
+        flooded: Option<Arc<Flooded>>,
+        going_away: bool,
     }
 }
 
 impl<C> Handover<C> {
-    pub(in crate::serve) fn new(conn: C, opened: Option<Arc<Opened>>) -> Self {
-        Self { conn, opened }
+    pub(in crate::serve) fn new(
+        conn: C,
+        opened: Option<Arc<Opened>>,
+        flooded: Option<Arc<Flooded>>,
+    ) -> Self {
+        Self {
+            conn,
+            opened,
+            flooded,
+            going_away: false,
+        }
     }
 
     pub(in crate::serve) fn conn(self: Pin<&mut Self>) -> Pin<&mut C> {
@@ -181,12 +208,26 @@ impl<C> Handover<C> {
     }
 }
 
-impl<C: Future> Future for Handover<C> {
+impl<C: Graceful> Future for Handover<C> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
-        let this = self.project();
-        let poll = this.conn.poll(cx);
+        let mut this = self.project();
+        let mut poll = this.conn.as_mut().poll(cx);
+        if poll.is_pending()
+            && !*this.going_away
+            && this
+                .flooded
+                .as_ref()
+                .is_some_and(|flooded| flooded.is_set())
+        {
+            // The connection's span names the peer.
+            tracing::debug!("HTTP/2 streams reset prematurely (rapid reset); going away");
+            *this.going_away = true;
+            this.conn.as_mut().graceful_shutdown();
+            // For h2 to send its GOAWAY now.
+            poll = this.conn.as_mut().poll(cx);
+        }
         if poll.is_pending()
             && let Some(opened) = this.opened
             && opened.drop_refused()
@@ -215,14 +256,21 @@ enum Watch {
 /// The reads of an HTTP/2 connection.
 struct Http2 {
     frames: Frames,
-    /// The connection's last request data, for a request whose stream is
-    /// not known.
-    last: Arc<LastRead>,
-    opened: Arc<Opened>,
+    /// When its streams are timed: where their request data is noted.
+    timed: Option<Timed>,
     /// Bytes read past a header block handed over: the next reads'.
     held: BytesMut,
     /// Whether a stream was handed over, and maybe not taken yet.
     handed: bool,
+}
+
+/// Where the request data of a connection whose streams are timed is
+/// noted.
+struct Timed {
+    /// The connection's last request data, for a request whose stream is
+    /// not known.
+    last: Arc<LastRead>,
+    opened: Arc<Opened>,
 }
 
 impl<I> Watched<I> {
@@ -239,13 +287,18 @@ impl<I> Watched<I> {
         }
     }
 
-    /// `io`, carrying HTTP/2 from its preface on: its streams are handed
-    /// over to their requests through `opened`.
-    pub(in crate::serve) fn http2(io: I, last: Arc<LastRead>, opened: Arc<Opened>) -> Self {
+    /// `io`, carrying HTTP/2 from its preface on: when its streams are
+    /// `timed`, they are handed over to their requests through the
+    /// [`Opened`] and their request data noted from the [`LastRead`]; when
+    /// `resets` are counted, a client past their bound is found out.
+    pub(in crate::serve) fn http2(
+        io: I,
+        timed: Option<(Arc<LastRead>, Arc<Opened>)>,
+        resets: Option<Resets>,
+    ) -> Self {
         let http2 = Http2 {
-            frames: Frames::after_preface(),
-            last,
-            opened,
+            frames: Frames::new(timed.is_some(), resets),
+            timed: timed.map(|(last, opened)| Timed { last, opened }),
             held: BytesMut::new(),
             handed: false,
         };
@@ -288,7 +341,7 @@ impl Http2 {
         if self.handed {
             // Woken by the connection if no request takes it: see
             // `Handover`.
-            if self.opened.wait() {
+            if self.timed.as_ref().is_some_and(|timed| timed.opened.wait()) {
                 return Poll::Pending;
             }
             self.handed = false;
@@ -308,9 +361,21 @@ impl Http2 {
         let new = buf.filled().get(before..).unwrap_or_default();
         let scan = self.frames.read(new);
         if self.frames.burst_resets > BURST_RESETS_MAX {
+            buf.set_filled(before);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "too many HTTP/2 streams reset as they were opened (rapid reset)",
+            )));
+        }
+        if let Some(bound) = self.frames.kept_on {
+            // Nothing of it is h2's to decode.
+            buf.set_filled(before);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                RapidReset {
+                    bound,
+                    kept_on: true,
+                },
             )));
         }
         if held {
@@ -319,12 +384,14 @@ impl Http2 {
             self.held.extend_from_slice(rest);
         }
         buf.set_filled(before + scan.len);
-        if scan.data {
-            self.last.touch();
-        }
-        if let Some(stream) = scan.opened {
-            self.opened.put(stream);
-            self.handed = true;
+        if let Some(timed) = &self.timed {
+            if scan.data {
+                timed.last.touch();
+            }
+            if let Some(stream) = scan.opened {
+                timed.opened.put(stream);
+                self.handed = true;
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -397,6 +464,14 @@ pub(in crate::serve) struct Scan {
 /// the streams it has seen opened.
 #[derive(Debug)]
 pub(in crate::serve) struct Frames {
+    /// Whether the streams are handed over to their requests, and their
+    /// request data noted: the streams are timed.
+    hands_over: bool,
+    /// The count of the streams reset prematurely, when bounded.
+    resets: Option<Resets>,
+    /// The bound of the resets, when a stream was opened after the
+    /// client went past it.
+    kept_on: Option<super::resets::ResetBound>,
     /// Payload (or preface) bytes to skip.
     skip: usize,
     header: [u8; HEADER_LEN],
@@ -425,8 +500,19 @@ pub(in crate::serve) struct Frames {
 }
 
 impl Frames {
+    /// A reader that hands streams over, and counts no resets.
+    #[cfg(test)]
     pub(in crate::serve) fn after_preface() -> Self {
+        Self::new(true, None)
+    }
+
+    /// A reader from after the preface, which hands streams over or not,
+    /// and counts `resets`.
+    pub(in crate::serve) fn new(hands_over: bool, resets: Option<Resets>) -> Self {
         Self {
+            hands_over,
+            resets,
+            kept_on: None,
             skip: PREFACE_LEN,
             header: [0; HEADER_LEN],
             have: 0,
@@ -504,7 +590,15 @@ impl Frames {
         let end_headers = flags & END_HEADERS != 0;
         match kind {
             HEADERS if stream > self.last_opened => {
-                self.last_opened = stream;
+                let below = std::mem::replace(&mut self.last_opened, stream);
+                if let Some(resets) = &mut self.resets
+                    && !resets.opened(below, *now.get_or_insert_with(Instant::now))
+                {
+                    self.kept_on = Some(resets.bound());
+                }
+                if !self.hands_over {
+                    return true;
+                }
                 self.burst_first.get_or_insert(stream);
                 let data = (flags & END_STREAM == 0).then(|| {
                     let data = Arc::new(LastRead::now());
@@ -515,6 +609,8 @@ impl Frames {
                 self.block_ends = end_headers;
                 true
             }
+            // No stream's request data is noted.
+            DATA | HEADERS if !self.hands_over => true,
             DATA | HEADERS => {
                 if let Some(data) = self.streams.get(&stream) {
                     data.touch_at(*now.get_or_insert_with(Instant::now));
@@ -532,6 +628,12 @@ impl Frames {
                 false
             }
             RST_STREAM => {
+                if let Some(resets) = &mut self.resets
+                    && stream != 0
+                    && stream <= self.last_opened
+                {
+                    resets.reset(stream, *now.get_or_insert_with(Instant::now));
+                }
                 if self.burst_first.is_some_and(|first| stream >= first) {
                     self.burst_resets += 1;
                 }

@@ -221,7 +221,7 @@ fn the_reads_wait_for_each_stream_to_be_taken_or_refused() {
     let sent: Vec<u8> = [PREFACE, &get, &post, &refused, &body].concat();
     let opened = Arc::new(Opened::default());
     let reads = Arc::new(LastRead::now());
-    let mut io = Watched::http2(&sent[..], reads, opened.clone());
+    let mut io = Watched::http2(&sent[..], Some((reads, opened.clone())), None);
 
     let mut got = read_once(&mut io, 4096).unwrap();
     assert_eq!(got.len(), PREFACE.len() + get.len());
@@ -275,10 +275,15 @@ fn a_waiting_connection_drops_the_refused_stream_and_wakes_itself() {
     let mut cx = Context::from_waker(&waker);
     let opened = Arc::new(Opened::default());
     let sent: Vec<u8> = [PREFACE, &frame_on(HEADERS, END_HEADERS, 1, 30)].concat();
-    let mut io = Watched::http2(&sent[..], Arc::new(LastRead::now()), opened.clone());
+    let mut io = Watched::http2(
+        &sent[..],
+        Some((Arc::new(LastRead::now()), opened.clone())),
+        None,
+    );
     let mut conn = Box::pin(super::reads::Handover::new(
-        std::future::pending::<()>(),
+        Waiting::default(),
         Some(opened.clone()),
+        None,
     ));
     read_once(&mut io, 4096).unwrap();
     assert!(conn.as_mut().poll(&mut cx).is_pending());
@@ -356,4 +361,77 @@ async fn a_data_frame_is_request_data_again_when_its_last_byte_is_read() {
     advance(Duration::from_secs(5)).await;
     assert!(frames.read(&payload[10..]).data, "its last byte");
     assert_eq!(one.get(), Instant::now(), "when hyper hands it on");
+}
+
+/// A connection that never ends, counting the times it was asked to go
+/// away.
+#[derive(Default)]
+struct Waiting {
+    going_away: usize,
+}
+
+impl std::future::Future for Waiting {
+    type Output = Result<(), hyper::Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Pending
+    }
+}
+
+impl crate::serve::connection::Graceful for Waiting {
+    fn graceful_shutdown(mut self: std::pin::Pin<&mut Self>) {
+        self.going_away += 1;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_flooded_with_premature_resets_goes_away_once() {
+    use std::future::Future;
+
+    use super::resets::{Flooded, ResetBound, Resets};
+    let config = crate::serve::ServerConfig {
+        http2_premature_reset_total_streams: Some(4),
+        ..crate::serve::ServerConfig::default()
+    };
+    let flooded = Arc::new(Flooded::default());
+    let resets = Resets::new(ResetBound::of(&config).unwrap(), flooded.clone());
+    let mut sent = PREFACE.to_vec();
+    for stream in [1, 3] {
+        sent.extend(frame_on(HEADERS, END_HEADERS | END_STREAM, stream, 20));
+        sent.extend(frame_on(RST_STREAM, 0, stream, 4));
+    }
+    let late = frame_on(HEADERS, END_HEADERS | END_STREAM, 5, 20);
+    sent.extend(&late);
+    let mut io = Watched::http2(&sent[..], None, Some(resets));
+    let mut conn = Box::pin(super::reads::Handover::new(
+        Waiting::default(),
+        None,
+        Some(flooded.clone()),
+    ));
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(conn.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(conn.as_mut().conn().going_away, 0);
+
+    // Not handed over: a read is not cut where a header block ends.
+    let mut space = vec![0; sent.len() - late.len()];
+    let mut buf = ReadBuf::new(&mut space);
+    let read = std::pin::Pin::new(&mut io).poll_read(&mut cx, &mut buf);
+    assert!(matches!(read, Poll::Ready(Ok(()))));
+    assert_eq!(buf.filled().len(), sent.len() - late.len());
+    assert!(flooded.is_set(), "two of four streams reset at once");
+    for _ in 0..3 {
+        assert!(conn.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(conn.as_mut().conn().going_away, 1, "asked once");
+
+    // A stream opened after that is never read by h2.
+    let mut space = [0; 64];
+    let mut buf = ReadBuf::new(&mut space);
+    match std::pin::Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
+        Poll::Ready(Err(error)) => {
+            assert!(error.to_string().contains("rapid reset"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(buf.filled().is_empty());
 }

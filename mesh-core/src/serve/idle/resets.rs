@@ -1,0 +1,228 @@
+//! The count of an HTTP/2 connection's streams its client reset
+//! prematurely: see
+//! [`ServerConfig::http2_premature_reset_total_streams`](crate::serve::ServerConfig::http2_premature_reset_total_streams).
+//!
+//! # Why
+//!
+//! A paced rapid reset (CVE-2023-44487) opens a stream, waits until the
+//! server has started on it, resets it, and opens the next: each stream
+//! costs the service a call, while the client never holds more than one
+//! open. h2 bounds only the streams reset before the server took them,
+//! which a client that waits a round trip never leaves. Envoy ends such
+//! a connection by the share of its streams reset within a minimum
+//! lifetime of opening them; so does the server here, counting on the
+//! connection's reads, which see every `HEADERS` that opens a stream and
+//! every `RST_STREAM` (see [`reads`](super::reads)).
+//!
+//! # How
+//!
+//! Two counters per run of streams (opened, reset prematurely), and when
+//! the streams opened, kept without a time per stream: stream ids only
+//! grow, so the streams opened since a moment are those above the highest
+//! opened before it. [`Marks`] notes that highest stream at most four
+//! times a lifetime; a reset is premature when its stream is above the
+//! oldest mark younger than the lifetime. A stream is always above a mark
+//! taken within a quarter lifetime before it opened, so a reset within
+//! three quarters of the lifetime always counts; a mark younger than the
+//! lifetime has only streams younger than it above it, so a reset after
+//! the whole lifetime never does. The memory is the same whatever the
+//! connection's age or traffic, and opening a stream costs a counter and
+//! a comparison of times.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use crate::serve::ServerConfig;
+
+/// How many marks a lifetime holds.
+const MARKS: usize = 4;
+
+/// The bound of [`ServerConfig::http2_premature_reset_total_streams`],
+/// when on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::serve) struct ResetBound {
+    /// How many streams a run counts.
+    run: u32,
+    /// How soon after its opening a stream's reset is premature.
+    lifetime: Duration,
+}
+
+impl ResetBound {
+    /// The bound `config` sets, or `None` when it is off.
+    pub(in crate::serve) fn of(config: &ServerConfig) -> Option<Self> {
+        let run = config
+            .http2_premature_reset_total_streams
+            .filter(|&n| n > 0)?;
+        let lifetime = config.http2_premature_reset_min_stream_lifetime;
+        (!lifetime.is_zero()).then_some(Self { run, lifetime })
+    }
+
+    /// How many premature resets in a run end the connection: half of it,
+    /// rounded up.
+    fn most(self) -> u32 {
+        self.run.div_ceil(2)
+    }
+}
+
+/// Whether a connection's client went past its [`ResetBound`]: set by
+/// its reads, looked at by the connection (see
+/// [`Handover`](super::reads::Handover)) and by what tells how it ended.
+#[derive(Debug, Default)]
+pub(in crate::serve) struct Flooded(AtomicBool);
+
+impl Flooded {
+    pub(in crate::serve) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The error a connection past its [`ResetBound`] ends with.
+#[derive(Debug)]
+pub(in crate::serve) struct RapidReset {
+    pub(in crate::serve) bound: ResetBound,
+    /// Whether the client opened a stream after it was told to go away.
+    pub(in crate::serve) kept_on: bool,
+}
+
+impl std::fmt::Display for RapidReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many HTTP/2 streams reset prematurely (rapid reset): {} of at most {} \
+             reset within {:?} of opening",
+            self.bound.most(),
+            self.bound.run,
+            self.bound.lifetime,
+        )?;
+        if self.kept_on {
+            f.write_str("; the client opened another after it was told to go away")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RapidReset {}
+
+/// A connection's count of the streams its client reset prematurely.
+#[derive(Debug)]
+pub(in crate::serve) struct Resets {
+    bound: ResetBound,
+    /// Streams opened in this run.
+    opened: u32,
+    /// Streams reset prematurely since this run began.
+    premature: u32,
+    marks: Marks,
+    flooded: Arc<Flooded>,
+}
+
+impl Resets {
+    pub(in crate::serve) fn new(bound: ResetBound, flooded: Arc<Flooded>) -> Self {
+        Self {
+            bound,
+            opened: 0,
+            premature: 0,
+            marks: Marks::new(bound.lifetime / MARKS as u32),
+            flooded,
+        }
+    }
+
+    /// Stream ids up to `below` were opened before now, and one above
+    /// them now: whether it is to be served (not once the connection
+    /// was told to go away).
+    pub(in crate::serve) fn opened(&mut self, below: u32, now: Instant) -> bool {
+        if self.flooded.is_set() {
+            return false;
+        }
+        self.opened += 1;
+        if self.opened >= self.bound.run {
+            self.opened = 0;
+            self.premature = 0;
+        }
+        self.marks.note(below, now);
+        true
+    }
+
+    /// The client reset `stream`, one it opened, now.
+    pub(in crate::serve) fn reset(&mut self, stream: u32, now: Instant) {
+        if self.flooded.is_set() || !self.marks.is_young(stream, now, self.bound.lifetime) {
+            return;
+        }
+        self.premature += 1;
+        if self.premature >= self.bound.most() {
+            self.flooded.set();
+        }
+    }
+
+    pub(in crate::serve) fn bound(&self) -> ResetBound {
+        self.bound
+    }
+}
+
+/// The highest stream opened before each of a few moments: each stream
+/// above a mark's opened at or after its time.
+#[derive(Debug)]
+struct Marks {
+    /// A ring, oldest first from the one after `newest`.
+    marks: [Mark; MARKS],
+    newest: usize,
+    spacing: Duration,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    at: Instant,
+    below: u32,
+}
+
+impl Marks {
+    fn new(spacing: Duration) -> Self {
+        let start = Mark {
+            at: Instant::now(),
+            below: 0,
+        };
+        Self {
+            marks: [start; MARKS],
+            newest: 0,
+            spacing,
+        }
+    }
+
+    /// A stream above `below` opens now: marked, unless the newest mark
+    /// is younger than the spacing.
+    fn note(&mut self, below: u32, now: Instant) {
+        let newest = self.marks.get(self.newest).map(|mark| mark.at);
+        let due = newest
+            .and_then(|at| at.checked_add(self.spacing))
+            .is_some_and(|due| due <= now);
+        if due {
+            self.newest = (self.newest + 1) % MARKS;
+            if let Some(mark) = self.marks.get_mut(self.newest) {
+                *mark = Mark { at: now, below };
+            }
+        }
+    }
+
+    /// Whether `stream` is above the oldest mark taken less than
+    /// `lifetime` before `now`: opened since.
+    fn is_young(&self, stream: u32, now: Instant, lifetime: Duration) -> bool {
+        let since = now.checked_sub(lifetime);
+        (1..=MARKS)
+            .filter_map(|i| self.marks.get((self.newest + i) % MARKS))
+            .find(|mark| since.is_none_or(|since| mark.at > since))
+            .is_some_and(|mark| stream > mark.below)
+    }
+}
+
+#[cfg(test)]
+mod tests;

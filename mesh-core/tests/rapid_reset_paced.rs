@@ -1,0 +1,330 @@
+//! A paced rapid reset (CVE-2023-44487): a client that opens a stream,
+//! waits until the service is called for it, resets it, and opens the
+//! next. h2 bounds only streams reset before the server took them, so
+//! without `ServerConfig::http2_premature_reset_total_streams` every one
+//! of these costs a call, for as long as the client likes. With it, the
+//! connection goes away once half a run of streams was reset within the
+//! minimum lifetime, as Envoy's premature-reset bound does.
+#![allow(clippy::unwrap_used)]
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use h2::{
+    Ping, PingPong, Reason,
+    client::{self, SendRequest},
+};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use mesh_core::detect::H2_PREFACE;
+use mesh_core::serve::{
+    ConnectionErrorKind, HTTP2_PREMATURE_RESET_TOTAL_STREAMS, HttpVersion, Server, ServerConfig,
+    shutdown,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+
+use crate::support::h2_frames::{
+    ACK, END_HEADERS, END_STREAM, GET, GOAWAY, HEADERS, PING, RST_STREAM, SETTINGS, frame,
+};
+
+/// `RST_STREAM`'s `CANCEL`.
+const CANCEL: u32 = 0x8;
+
+/// The slow path: its calls never end.
+const SLOW: &str = "/slow";
+
+/// What the server says: each call's path as it is made, and how each
+/// connection it cut ended.
+struct Told {
+    calls: mpsc::UnboundedReceiver<String>,
+    /// Each error's kind, its causes, and whether one is an I/O error, as
+    /// a sidecar's metrics count it.
+    errors: mpsc::UnboundedReceiver<(ConnectionErrorKind, String, bool)>,
+}
+
+impl Told {
+    /// The next call the service took: its path.
+    async fn call(&mut self) -> String {
+        let next = tokio::time::timeout(Duration::from_secs(10), self.calls.recv());
+        next.await.expect("no call").unwrap()
+    }
+
+    /// How many calls were made that were not awaited.
+    fn more_calls(&mut self) -> usize {
+        std::iter::from_fn(|| self.calls.try_recv().ok()).count()
+    }
+}
+
+/// Serves `config`, without keep-alive pings (a test that pauses the
+/// clock would jump past their answers), with a service that tells of
+/// each call and answers all but the slow path at once.
+async fn server(config: ServerConfig) -> (SocketAddr, Told, shutdown::ShutdownTrigger) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (calls_tx, calls) = mpsc::unbounded_channel();
+    let (errors_tx, errors) = mpsc::unbounded_channel();
+    let http = tower::service_fn(move |req: Request<Incoming>| {
+        let path = req.uri().path().to_owned();
+        let slow = path == SLOW;
+        calls_tx.send(path).unwrap();
+        async move {
+            if slow {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, Infallible>(Response::new(mesh_core::body::empty()))
+        }
+    });
+    let config = ServerConfig {
+        http2_keep_alive_interval: None,
+        ..config
+    };
+    let server = Server::new(config).on_connection_error(move |ended| {
+        // hyper's error says where it failed; its causes say why.
+        let mut error = ended.error.to_string();
+        let mut io = ended.error.is::<std::io::Error>();
+        let mut cause = ended.error.source();
+        while let Some(next) = cause {
+            error = format!("{error}: {next}");
+            io |= next.is::<std::io::Error>();
+            cause = next.source();
+        }
+        let _ = errors_tx.send((ended.kind, error, io));
+    });
+    let (trigger, signal) = shutdown::channel();
+    tokio::spawn(server.serve_http(listener, http, signal));
+    (addr, Told { calls, errors }, trigger)
+}
+
+/// A raw HTTP/2 client of `addr`, and its pings.
+async fn connect(addr: SocketAddr) -> (SendRequest<Bytes>, PingPong) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    // Each step waits for the last's answer: Nagle's algorithm would hold
+    // every small write for the peer's delayed ACK.
+    tcp.set_nodelay(true).unwrap();
+    let (send, mut conn) = client::handshake(tcp).await.unwrap();
+    let pings = conn.ping_pong().unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (send, pings)
+}
+
+fn get(path: &str) -> Request<()> {
+    Request::get(format!("http://a{path}")).body(()).unwrap()
+}
+
+/// Waits until the server has read what was sent before, and the client
+/// what the server sent in answer to it: two round trips, as a `GOAWAY`
+/// the server sends for a frame may follow the answer to the ping after
+/// it.
+async fn round_trips(pings: &mut PingPong) {
+    for _ in 0..2 {
+        if pings.ping(Ping::opaque()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Opens a slow stream, waits for its call, and resets it; `None` once
+/// the connection has gone away.
+async fn open_and_reset(
+    send: &mut SendRequest<Bytes>,
+    pings: &mut PingPong,
+    told: &mut Told,
+) -> Option<()> {
+    let mut ready = send.clone().ready().await.ok()?;
+    let (_response, mut stream) = ready.send_request(get(SLOW), true).ok()?;
+    assert_eq!(told.call().await, SLOW);
+    stream.send_reset(Reason::CANCEL);
+    round_trips(pings).await;
+    Some(())
+}
+
+/// A request answered over `send`: its status.
+async fn answered(send: &mut SendRequest<Bytes>, path: &str) -> StatusCode {
+    let mut ready = send.clone().ready().await.unwrap();
+    let (response, _) = ready.send_request(get(path), true).unwrap();
+    response.await.unwrap().status()
+}
+
+/// A paced flood of up to `most` streams: how many were opened and reset
+/// before the connection went away.
+async fn flood(
+    send: &mut SendRequest<Bytes>,
+    pings: &mut PingPong,
+    told: &mut Told,
+    most: usize,
+) -> usize {
+    let mut served = 0;
+    while served < most && open_and_reset(send, pings, told).await.is_some() {
+        served += 1;
+    }
+    served
+}
+
+#[tokio::test]
+async fn a_paced_flood_is_sent_away_after_half_a_run() {
+    let timed = ServerConfig {
+        stream_idle_timeout: Some(Duration::from_secs(300)),
+        ..ServerConfig::default()
+    };
+    // Envoy's defaults: the 250th premature reset of 500 streams; with
+    // streams timed too, whose reads hand each stream over.
+    for config in [ServerConfig::default(), timed] {
+        let (addr, mut told, _trigger) = server(config).await;
+        let (mut send, mut pings) = connect(addr).await;
+        let most = HTTP2_PREMATURE_RESET_TOTAL_STREAMS as usize;
+        let served = flood(&mut send, &mut pings, &mut told, most).await;
+        assert_eq!(served, most / 2, "streams served before the GOAWAY");
+        assert_eq!(told.more_calls(), 0);
+        // The GOAWAY said no error: the client ends its streams, and
+        // its connection closes.
+        let error = send.clone().ready().await.err().unwrap();
+        assert!(error.is_go_away(), "{error}");
+        assert_eq!(error.reason(), Some(Reason::NO_ERROR));
+        let (kind, error, io) = told.errors.recv().await.unwrap();
+        assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+        assert!(error.contains("rapid reset"), "{error}");
+        assert!(io, "counted as the burst bound's: {error}");
+    }
+}
+
+/// Reads frames off `conn` until one of `kind` with `flags`: whether one
+/// came before the connection closed.
+async fn read_until(conn: &mut TcpStream, kind: u8, flags: u8) -> bool {
+    let read = tokio::time::timeout(Duration::from_secs(10), read_frames(conn, kind, flags));
+    read.await.expect("neither the frame nor the end came")
+}
+
+async fn read_frames(conn: &mut TcpStream, kind: u8, flags: u8) -> bool {
+    loop {
+        let mut head = [0; 9];
+        if conn.read_exact(&mut head).await.is_err() {
+            return false;
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0; len];
+        if conn.read_exact(&mut payload).await.is_err() {
+            return false;
+        }
+        if head[3] == kind && head[4] & flags == flags {
+            return true;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_that_keeps_on_after_the_goaway_is_cut_before_it_is_served() {
+    // A client that reads the GOAWAY and opens another stream all the
+    // same: the read that carries it fails, and it is never served.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(4),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let mut bytes = H2_PREFACE.to_vec();
+    frame(&mut bytes, SETTINGS, 0, 0, &[]);
+    conn.write_all(&bytes).await.unwrap();
+    for stream in [1, 3] {
+        let mut bytes = Vec::new();
+        frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, stream, GET);
+        conn.write_all(&bytes).await.unwrap();
+        assert_eq!(told.call().await, "/");
+        let mut bytes = Vec::new();
+        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        frame(&mut bytes, PING, 0, 0, &[0; 8]);
+        conn.write_all(&bytes).await.unwrap();
+        assert!(read_until(&mut conn, PING, ACK).await);
+    }
+    assert!(read_until(&mut conn, GOAWAY, 0).await, "no GOAWAY");
+    let mut bytes = Vec::new();
+    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 5, GET);
+    conn.write_all(&bytes).await.unwrap();
+    assert!(!read_until(&mut conn, HEADERS, 0).await, "answered");
+    let (kind, error, io) = told.errors.recv().await.unwrap();
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(io, "{error}");
+    assert!(error.contains("after it was told to go away"), "{error}");
+    assert_eq!(told.more_calls(), 0, "the late stream was served");
+}
+
+#[tokio::test]
+async fn a_client_that_cancels_a_few_calls_among_many_keeps_its_connection() {
+    // One call in four cancelled at once: never half of a run of ten,
+    // though 25 in all, five times what one run allows.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(10),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let (mut send, mut pings) = connect(addr).await;
+    for _ in 0..25 {
+        for _ in 0..3 {
+            assert_eq!(answered(&mut send, "/").await, StatusCode::OK);
+            assert_eq!(told.call().await, "/");
+        }
+        assert!(
+            open_and_reset(&mut send, &mut pings, &mut told)
+                .await
+                .is_some(),
+            "went away"
+        );
+    }
+    assert_eq!(answered(&mut send, "/").await, StatusCode::OK);
+    assert!(told.errors.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn streams_reset_after_the_minimum_lifetime_do_not_count() {
+    // Every stream reset, each once it has lived a second, by the paused
+    // clock: 30 of them, where five within the second would end it.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(10),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let (mut send, mut pings) = connect(addr).await;
+    for _ in 0..30 {
+        let mut ready = send.clone().ready().await.unwrap();
+        let (_response, mut stream) = ready.send_request(get(SLOW), true).unwrap();
+        assert_eq!(told.call().await, SLOW);
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::time::resume();
+        stream.send_reset(Reason::CANCEL);
+        round_trips(&mut pings).await;
+    }
+    assert_eq!(answered(&mut send, "/").await, StatusCode::OK);
+    assert!(told.errors.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn with_the_bound_off_a_paced_flood_is_served_as_before() {
+    for total in [None, Some(0)] {
+        let config = ServerConfig {
+            http2_premature_reset_total_streams: total,
+            ..ServerConfig::default()
+        };
+        let (addr, mut told, _trigger) = server(config).await;
+        let (mut send, mut pings) = connect(addr).await;
+        let most = HTTP2_PREMATURE_RESET_TOTAL_STREAMS as usize;
+        assert_eq!(flood(&mut send, &mut pings, &mut told, most).await, most);
+        assert_eq!(answered(&mut send, "/").await, StatusCode::OK);
+        assert!(told.errors.try_recv().is_err());
+    }
+    // A lifetime of zero counts no reset.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(10),
+        http2_premature_reset_min_stream_lifetime: Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let (mut send, mut pings) = connect(addr).await;
+    assert_eq!(flood(&mut send, &mut pings, &mut told, 50).await, 50);
+}
