@@ -30,7 +30,11 @@
 //! are pinged, and a peer that stops reading its responses is cut
 //! ([`ServerConfig::write_stall_timeout`]). A stream that goes quiet can
 //! be ended too, when [`ServerConfig::stream_idle_timeout`] is set; it is
-//! off by default, so that long-lived quiet gRPC streams live on.
+//! off by default, so that long-lived quiet gRPC streams live on. Nor
+//! does a peer cost the services calls it never means to wait for: an
+//! HTTP/2 client that resets half of its streams within a second of
+//! opening them (rapid reset, CVE-2023-44487) is sent away
+//! ([`ServerConfig::http2_premature_reset_total_streams`]).
 //!
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
 //! closes, so new connections are refused; connections still in their
