@@ -144,6 +144,7 @@ mod review_config_identity;
 mod review_config_loopback;
 mod review_config_names;
 mod review_config_values;
+mod review_deadline_filters;
 mod review_demo_output;
 mod review_demo_unknown;
 mod review_inbound_cut;

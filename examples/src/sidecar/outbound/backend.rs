@@ -525,6 +525,24 @@ impl<S> Counted<S> {
     }
 }
 
+/// The deadline its caller sent with a request that reached the route's
+/// stack, as the stack read it: after the route's filters, which may
+/// have set or removed it. [`Rescue`](super::split::Rescue), between
+/// the filters and the stack, puts it on the mesh's timeout answer for
+/// the route's counter, over the filters, to tell the request's deadline
+/// from an attempt's timeout (see [`RouteTimeouts`]). A request's rare
+/// timeout answer pays for it, no other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallerDeadline(Duration);
+
+impl CallerDeadline {
+    /// The deadline `req` carries, as the route's stack reads it, if any.
+    pub(crate) fn of<B>(req: &Request<B>) -> Option<Self> {
+        let grpc = mesh_core::error::is_grpc(req.headers());
+        sent_deadline(req, grpc).0.map(Self)
+    }
+}
+
 /// The time the deadline header of `req` (a gRPC call when `call`) gives,
 /// if any, and whether it is gRPC's: the header of the request's kind,
 /// as the route's stack picks it, by `content-type` alone whatever the
@@ -590,11 +608,12 @@ impl PerTrySent {
 /// attempt the caller's deadline ended is `REQUEST_TIMEOUT` too: the
 /// deadline it ran under, as linkerd2-proxy makes a caller's
 /// `l5d-timeout` the route's stream deadline, whose expiry it labels so.
-/// The route's counter reads the deadline the caller sent from the
-/// request as it comes, on a route with a per-try timeout (on one
-/// without, every timeout answer is the deadline's), so that the mesh's
-/// answer for it is `REQUEST_TIMEOUT` there too, and the two families
-/// agree.
+/// The route's counter learns the deadline the caller sent from the
+/// mesh's timeout answer, which carries it as the route's stack read it,
+/// after the route's filters ([`CallerDeadline`]): a filter that sets
+/// `mesh-deadline` gives the request a deadline, and one that removes it
+/// leaves only the route's timeouts. So the mesh's answer for it is
+/// `REQUEST_TIMEOUT` there too, and the two families agree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RouteTimeouts {
     request: Option<Duration>,
@@ -643,7 +662,7 @@ const HEADER_SLACK: Duration = Duration::from_millis(2);
 impl Timing {
     /// The `error` of the mesh's timeout answer, given `now`, to a request
     /// that came to this counter at `started`, whose caller sent the
-    /// deadline `sent` (read only on a route with a per-try timeout).
+    /// deadline `sent` (as the route's stack read it).
     /// Over the route's timeouts, it answered for the request's deadline
     /// when the request timeout has passed, or the caller's deadline has,
     /// or the route has no per-try timeout (the deadline was then the
@@ -722,11 +741,6 @@ where
         let started = Instant::now();
         let deadline = match self.timing {
             Timing::Attempts(_) => self.deadline_of(&req, grpc, started),
-            Timing::Route(RouteTimeouts {
-                per_try: Some(_), ..
-            }) => sent_deadline(&req, grpc)
-                .0
-                .and_then(|left| started.checked_add(left)),
             _ => None,
         };
         CountedFuture {
@@ -755,9 +769,8 @@ pin_project! {
         grpc: bool,
         started: Instant,
         timing: Timing,
-        // The request's deadline: for an attempt, as its deadline header
-        // placed it; for a request on a route with a per-try timeout, the
-        // one its caller sent.
+        // An attempt's request deadline, as its deadline header placed
+        // it.
         deadline: Option<Instant>,
     }
 
@@ -798,7 +811,7 @@ where
         let grpc = *this.grpc;
         Poll::Ready(match result {
             Ok(res) => {
-                let error = answer_label(&res, *this.timing, *this.started, *this.deadline);
+                let error = answer_label(&res, *this.timing, *this.started);
                 Ok(grpc::response(res, handles, grpc, *this.started, error))
             }
             Err(error) => {
@@ -920,9 +933,9 @@ fn cause_label(cause: UpstreamCause) -> &'static str {
 
 /// The `error` of a response, when the mesh answered it itself: by the
 /// kind of its answer, for a timeout by which of the route's timeouts,
-/// or the caller's deadline `sent`, it was (`timing`, for a request that
-/// came at `started`), and for an unreachable upstream by the cause the
-/// answer carries, if any.
+/// or the deadline its caller sent ([`CallerDeadline`], on the answer),
+/// it was (`timing`, for a request that came at `started`), and for an
+/// unreachable upstream by the cause the answer carries, if any.
 ///
 /// An `unavailable` answer is `LOAD_SHED` when the balancer's queue shed
 /// the request (`mesh-error: service unavailable`: the queue full, or
@@ -930,12 +943,7 @@ fn cause_label(cause: UpstreamCause) -> &'static str {
 /// `FAIL_FAST` otherwise: the request waited until fail-fast came
 /// (`service in fail-fast`, Linkerd's `FailFastError`), or no backend
 /// could take it.
-fn answer_label<B>(
-    res: &Response<B>,
-    timing: Timing,
-    started: Instant,
-    sent: Option<Instant>,
-) -> Option<&'static str> {
+fn answer_label<B>(res: &Response<B>, timing: Timing, started: Instant) -> Option<&'static str> {
     let extensions = res.extensions();
     let kind = extensions.get::<ProxyErrorKind>().copied()?;
     Some(match kind {
@@ -950,7 +958,12 @@ fn answer_label<B>(
             }
         }
         ProxyErrorKind::RateLimited => linkerd::LOAD_SHED,
-        ProxyErrorKind::Timeout => timing.timeout_answer(started, sent, Instant::now()),
+        ProxyErrorKind::Timeout => {
+            let sent = extensions
+                .get::<CallerDeadline>()
+                .and_then(|sent| started.checked_add(sent.0));
+            timing.timeout_answer(started, sent, Instant::now())
+        }
         ProxyErrorKind::UpstreamUnreachable => extensions
             .get::<UpstreamCause>()
             .copied()

@@ -68,6 +68,7 @@ use pin_project_lite::pin_project;
 use tower::{Service, ServiceExt};
 
 use super::Endpoint;
+use super::backend::CallerDeadline;
 
 /// The `mesh-error` (and `grpc-message`) of a request [`Split::Nowhere`]
 /// answers.
@@ -328,6 +329,12 @@ where
 /// Answers, over the route's retries, a request whose backend was
 /// [`Backend::Missing`]: the [`MissingBackend`] error they passed on
 /// becomes the mesh's answer. Any other error is passed on as it is.
+///
+/// It sits right under the route's filters, where the request is as the
+/// route's timeouts read it, so it also puts the deadline the request
+/// carries there on the mesh's timeout answer ([`CallerDeadline`]), for
+/// the route's counter over the filters to label the answer by the
+/// deadline that ended it.
 #[derive(Clone, Debug)]
 pub(crate) struct Rescue<S>(S);
 
@@ -351,8 +358,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let deadline = CallerDeadline::of(&req);
         Rescued {
             inner: self.0.call(req),
+            deadline,
         }
     }
 }
@@ -363,6 +372,8 @@ pin_project! {
     pub(crate) struct Rescued<F> {
         #[pin]
         inner: F,
+        // The deadline the request carried, for a timeout answer.
+        deadline: Option<CallerDeadline>,
     }
 }
 
@@ -374,12 +385,21 @@ where
     type Output = Result<Response<RB>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.poll(cx) {
+        let this = self.project();
+        match this.inner.poll(cx) {
             Poll::Ready(Err(error)) => Poll::Ready(match error.downcast::<MissingBackend>() {
                 Ok(missing) => Ok(missing.answer()),
                 Err(error) => Err(error),
             }),
-            other => other,
+            Poll::Ready(Ok(mut res)) => {
+                if let Some(deadline) = *this.deadline
+                    && res.extensions().get() == Some(&ProxyErrorKind::Timeout)
+                {
+                    res.extensions_mut().insert(deadline);
+                }
+                Poll::Ready(Ok(res))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
