@@ -29,10 +29,11 @@
 //! as long as the stream lasts. While every endpoint is out,
 //! requests are not sent to endpoints that fail: they wait for one to be
 //! ready (a penalty's end, a probe's success), and when none is within
-//! the fail-fast timeout (3 s by default), they and the requests after
-//! them are answered with the mesh's 503 (`mesh-error: service in
-//! fail-fast`; gRPC `UNAVAILABLE`) until one is, as Linkerd's balancer
-//! queue answers them ([`queue`](super::queue)).
+//! the fail-fast timeout (3 s by default), they are answered with the
+//! mesh's 503 (`mesh-error: service in fail-fast`; gRPC `UNAVAILABLE`),
+//! and the requests after them are shed (`service unavailable`) until
+//! one is, as Linkerd's balancer queue answers them
+//! ([`queue`](super::queue)).
 //!
 //! A failure is a response with a 5xx status, a gRPC answer whose status
 //! is a server error (`UNAVAILABLE`, `INTERNAL` and the others
