@@ -147,6 +147,7 @@ mod review_config_values;
 mod review_deadline_filters;
 mod review_demo_output;
 mod review_demo_unknown;
+mod review_failfast_shed;
 mod review_inbound_cut;
 mod review_inbound_drain;
 mod review_inbound_tls;

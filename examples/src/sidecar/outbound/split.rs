@@ -42,7 +42,9 @@
 //! Linkerd's proxy does (`RandomAvailable` in linkerd2-proxy's
 //! `linkerd/distribute`, which draws again when the backend drawn is not
 //! ready). Until the timeout has passed, a request drawn to it waits for
-//! an endpoint as any request to a service does; each runtime of the
+//! an endpoint as any request to a service does (with a zero timeout, the
+//! first one drawn to it fails fast, `service in fail-fast`, and puts it
+//! in fail-fast at once); each runtime of the
 //! sidecar has its own balancers, and learns this on its own. When
 //! every backend is in fail-fast, the draw stands and the request is
 //! shed: `503` with `mesh-error: service unavailable`, as Linkerd's
