@@ -53,6 +53,7 @@ mod review_path_replay;
 mod review_path_wire;
 mod review_profile_retries;
 mod review_retry_after;
+mod review_retry_readiness;
 mod route_precedence;
 mod stack_grpc_trailers;
 mod storm;
