@@ -128,6 +128,7 @@ mod proxy_outbound_invalid_host;
 mod proxy_outbound_one_off;
 mod queue_config;
 mod queue_sidecar;
+mod rapid_reset_sidecar;
 mod ratelimit;
 mod redirect;
 mod request_head_limit;
