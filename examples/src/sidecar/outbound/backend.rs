@@ -530,8 +530,9 @@ impl<S> Counted<S> {
 /// have set or removed it. [`Rescue`](super::split::Rescue), between
 /// the filters and the stack, puts it on the mesh's timeout answer for
 /// the route's counter, over the filters, to tell the request's deadline
-/// from an attempt's timeout (see [`RouteTimeouts`]). A request's rare
-/// timeout answer pays for it, no other.
+/// from an attempt's timeout (see [`RouteTimeouts`]). Each request pays
+/// the lookup of its deadline header there, as the stack's timeouts do;
+/// only a timeout answer is given the extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CallerDeadline(Duration);
 
