@@ -1,7 +1,8 @@
 //! A traffic split whose backend is down: once that backend is in
 //! fail-fast, its share goes to the others, as Linkerd's `RandomAvailable`
 //! sends it, rather than being answered `503` `service in fail-fast`; and
-//! when every backend is down, each request gets that `503`.
+//! when every backend is down, requests are shed (`503` `service
+//! unavailable`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
