@@ -635,3 +635,34 @@ async fn a_long_run_of_retried_http2_requests_keeps_one_connection() {
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 1);
     assert_eq!(upstream.open.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peeking_retry_layers_refused_retry_hands_on_the_head_and_the_trailers_it_read() {
+    // An ordinary head, then trailers with `UNAVAILABLE`, read for the
+    // decision; the retry is refused, and the caller gets both.
+    static UNAVAILABLE: [grpc_upstream::Answer; 1] = [grpc_upstream::Answer::Trailers("14")];
+    let upstream = grpc_upstream::upstream(&UNAVAILABLE, true).await;
+    let counted = Counted::new();
+    let budget = budget();
+    let svc = RetryLayer::new(grpc_upstream::grpc_route(), budget.clone())
+        .with_metrics(counted.metrics.clone())
+        .peek_grpc_trailers(Some(Duration::from_secs(10)))
+        .layer(RefusesRetries {
+            client: support::client(),
+            sent: Arc::default(),
+        });
+    let res = svc
+        .oneshot(grpc_upstream::call(&upstream, true))
+        .await
+        .expect("the upstream's answer");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/grpc");
+    let (data, trailers) = grpc_upstream::read(res).await;
+    assert!(data.is_empty());
+    let trailers = trailers.expect("the trailers read for the decision");
+    assert_eq!(trailers["grpc-status"], "14");
+    assert_eq!(trailers["x-t"], "1");
+    assert_eq!(upstream.calls(), 1);
+    assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
+    counted.assert_only(Some("unavailable"));
+}
