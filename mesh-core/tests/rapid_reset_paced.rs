@@ -336,3 +336,86 @@ async fn with_the_bound_off_a_paced_flood_is_served_as_before() {
     let (mut send, mut pings) = connect(addr).await;
     assert_eq!(flood(&mut send, &mut pings, &mut told, 50).await, 50);
 }
+
+/// A request head h2 refuses as malformed (no `:scheme`, no `:path`): it
+/// resets the stream itself, and the service is never called for it.
+const MALFORMED: &[u8] = &[0x82];
+
+/// `GET http://a/slow`, HPACK-coded without indexing.
+const GET_SLOW: &[u8] = &[
+    0x82, 0x86, 0x04, 0x05, b'/', b's', b'l', b'o', b'w', 0x01, 0x01, b'a',
+];
+
+#[tokio::test]
+async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
+    // Two malformed heads before each stream of the flood: h2 refuses
+    // them, which costs it a decode and the client nothing. Counted as
+    // streams of the run, they would keep the flood's resets under half
+    // of every run; only streams served count.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(10),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let mut bytes = H2_PREFACE.to_vec();
+    frame(&mut bytes, SETTINGS, 0, 0, &[]);
+    conn.write_all(&bytes).await.unwrap();
+    let mut stream = 1;
+    let mut served = 0;
+    'flood: for _ in 0..30 {
+        let mut bytes = Vec::new();
+        for _ in 0..2 {
+            frame(
+                &mut bytes,
+                HEADERS,
+                END_HEADERS | END_STREAM,
+                stream,
+                MALFORMED,
+            );
+            stream += 2;
+        }
+        frame(
+            &mut bytes,
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            GET_SLOW,
+        );
+        if conn.write_all(&bytes).await.is_err() {
+            break;
+        }
+        assert_eq!(told.call().await, SLOW);
+        served += 1;
+        let mut bytes = Vec::new();
+        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        stream += 2;
+        // Two round trips: a GOAWAY sent for the reset may follow the
+        // answer to the first ping.
+        for _ in 0..2 {
+            frame(&mut bytes, PING, 0, 0, &[0; 8]);
+            if conn.write_all(&bytes).await.is_err() {
+                break 'flood;
+            }
+            bytes.clear();
+            match read_until(&mut conn, PING, ACK).await {
+                Some(kinds) if !kinds.contains(&GOAWAY) => {}
+                _ => break 'flood,
+            }
+        }
+    }
+    assert_eq!(served, 5, "streams served before the GOAWAY");
+    // The client hangs up without answering the GOAWAY's ping.
+    drop(conn);
+    let (kind, error, io) = ended(&mut told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(io, "{error}");
+}
+
+/// How the server tells the connection ended, within the test's bound.
+async fn ended(told: &mut Told) -> (ConnectionErrorKind, String, bool) {
+    let next = tokio::time::timeout(Duration::from_secs(10), told.errors.recv());
+    next.await.expect("no connection error").unwrap()
+}

@@ -193,8 +193,12 @@ pub struct ServerConfig {
     /// resets are counted: once its client has reset half this many
     /// streams prematurely (see
     /// [`http2_premature_reset_min_stream_lifetime`](Self::http2_premature_reset_min_stream_lifetime))
-    /// within one run of this many it opened, the connection is told to
-    /// go away. Default [`HTTP2_PREMATURE_RESET_TOTAL_STREAMS`], 500,
+    /// within one run of this many the service was called for, the
+    /// connection is told to go away. A stream h2 refused (a malformed
+    /// head, one past
+    /// [`http2_max_concurrent_streams`](Self::http2_max_concurrent_streams))
+    /// is not in a run: a flood could send such heads, which cost it
+    /// nothing, to keep its resets under half of every run. Default [`HTTP2_PREMATURE_RESET_TOTAL_STREAMS`], 500,
     /// Envoy's `overload.premature_reset_total_stream_count`; `None`, or
     /// `Some` of zero, turns the bound off.
     ///

@@ -262,6 +262,7 @@ where
             lease,
             cut: cut.clone(),
             idle,
+            served: flooded.clone(),
         };
         let io = TokioIo::new(io);
         let served = match version {
@@ -590,6 +591,9 @@ struct HyperService<S> {
     cut: Arc<Cut>,
     /// The stream idle bound, when configured.
     idle: Option<StreamIdle>,
+    /// Where the streams served are counted, for the premature-reset
+    /// bound, when it is on.
+    served: Option<Arc<Flooded>>,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for HyperService<S>
@@ -601,6 +605,9 @@ where
     type Future = IdleFuture<Oneshot<S, Request<Incoming>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        if let Some(served) = &self.served {
+            served.serve();
+        }
         req.extensions_mut().insert(self.info.clone());
         // A request that may turn the connection into a tunnel (an
         // `Upgrade`, or a `CONNECT`) carries the lease for the tunnel to

@@ -16,23 +16,24 @@
 //!
 //! # How
 //!
-//! Two counters per run of streams (opened, reset prematurely), and when
-//! the streams opened, kept without a time per stream: stream ids only
-//! grow, so the streams opened since a moment are those above the highest
-//! opened before it. [`Marks`] notes that highest stream at most four
+//! Two counters per run of streams (served, which the connection's
+//! service counts, and reset prematurely, which the reads do: see
+//! [`Flooded`]), and when the streams opened, kept without a time per
+//! stream: stream ids only grow, so the streams opened since a moment are
+//! those above the highest opened before it. [`Marks`] notes that highest stream at most four
 //! times a lifetime; a reset is premature when its stream is above the
 //! oldest mark younger than the lifetime. A stream is always above a mark
 //! taken within a quarter lifetime before it opened, so a reset within
 //! three quarters of the lifetime always counts; a mark younger than the
 //! lifetime has only streams younger than it above it, so a reset after
 //! the whole lifetime never does. The memory is the same whatever the
-//! connection's age or traffic, and opening a stream costs a counter and
-//! a comparison of times.
+//! connection's age or traffic; serving a stream costs a counter, and
+//! opening one a comparison of times.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -71,19 +72,41 @@ impl ResetBound {
     }
 }
 
-/// Whether a connection's client went past its [`ResetBound`]: set by
-/// its reads, looked at by the connection (see
-/// [`Handover`](super::reads::Handover)) and by what tells how it ended.
+/// What a connection's reads and its service share of the bound: whether
+/// its client went past its [`ResetBound`], set by its reads, looked at by
+/// the connection (see [`Handover`](super::reads::Handover)) and by what
+/// tells how it ended; and how many of its streams the service was called
+/// for, which the reads count runs by.
+///
+/// A run counts the streams served, not every `HEADERS` that opens one:
+/// h2 refuses a malformed head, or a stream past
+/// [`http2_max_concurrent_streams`](crate::serve::ServerConfig::http2_max_concurrent_streams),
+/// at the cost of a decode and before the service sees it, so a client
+/// that sent such heads between the streams of its flood would keep its
+/// resets under half of every run, for free.
 #[derive(Debug, Default)]
-pub(in crate::serve) struct Flooded(AtomicBool);
+pub(in crate::serve) struct Flooded {
+    flooded: AtomicBool,
+    served: AtomicU32,
+}
 
 impl Flooded {
     pub(in crate::serve) fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.flooded.load(Ordering::Relaxed)
     }
 
     fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.flooded.store(true, Ordering::Relaxed);
+    }
+
+    /// The service is called for one more of the connection's streams.
+    pub(in crate::serve) fn serve(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many streams the service was called for, wrapping.
+    fn served(&self) -> u32 {
+        self.served.load(Ordering::Relaxed)
     }
 }
 
@@ -118,8 +141,8 @@ impl std::error::Error for RapidReset {}
 #[derive(Debug)]
 pub(in crate::serve) struct Resets {
     bound: ResetBound,
-    /// Streams opened in this run.
-    opened: u32,
+    /// How many streams had been served when this run began.
+    run_start: u32,
     /// Streams reset prematurely since this run began.
     premature: u32,
     marks: Marks,
@@ -130,7 +153,7 @@ impl Resets {
     pub(in crate::serve) fn new(bound: ResetBound, flooded: Arc<Flooded>) -> Self {
         Self {
             bound,
-            opened: 0,
+            run_start: 0,
             premature: 0,
             marks: Marks::new(bound.lifetime / MARKS as u32),
             flooded,
@@ -144,11 +167,6 @@ impl Resets {
         if self.flooded.is_set() {
             return false;
         }
-        self.opened += 1;
-        if self.opened >= self.bound.run {
-            self.opened = 0;
-            self.premature = 0;
-        }
         self.marks.note(below, now);
         true
     }
@@ -157,6 +175,12 @@ impl Resets {
     pub(in crate::serve) fn reset(&mut self, stream: u32, now: Instant) {
         if self.flooded.is_set() || !self.marks.is_young(stream, now, self.bound.lifetime) {
             return;
+        }
+        // A run ends once as many streams as it counts were served.
+        let served = self.flooded.served();
+        if served.wrapping_sub(self.run_start) >= self.bound.run {
+            self.run_start = served;
+            self.premature = 0;
         }
         self.premature += 1;
         if self.premature >= self.bound.most() {

@@ -21,11 +21,12 @@ fn resets(run: u32) -> (Resets, Arc<Flooded>) {
     (Resets::new(bound, flooded.clone()), flooded)
 }
 
-/// Opens the stream after `last`, now: its id.
+/// Opens the stream after `last`, now, and serves it: its id.
 fn open(resets: &mut Resets, last: &mut u32) -> u32 {
     let below = *last;
     *last += 2;
     assert!(resets.opened(below, Instant::now()));
+    resets.flooded.serve();
     *last
 }
 
@@ -132,4 +133,22 @@ async fn a_long_quiet_connection_counts_only_its_young_streams() {
     resets.reset(young, Instant::now());
     assert_eq!(resets.premature, 1);
     assert!(!flooded.is_set());
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_opened_but_never_served_do_not_end_a_run() {
+    // Three heads h2 refused before each stream of the flood: two of
+    // four served streams reset is half a run all the same.
+    let (mut resets, flooded) = resets(4);
+    let mut last = 1;
+    for _ in 0..2 {
+        for _ in 0..3 {
+            let below = last;
+            last += 2;
+            assert!(resets.opened(below, Instant::now()));
+        }
+        let stream = open(&mut resets, &mut last);
+        resets.reset(stream, Instant::now());
+    }
+    assert!(flooded.is_set());
 }
