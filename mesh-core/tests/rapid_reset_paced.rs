@@ -7,7 +7,7 @@
 //! minimum lifetime, as Envoy's premature-reset bound does.
 #![allow(clippy::unwrap_used)]
 
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use h2::{
@@ -24,7 +24,7 @@ use mesh_core::serve::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{Notify, mpsc},
 };
 
 use crate::support::h2_frames::{
@@ -37,6 +37,9 @@ const CANCEL: u32 = 0x8;
 /// The slow path: its calls never end.
 const SLOW: &str = "/slow";
 
+/// The held path: each call ends when the test releases it.
+const HELD: &str = "/held";
+
 /// What the server says: each call's path as it is made, and how each
 /// connection it cut ended.
 struct Told {
@@ -44,6 +47,8 @@ struct Told {
     /// Each error's kind, its causes, and whether one is an I/O error, as
     /// a sidecar's metrics count it.
     errors: mpsc::UnboundedReceiver<(ConnectionErrorKind, String, bool)>,
+    /// Answers the next call of the held path.
+    release: Arc<Notify>,
 }
 
 impl Told {
@@ -61,19 +66,26 @@ impl Told {
 
 /// Serves `config`, without keep-alive pings (a test that pauses the
 /// clock would jump past their answers), with a service that tells of
-/// each call and answers all but the slow path at once.
+/// each call and answers all but the slow path at once (and the held
+/// path once released).
 async fn server(config: ServerConfig) -> (SocketAddr, Told, shutdown::ShutdownTrigger) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (calls_tx, calls) = mpsc::unbounded_channel();
     let (errors_tx, errors) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let released = release.clone();
     let http = tower::service_fn(move |req: Request<Incoming>| {
         let path = req.uri().path().to_owned();
         let slow = path == SLOW;
+        let held = (path == HELD).then(|| released.clone());
         calls_tx.send(path).unwrap();
         async move {
             if slow {
                 std::future::pending::<()>().await;
+            }
+            if let Some(released) = held {
+                released.notified().await;
             }
             Ok::<_, Infallible>(Response::new(mesh_core::body::empty()))
         }
@@ -96,7 +108,12 @@ async fn server(config: ServerConfig) -> (SocketAddr, Told, shutdown::ShutdownTr
     });
     let (trigger, signal) = shutdown::channel();
     tokio::spawn(server.serve_http(listener, http, signal));
-    (addr, Told { calls, errors }, trigger)
+    let told = Told {
+        calls,
+        errors,
+        release,
+    };
+    (addr, told, trigger)
 }
 
 /// A raw HTTP/2 client of `addr`, and its pings.
@@ -418,4 +435,31 @@ async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
 async fn ended(told: &mut Told) -> (ConnectionErrorKind, String, bool) {
     let next = tokio::time::timeout(Duration::from_secs(10), told.errors.recv());
     next.await.expect("no connection error").unwrap()
+}
+
+#[tokio::test]
+async fn the_streams_open_when_a_flood_is_sent_away_are_answered_in_full() {
+    // A call still running when the client goes past the bound is
+    // answered before the connection closes, as in a graceful shutdown.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(10),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let (mut send, mut pings) = connect(addr).await;
+    let mut ready = send.clone().ready().await.unwrap();
+    let (held, _) = ready.send_request(get(HELD), true).unwrap();
+    assert_eq!(told.call().await, HELD);
+    assert_eq!(flood(&mut send, &mut pings, &mut told, 10).await, 5);
+    let error = send.clone().ready().await.err().unwrap();
+    assert!(error.is_go_away(), "{error}");
+    assert!(told.errors.try_recv().is_err(), "closed with a call open");
+    told.release.notify_one();
+    let held = tokio::time::timeout(Duration::from_secs(10), held);
+    let response = held.await.expect("the held call was not answered").unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (kind, error, io) = ended(&mut told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(io, "{error}");
 }
