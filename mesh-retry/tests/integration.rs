@@ -38,6 +38,7 @@ mod parity_grpc_statuses;
 mod peek_last_attempt;
 mod profile_classes_grpc;
 mod profile_grpc_failures;
+mod retry_held_response_cap;
 mod retry_readiness_last_response;
 mod retry_readiness_refused;
 mod review_bodies;

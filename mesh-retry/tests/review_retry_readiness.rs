@@ -67,6 +67,12 @@ impl Body for Tracked {
     fn is_end_stream(&self) -> bool {
         self.data.is_none()
     }
+
+    // As a body with a `content-length` says: a retry holds a failed
+    // response only when it knows the body is small.
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
 }
 
 /// What the service does once it has sent the first attempt.

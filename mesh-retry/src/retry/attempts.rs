@@ -57,7 +57,7 @@ pub(crate) struct Attempts<S, B, C> {
     unprocessed_only: bool,
     /// Whether the request is a gRPC call, which decides whether a
     /// response that is not gRPC is a success.
-    grpc: bool,
+    pub(crate) grpc: bool,
     /// Attempts made so far, the first included.
     pub(crate) attempts: u32,
     /// Whether the last attempt's outcome has already waited for its
@@ -76,6 +76,41 @@ pub(crate) struct Attempts<S, B, C> {
 /// at once would find the body still held. One second is far above that
 /// and short against a request's life.
 pub(crate) const BODY_RELEASE_WAIT: Duration = Duration::from_secs(1);
+
+/// The largest failed response, by its body's exact size, that a retry
+/// holds through its backoff and its wait for the service, to give back
+/// if the retry is not sent after all: the replay buffer's default.
+///
+/// A response held unread keeps what its connection gave it: on HTTP/2,
+/// its stream's share of the flow-control window, which hyper sizes at
+/// 2 MiB a stream and 5 MiB a connection. A few large failures held
+/// through a backoff would stall every other response on the same
+/// connection until the retries are sent. A body that has ended, or that
+/// is known to be this small, holds at most this much of the window; any
+/// other is dropped when the retry is decided, which resets its stream
+/// and frees its window at once. If the retry is then not sent, the
+/// caller gets what it would have got without a held response: the
+/// service's readiness error, or the mesh's timeout answer.
+pub(crate) const HELD_RESPONSE_CAP: u64 = 64 * 1024;
+
+/// Whether a retry decided on holds `result`, the outcome it is to
+/// replace (see [`HELD_RESPONSE_CAP`]): an error, which holds no
+/// connection, or a response whose body has ended or is known to be
+/// small. Asked only once a retry is decided.
+#[inline]
+pub(crate) fn holds<R: http_body::Body>(result: &Result<Response<R>, BoxError>) -> bool {
+    match result {
+        Ok(res) => {
+            let body = res.body();
+            body.is_end_stream()
+                || body
+                    .size_hint()
+                    .exact()
+                    .is_some_and(|len| len <= HELD_RESPONSE_CAP)
+        }
+        Err(_) => true,
+    }
+}
 
 /// A retry decided on: the head it will send, and the retry it took from
 /// the budget, to give back if it is not sent after all.

@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use super::{
     HeadOnly, Shared,
-    attempts::{Attempts, BODY_RELEASE_WAIT, Decision, Head, Labels},
+    attempts::{Attempts, BODY_RELEASE_WAIT, Decision, Head, Labels, holds},
 };
 use crate::{
     metrics::NotRetryable,
@@ -316,7 +316,7 @@ impl<S, B, RB> Future for ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
-    RB: Default,
+    RB: http_body::Body + Default,
 {
     type Output = Result<Response<RB>, BoxError>;
 
@@ -331,7 +331,7 @@ where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
     M: Steps<RB, Output = Response<OB>>,
-    OB: Default,
+    OB: http_body::Body + Default,
 {
     type Output = Result<Response<OB>, BoxError>;
 
@@ -403,10 +403,14 @@ where
                     if !retry.refresh_deadline() {
                         retry.out_of_time();
                         let last = last.take();
+                        let grpc = retry.grpc;
                         this.state.set(State::Done);
+                        // A response too large to hold was dropped: the
+                        // mesh's timeout answers for it, as the route
+                        // stack's does.
                         return Poll::Ready(match last {
                             Some(last) => *last,
-                            None => Err(PolledAfterCompletion.into()),
+                            None => Ok(ProxyErrorKind::Timeout.response_for(grpc)),
                         });
                     }
                     let Some(req) = retry.next_request() else {
@@ -444,8 +448,10 @@ where
                 Decision::Retry { delay, .. } => {
                     // The retry may still not be sent (the deadline runs
                     // out, the service fails to get ready): keep what the
-                    // caller then gets.
-                    let last = Some(Box::new(result));
+                    // caller then gets, if it is small enough to hold
+                    // (see `HELD_RESPONSE_CAP`); a larger one is dropped
+                    // here, which frees its connection's window.
+                    let last = holds(&result).then(|| Box::new(result));
                     if delay.is_zero() {
                         this.state.set(State::Ready { last });
                     } else {

@@ -56,7 +56,15 @@
 //! it under a reason of its own, `unavailable`, since the attempts, the
 //! budget and the deadline all allowed it (see [`metrics`](crate::metrics)
 //! for why that reason). To answer with it, the failed response is held,
-//! unread, through the backoff, as linkerd2-proxy holds it.
+//! unread, through the backoff, as linkerd2-proxy holds it, but only when
+//! its body has ended or is known to be at most 64 KiB: an unread body
+//! keeps its HTTP/2 stream's share of the connection's flow-control
+//! window, and a few large ones held through a backoff would stall the
+//! other responses on that connection. A larger failure, or one of
+//! unknown length, is dropped when the retry is decided, which resets its
+//! stream; if the retry is then refused, the caller gets the service's
+//! error (or, past the deadline, the mesh's 504), as it would with no
+//! response held.
 //!
 //! One answer is the layer's own. A request whose deadline has passed
 //! when it arrives (its [`Deadline`] extension, or else
@@ -201,7 +209,7 @@ where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
-    RB: Default,
+    RB: Body + Default,
 {
     type Response = Response<RB>;
     type Error = BoxError;

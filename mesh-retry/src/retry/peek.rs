@@ -186,7 +186,9 @@ impl<B: Body> Body for PeekBody<B> {
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.ended {
+        // Trailers end a body: one whose first frame was its trailers has
+        // no data left, which says how little a retry holds by keeping it.
+        if self.ended || self.peeked_trailers().is_some() {
             return SizeHint::with_exact(first_len(&self.first));
         }
         let inner = self.inner.size_hint();

@@ -19,7 +19,7 @@ use crate::{
     replay::ReplayBody,
     retry::{
         HeadOnly,
-        attempts::{Attempts, BODY_RELEASE_WAIT, Decision},
+        attempts::{Attempts, BODY_RELEASE_WAIT, Decision, holds},
         future::PolledAfterCompletion,
     },
     timeout::{TimeoutBody, attempt::start_attempt},
@@ -265,7 +265,7 @@ impl<S, B, RB> Future for ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
-    RB: Default,
+    RB: http_body::Body + Default,
 {
     type Output = Result<Response<TimeoutBody<RB>>, BoxError>;
 
@@ -280,7 +280,7 @@ where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
     M: Steps<RB, Output = Response<OB>>,
-    OB: Default,
+    OB: http_body::Body + Default,
 {
     type Output = Result<Response<TimeoutBody<OB>>, BoxError>;
 
@@ -457,8 +457,12 @@ where
                 }
                 Decision::Retry { delay, now } => {
                     // The retry may still not be sent (the service fails
-                    // to get ready): keep what the caller then gets.
-                    let last = Some(Box::new(result));
+                    // to get ready): keep what the caller then gets, if it
+                    // is small enough to hold (see `HELD_RESPONSE_CAP`); a
+                    // larger one is dropped here, which frees its
+                    // connection's window, and the readiness error
+                    // answers then.
+                    let last = holds(&result).then(|| Box::new(result));
                     if delay.is_zero() {
                         *this.until = None;
                         this.state.set(State::Ready { last });

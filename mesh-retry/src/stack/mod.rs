@@ -49,7 +49,11 @@
 //!   connection closed) is not sent: the caller gets the response the
 //!   retry was to replace, body unread, as from the retry layer, and the
 //!   retry is given back to the budget and counted as `not_retryable`,
-//!   reason `unavailable` (see [`metrics`](crate::metrics)).
+//!   reason `unavailable` (see [`metrics`](crate::metrics)). As there, a
+//!   response is held for this only when its body has ended or is known
+//!   to be at most 64 KiB (a larger one would keep its HTTP/2 stream's
+//!   flow-control window through the backoff); any other is dropped when
+//!   the retry is decided, and the caller then gets the service's error.
 //!
 //! One difference: the deadline is not added to the request as a
 //! [`Deadline`] extension, since nothing inside needs it; the upstream
@@ -296,7 +300,7 @@ where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
-    RB: Default,
+    RB: Body + Default,
 {
     type Response = Response<TimeoutBody<RB>>;
     type Error = BoxError;

@@ -1,0 +1,290 @@
+//! The failed response a retry holds through its backoff and its wait for
+//! the service (to give back if the retry is then refused) is held only
+//! when it is small: a large body, unread on an HTTP/2 stream, would keep
+//! its share of the connection's flow-control window the whole time. The
+//! retry layer and the route stack drop such a response when they decide
+//! to retry, which resets its stream at once; a small one is still given
+//! back, whole, when the service fails to get ready for the retry. Real
+//! HTTP/2 over sockets on 127.0.0.1.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use mesh_core::{
+    BoxError,
+    body::{BoxBody, empty},
+};
+use mesh_retry::{Budget, RetryLayer, RetryPolicy, RouteStackLayer, Timeouts, replay::ReplayBody};
+use tokio::{sync::Notify, time::sleep};
+use tower::{Layer, Service, ServiceExt};
+
+use crate::support::{self, Upstreams};
+
+/// What happened, in order.
+type Events = Arc<Mutex<Vec<&'static str>>>;
+
+/// A 503 body of `len` bytes, with a `content-length`, sent in 16 KiB
+/// chunks; its upstream notes when it is dropped (sent whole, or its
+/// stream reset).
+struct Failure {
+    left: usize,
+    events: Events,
+    dropped: Arc<Notify>,
+}
+
+impl Body for Failure {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(16 * 1024);
+        self.left -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; n])))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left as u64)
+    }
+}
+
+impl Drop for Failure {
+    fn drop(&mut self) {
+        let whole = self.left == 0;
+        self.events.lock().unwrap().push(match whole {
+            true => "upstream sent the 503 whole",
+            false => "upstream's 503 stream reset",
+        });
+        self.dropped.notify_one();
+    }
+}
+
+/// An upstream, over HTTP/1.1 or HTTP/2, that answers every request with a
+/// 503 whose body is `len` bytes long.
+async fn failing(len: usize, events: Events, dropped: Arc<Notify>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (events, dropped) = (events.clone(), dropped.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (events, dropped) = (events.clone(), dropped.clone());
+                    async move {
+                        let _ = req.into_body().collect().await;
+                        let body = Failure {
+                            left: len,
+                            events,
+                            dropped,
+                        };
+                        let res = Response::builder()
+                            .status(503)
+                            .header("content-length", len)
+                            .body(body)
+                            .unwrap();
+                        Ok::<_, Infallible>(res)
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/items")
+}
+
+/// mesh-core's client behind a balancer whose endpoints are gone once it
+/// has sent the first attempt: asked to get ready for the retry, it waits
+/// until the upstream has let go of the failed response (or a minute of
+/// the paused clock), and then fails.
+struct Endpoints {
+    client: Upstreams,
+    sent: Arc<AtomicUsize>,
+    events: Events,
+    dropped: Arc<Notify>,
+    wait: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Endpoints {
+    fn new(events: Events, dropped: Arc<Notify>) -> Self {
+        Self {
+            client: support::client(),
+            sent: Arc::default(),
+            events,
+            dropped,
+            wait: None,
+        }
+    }
+}
+
+impl Clone for Endpoints {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            sent: self.sent.clone(),
+            events: self.events.clone(),
+            dropped: self.dropped.clone(),
+            wait: None,
+        }
+    }
+}
+
+impl Service<Request<ReplayBody<BoxBody>>> for Endpoints {
+    type Response = <Upstreams as Service<Request<ReplayBody<BoxBody>>>>::Response;
+    type Error = BoxError;
+    type Future = <Upstreams as Service<Request<ReplayBody<BoxBody>>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.sent.load(Ordering::SeqCst) > 0 {
+            let dropped = self.dropped.clone();
+            let wait = self.wait.get_or_insert_with(|| {
+                Box::pin(async move {
+                    tokio::select! {
+                        () = dropped.notified() => {}
+                        () = sleep(Duration::from_secs(60)) => {}
+                    }
+                })
+            });
+            ready!(wait.as_mut().poll(cx));
+            self.events.lock().unwrap().push("retry refused");
+            return Poll::Ready(Err(io::Error::other("no endpoints").into()));
+        }
+        self.client.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReplayBody<BoxBody>>) -> Self::Future {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        self.client.call(req)
+    }
+}
+
+/// Which retrying layer is under test.
+#[derive(Clone, Copy)]
+enum Layered {
+    Retry,
+    Stack,
+}
+
+/// Sends a GET over HTTP/2 to an upstream that fails it with a `len`-byte
+/// body, through `layered` over a service that refuses the retry: the
+/// events in order, and what the caller got (the status and the body's
+/// length, or the error).
+async fn refused_retry(
+    layered: Layered,
+    len: usize,
+) -> (Vec<&'static str>, Result<(u16, usize), String>) {
+    let events = Events::default();
+    let dropped = Arc::new(Notify::new());
+    let uri = failing(len, events.clone(), dropped.clone()).await;
+    let endpoints = Endpoints::new(events.clone(), dropped);
+    let budget = Arc::new(Budget::default());
+    let req = Request::get(&uri)
+        .version(Version::HTTP_2)
+        .body(empty())
+        .unwrap();
+    let got = match layered {
+        Layered::Retry => {
+            let svc = RetryLayer::new(RetryPolicy::default(), budget).layer(endpoints);
+            read(svc.oneshot(req).await).await
+        }
+        Layered::Stack => {
+            let svc = RouteStackLayer::new(RetryPolicy::default(), Timeouts::default(), budget)
+                .layer(endpoints);
+            read(svc.oneshot(req).await).await
+        }
+    };
+    // A body the caller got was read whole, or dropped: either way the
+    // upstream has let go of it by now.
+    let events = events.lock().unwrap().clone();
+    (events, got)
+}
+
+async fn read<RB>(res: Result<Response<RB>, BoxError>) -> Result<(u16, usize), String>
+where
+    RB: Body,
+    RB::Error: std::fmt::Debug,
+{
+    match res {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            Ok((status, body.len()))
+        }
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// 3 MiB: more than an HTTP/2 stream's window, so the upstream is still
+/// sending it when the retry is decided.
+const LARGE: usize = 3 * 1024 * 1024;
+
+/// 1 KiB: under the cap, sent whole at once.
+const SMALL: usize = 1024;
+
+fn assert_dropped_at_the_decision(events: &[&str], got: &Result<(u16, usize), String>) {
+    assert_eq!(
+        events,
+        ["upstream's 503 stream reset", "retry refused"],
+        "the large failure is let go before the retry's wait ends"
+    );
+    let error = got.as_ref().expect_err("nothing held to give back");
+    assert!(error.contains("no endpoints"), "{error}");
+}
+
+fn assert_given_back(events: &[&str], got: &Result<(u16, usize), String>) {
+    assert_eq!(got, &Ok((503, SMALL)), "the held 503 comes back whole");
+    assert_eq!(events, ["upstream sent the 503 whole", "retry refused"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_layer_drops_a_large_failure_when_it_decides_to_retry() {
+    let (events, got) = refused_retry(Layered::Retry, LARGE).await;
+    assert_dropped_at_the_decision(&events, &got);
+}
+
+#[tokio::test(start_paused = true)]
+async fn so_does_the_route_stack() {
+    let (events, got) = refused_retry(Layered::Stack, LARGE).await;
+    assert_dropped_at_the_decision(&events, &got);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_layer_gives_back_a_small_failure_its_retry_was_refused_for() {
+    let (events, got) = refused_retry(Layered::Retry, SMALL).await;
+    assert_given_back(&events, &got);
+}
+
+#[tokio::test(start_paused = true)]
+async fn so_does_the_route_stack_for_a_small_failure() {
+    let (events, got) = refused_retry(Layered::Stack, SMALL).await;
+    assert_given_back(&events, &got);
+}
