@@ -7,7 +7,13 @@
 //! minimum lifetime, as Envoy's premature-reset bound does.
 #![allow(clippy::unwrap_used)]
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::{Ready, ready},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use h2::{
@@ -17,9 +23,13 @@ use h2::{
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_core::detect::H2_PREFACE;
-use mesh_core::serve::{
-    ConnectionErrorKind, HTTP2_PREMATURE_RESET_TOTAL_STREAMS, HttpVersion, Server, ServerConfig,
-    shutdown,
+use mesh_core::{
+    BoxError,
+    conn::{NoTlsReason, Tls},
+    serve::{
+        Accept, Accepted, ConnectionErrorKind, HTTP2_PREMATURE_RESET_TOTAL_STREAMS, HttpVersion,
+        Retirement, Server, ServerConfig, shutdown,
+    },
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -69,6 +79,33 @@ impl Told {
 /// each call and answers all but the slow path at once (and the held
 /// path once released).
 async fn server(config: ServerConfig) -> (SocketAddr, Told, shutdown::ShutdownTrigger) {
+    alpn_server(config, None).await
+}
+
+/// Plaintext, reporting what ALPN settled on, as a TLS accept hook does
+/// once the handshake is over.
+#[derive(Clone, Copy)]
+struct Alpn(Option<HttpVersion>);
+
+impl Accept<TcpStream> for Alpn {
+    type Io = TcpStream;
+    type Future = Ready<Result<Accepted<TcpStream>, BoxError>>;
+
+    fn accept(&self, io: TcpStream) -> Self::Future {
+        ready(Ok(Accepted {
+            io,
+            tls: Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
+            alpn: self.0,
+            retire: Retirement::never(),
+        }))
+    }
+}
+
+/// [`server`], whose accept hook reports `alpn`.
+async fn alpn_server(
+    config: ServerConfig,
+    alpn: Option<HttpVersion>,
+) -> (SocketAddr, Told, shutdown::ShutdownTrigger) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (calls_tx, calls) = mpsc::unbounded_channel();
@@ -94,7 +131,8 @@ async fn server(config: ServerConfig) -> (SocketAddr, Told, shutdown::ShutdownTr
         http2_keep_alive_interval: None,
         ..config
     };
-    let server = Server::new(config).on_connection_error(move |ended| {
+    let server = Server::new(config).with_accept(Alpn(alpn));
+    let server = server.on_connection_error(move |ended| {
         // hyper's error says where it failed; its causes say why.
         let mut error = ended.error.to_string();
         let mut io = ended.error.is::<std::io::Error>();
@@ -458,6 +496,25 @@ async fn the_streams_open_when_a_flood_is_sent_away_are_answered_in_full() {
     let held = tokio::time::timeout(Duration::from_secs(10), held);
     let response = held.await.expect("the held call was not answered").unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    let (kind, error, io) = ended(&mut told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(io, "{error}");
+}
+
+#[tokio::test]
+async fn a_paced_flood_on_a_connection_alpn_settled_as_h2_is_sent_away_too() {
+    // A TLS connection whose ALPN chose `h2` is read from its preface on,
+    // as one whose HTTP/2 was detected (h2c with prior knowledge).
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(10),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = alpn_server(config, Some(HttpVersion::Http2)).await;
+    let (mut send, mut pings) = connect(addr).await;
+    assert_eq!(answered(&mut send, "/").await, StatusCode::OK);
+    assert_eq!(told.call().await, "/");
+    assert_eq!(flood(&mut send, &mut pings, &mut told, 10).await, 5);
     let (kind, error, io) = ended(&mut told).await;
     assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
     assert!(error.contains("rapid reset"), "{error}");
