@@ -105,6 +105,7 @@
 //! ```
 
 pub mod accept;
+#[cfg(feature = "ca")]
 pub mod ca;
 mod cert;
 pub mod client_id;
@@ -116,6 +117,8 @@ pub mod retire;
 pub mod store;
 mod verify;
 
+#[cfg(feature = "ca")]
+pub use self::store::CredentialSource;
 pub use self::{
     accept::{AcceptConfig, InboundMode, ServerIo, TlsAccept},
     cert::{BadCertificate, NoIdentity, in_trust_domain},
@@ -128,10 +131,7 @@ pub use self::{
     metrics::TlsMetrics,
     provider::{ALPN_H2, ALPN_HTTP1, PROTOCOL_VERSIONS, provider},
     retire::RetireLayer,
-    store::{
-        CredentialSource, CredentialStore, DEFAULT_WATCH_INTERVAL, ReloadHandle, StoreConfig,
-        StoreVersion,
-    },
+    store::{CredentialStore, DEFAULT_WATCH_INTERVAL, ReloadHandle, StoreConfig, StoreVersion},
     verify::{IdentityMismatch, NoAnchorOfTrustDomain},
 };
 

@@ -35,8 +35,8 @@ use rustls_pki_types::{
 };
 
 use crate::{
-    ca::Utc,
     cert::{CertNames, NoIdentity, may_sign_certificates},
+    creds::Utc,
     store::CredentialStore,
 };
 
@@ -721,7 +721,9 @@ impl std::error::Error for IdentityMismatch {
     }
 }
 
+// Every test here signs its chains with rcgen, which comes with the CA.
 #[cfg(test)]
+#[cfg(feature = "ca")]
 mod tests {
     use std::time::{Duration, SystemTime};
 

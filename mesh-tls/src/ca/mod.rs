@@ -115,7 +115,6 @@ use rcgen::{
 };
 use rustls::time_provider::TimeProvider;
 
-pub(crate) use self::error::Utc;
 pub(crate) use self::renew::wait_until_due;
 pub use self::{
     error::{CaError, InvalidCa, UntrustedIssuer},

@@ -145,6 +145,8 @@ impl CertNames {
 
     /// The trust domain a signing certificate names: its one URI SAN, when
     /// that is a SPIFFE ID without a path (SPIFFE X.509-SVID spec §3.2).
+    /// The CA reads it from the issuer it loads; nothing else does.
+    #[cfg(feature = "ca")]
     pub(crate) fn signing_trust_domain(&self) -> Option<TrustDomain> {
         match self.uris.as_slice() {
             [id] if self.uri_sans == 1 && id.path() == Some("") => id.trust_domain(),

@@ -1,9 +1,13 @@
+//! The certificates here are made with rcgen, which comes with the `ca`
+//! feature: without it, only the tests that need none run.
+
 use super::*;
 
 fn id(s: &str) -> Identity {
     Identity::parse(s).unwrap()
 }
 
+#[cfg(feature = "ca")]
 fn cert_with(sans: Vec<rcgen::SanType>) -> CertificateDer<'static> {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::default();
@@ -12,15 +16,18 @@ fn cert_with(sans: Vec<rcgen::SanType>) -> CertificateDer<'static> {
     params.self_signed(&key).unwrap().der().clone()
 }
 
+#[cfg(feature = "ca")]
 fn uri(s: &str) -> rcgen::SanType {
     rcgen::SanType::URI(s.try_into().unwrap())
 }
 
+#[cfg(feature = "ca")]
 fn dns(s: &str) -> rcgen::SanType {
     rcgen::SanType::DnsName(s.try_into().unwrap())
 }
 
 #[test]
+#[cfg(feature = "ca")]
 fn the_identity_is_the_one_spiffe_id_or_the_first_dns_identity() {
     let spiffe = "spiffe://example.org/ns/a/sa/b";
     let names = CertNames::parse(&cert_with(vec![
@@ -63,6 +70,7 @@ fn the_identity_is_the_one_spiffe_id_or_the_first_dns_identity() {
 }
 
 #[test]
+#[cfg(feature = "ca")]
 fn a_spiffe_id_beside_another_uri_san_is_no_identity_and_names_nothing() {
     let spiffe = "spiffe://example.org/ns/a/sa/b";
     for other in ["https://example.org/x", "spiffe://example.org/ns/a/sa/c"] {
@@ -73,6 +81,7 @@ fn a_spiffe_id_beside_another_uri_san_is_no_identity_and_names_nothing() {
 }
 
 #[test]
+#[cfg(feature = "ca")]
 fn a_uri_san_of_another_scheme_leaves_a_dns_identity_in_place_and_a_bad_spiffe_one_does_not() {
     let names = CertNames::parse(&cert_with(vec![
         uri("https://example.org/x"),
@@ -96,6 +105,7 @@ fn a_uri_san_of_another_scheme_leaves_a_dns_identity_in_place_and_a_bad_spiffe_o
 }
 
 #[test]
+#[cfg(feature = "ca")]
 fn a_spiffe_id_without_a_path_names_a_trust_domain_not_a_workload() {
     let names = CertNames::parse(&cert_with(vec![uri("spiffe://example.org")])).unwrap();
     assert_eq!(names.identity(), Err(NoIdentity::TrustDomainOnly));
@@ -126,6 +136,7 @@ fn dns_names_belong_to_the_trust_domain_they_end_with() {
 
 /// A CA certificate named `name`, valid from an hour ago for `life`,
 /// signed by `issuer` (self-signed without one).
+#[cfg(feature = "ca")]
 fn ca_cert(
     name: &str,
     life: Duration,
@@ -152,6 +163,7 @@ fn ca_cert(
 }
 
 #[test]
+#[cfg(feature = "ca")]
 fn a_chains_validity_is_its_path_to_an_anchor_and_the_shorter_of_two_same_named_links() {
     const HOUR: Duration = Duration::from_secs(3600);
     let (anchor, anchor_issuer) = ca_cert("anchor", 1000 * HOUR, None);
@@ -183,6 +195,7 @@ fn a_chains_validity_is_its_path_to_an_anchor_and_the_shorter_of_two_same_named_
 }
 
 #[test]
+#[cfg(feature = "ca")]
 fn of_two_same_named_links_the_one_valid_by_the_given_clock_is_taken() {
     const HOUR: Duration = Duration::from_secs(3600);
     let (anchor, anchor_issuer) = ca_cert("anchor", 1000 * HOUR, None);

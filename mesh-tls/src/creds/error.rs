@@ -2,7 +2,7 @@ use std::{fmt, io, path::PathBuf, time::SystemTime};
 
 use mesh_core::{Identity, TrustDomain};
 
-use crate::{ca::Utc, cert::NoIdentity};
+use crate::cert::NoIdentity;
 
 /// Why a set of credentials was refused.
 ///
@@ -405,6 +405,38 @@ impl From<UnusableCredentials> for CredentialError {
     }
 }
 
+/// A moment as RFC 3339 UTC to the second (`2026-11-29T13:41:00Z`), the
+/// way X.509 validity dates are read.
+pub(crate) struct Utc(pub(crate) SystemTime);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Ok(since) = self.0.duration_since(SystemTime::UNIX_EPOCH) else {
+            return write!(f, "{:?}", self.0);
+        };
+        let secs = since.as_secs();
+        let (days, time) = (secs / 86_400, secs % 86_400);
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's
+        // algorithm, for days on or after the epoch).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z % 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            time / 3_600,
+            time % 3_600 / 60,
+            time % 60
+        )
+    }
+}
+
 /// `error` and its causes, each after a `: `, for a log line: the store
 /// logs refusals, and the log is all an operator sees of a rotation the
 /// watcher refused.
@@ -471,7 +503,16 @@ impl RejectReason {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::CredentialError;
+    use super::{CredentialError, Utc};
+
+    #[test]
+    fn moments_show_as_rfc_3339_utc() {
+        let at = |secs| Utc(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_960_629), "2026-11-29T13:57:09Z");
+        assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn validity_errors_say_when() {

@@ -25,7 +25,7 @@ use mesh_core::Identity;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
 
-pub(crate) use self::error::Causes;
+pub(crate) use self::error::{Causes, Utc};
 pub(crate) use self::files::FileContents;
 use self::validity::{At, ChainValidity};
 pub use self::{

@@ -289,7 +289,9 @@ impl Watched {
     }
 }
 
+// The tests write their files with the CA.
 #[cfg(test)]
+#[cfg(feature = "ca")]
 mod tests {
     #![allow(clippy::unwrap_used)]
 

@@ -22,9 +22,15 @@
 
 mod files;
 mod reload;
+// A source is either files or a CA directory, and starting one fails with
+// the CA's error: without the CA, `load_files` and `watch_files` keep a
+// store's files in service.
+#[cfg(feature = "ca")]
 mod source;
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -42,16 +48,18 @@ use rustls::{
 use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 
-pub use self::{
-    reload::ReloadHandle,
-    source::{CredentialSource, SourceTask},
-};
+pub use self::reload::ReloadHandle;
+#[cfg(feature = "ca")]
+pub use self::source::CredentialSource;
 use crate::{
     cert::in_trust_domain,
     creds::{Causes, CredentialError, Credentials, OutsideValidity, UnusableCredentials},
     metrics::{Loaded, TlsMetrics},
     retire::RetireList,
 };
+
+/// The task that keeps a store's credentials current.
+pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// How often [`CredentialStore::watch_files`] reads the files by default:
 /// every second.

@@ -1,13 +1,11 @@
 use std::{
-    future::Future,
     path::{Path, PathBuf},
-    pin::Pin,
     time::Duration,
 };
 
 use mesh_core::Identity;
 
-use super::{CredentialStore, files::Watched};
+use super::{CredentialStore, SourceTask, files::Watched};
 use crate::{
     ca::{self, CaError, CertificateAuthority},
     cert::in_trust_domain,
@@ -54,9 +52,6 @@ pub enum CredentialSource {
         ttl: Duration,
     },
 }
-
-/// The task that keeps a store's credentials current.
-pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 impl CredentialStore {
     /// Starts supplying the store from `source`: loads what can be loaded
