@@ -33,8 +33,8 @@
 //!   rather than go out in the clear), and, with its
 //!   [`RetireLayer`], retires pooled connections before their certificates
 //!   go stale ([`retire`]).
-//! - [`ca`]: a trust anchor, an issuer and workload certificates, as files
-//!   or in memory.
+//! - [`ca`] (feature `ca`): a trust anchor, an issuer and workload
+//!   certificates, as files or in memory.
 //! - [`ClientIdLayer`]: tells a handler who called, in a `mesh-client-id`
 //!   header set from the mutual TLS peer and never taken from the client.
 //!
@@ -42,6 +42,14 @@
 //! with aws-lc-rs; key exchange X25519MLKEM768, then X25519, P-256 and P-384;
 //! AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305; ALPN `h2` and
 //! `http/1.1`; no session resumption.
+//!
+//! # Features
+//!
+//! - `ca` (default): the development CA ([`ca`]) and [`CredentialSource`],
+//!   whose `Ca` form runs it; both need rcgen. A service whose certificates
+//!   come from files does without them: `mesh-tls = { version = "0.1",
+//!   default-features = false }`, with [`CredentialStore::load_files`] and
+//!   [`CredentialStore::watch_files`] keeping the files in service.
 //!
 //! # In process
 //!
