@@ -41,6 +41,7 @@ mod profile_grpc_failures;
 mod retry_held_response_cap;
 mod retry_readiness_last_response;
 mod retry_readiness_refused;
+mod retry_shed_failfast;
 mod review_bodies;
 mod review_budget;
 mod review_config_errors;

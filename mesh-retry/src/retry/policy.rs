@@ -9,7 +9,8 @@ use mesh_core::{
         Classification, Classify, ErrorKind, FailureReason, GrpcCode, GrpcCodes, ResponseClass,
         StatusRanges,
     },
-    error::{Unprocessed, is_unprocessed},
+    error::{MESH_ERROR, Unprocessed, is_unprocessed},
+    proxy::queue::IN_FAILFAST,
 };
 
 use super::Backoff;
@@ -54,6 +55,32 @@ use crate::replay::DEFAULT_MAX_BYTES;
 /// and measured in the benches' README (section `retry`), of retrying the
 /// few that are refused. [`with_unprocessed(false)`](Self::with_unprocessed)
 /// turns it off.
+///
+/// Two of the mesh's own `503`s (gRPC `UNAVAILABLE`) are decided by what
+/// they are, not by the statuses or codes retried, as linkerd2-proxy's
+/// route retries decide its `LoadShedError` and `FailFastError`
+/// (`retryable_error` in `linkerd/app/outbound/src/http/logical/policy/route/retry.rs`):
+///
+/// - a request its balancer's queue **shed** (`mesh-error: service
+///   unavailable`: the queue is full, or the service is in fail-fast) is
+///   never retried: a retry would be shed the same way, and only add load
+///   to a proxy that is already turning requests away. It is not a
+///   failure the policy retries, so no retry counter counts it (Linkerd's
+///   retry metrics have no series for it either); the error metrics do
+///   (`error="loadshed"`, `LOAD_SHED`);
+/// - a request that **failed fast** (`mesh-error: service in fail-fast`:
+///   it waited for an endpoint until the fail-fast timeout) is retried by
+///   every policy that retries at all, whatever its statuses and codes:
+///   another attempt may be sent to a backend that has endpoints. It never
+///   reached an endpoint, so it is retried as a failure the upstream did
+///   not process: whatever the method, unless
+///   [`with_unprocessed(false)`](Self::with_unprocessed). The attempt
+///   limit, the budget and the deadline still hold.
+///
+/// Both carry mesh-core's [`ProxyErrorKind::Unavailable`], told apart by
+/// their `mesh-error`, as the error metrics tell them apart. The reason is
+/// read only once a response with that kind is decided on, so a request
+/// that is not retried pays nothing for it.
 ///
 /// Which responses count as a success, for `retry_successes_total`, is a
 /// separate [`Classify`] ([`with_classify`](Self::with_classify)), the one
@@ -364,6 +391,13 @@ impl RetryPolicy {
             }
             // Inside the retry layer, only the per-try timeout answers so.
             Some(ProxyErrorKind::Timeout) => self.timeouts,
+            // The balancer's queue refused it (see the table above).
+            Some(ProxyErrorKind::Unavailable) if let Some(refusal) = QueueRefusal::of(res) => {
+                return match refusal {
+                    QueueRefusal::Shed => None,
+                    QueueRefusal::FailedFast => Some(None),
+                };
+            }
             _ => {
                 let by_code =
                     grpc_call && !self.plain_by_status && !self.retry_on.grpc_failures().is_empty();
@@ -418,8 +452,16 @@ impl RetryPolicy {
     /// Whether `res` is the mesh's answer to a request the upstream did not
     /// process, and such failures are retried: mesh-core's `Forward` marks
     /// it [`Unprocessed`].
+    ///
+    /// A request that failed fast in the balancer's queue reached no
+    /// endpoint: it is one the upstream did not process, too.
     pub(crate) fn unprocessed_response<B>(&self, res: &Response<B>) -> bool {
-        self.unprocessed && res.extensions().get::<Unprocessed>().is_some()
+        self.unprocessed
+            && (res.extensions().get::<Unprocessed>().is_some()
+                || matches!(
+                    res.extensions().get::<ProxyErrorKind>(),
+                    Some(ProxyErrorKind::Unavailable)
+                ) && QueueRefusal::of(res) == Some(QueueRefusal::FailedFast))
     }
 
     /// Whether `error` proves the upstream did not process the request, and
@@ -439,5 +481,33 @@ impl RetryPolicy {
             self.classify.classify_response_to(grpc_call, res),
             Classification::Final(ResponseClass::Failure(_))
         )
+    }
+}
+
+/// Why the balancer's queue answered a request with the mesh's `503`
+/// (see [`RetryPolicy`]'s docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueueRefusal {
+    /// Shed: `service unavailable` (Linkerd's `LoadShedError`).
+    Shed,
+    /// Waited until fail-fast came: `service in fail-fast` (Linkerd's
+    /// `FailFastError`).
+    FailedFast,
+}
+
+impl QueueRefusal {
+    /// Which refusal `res`, an answer of kind
+    /// [`Unavailable`](ProxyErrorKind::Unavailable), is, by its
+    /// `mesh-error`; `None` for any other (a route with no backend to
+    /// draw, say), which its status decides.
+    fn of<B>(res: &Response<B>) -> Option<Self> {
+        let reason = res.headers().get(MESH_ERROR)?.as_bytes();
+        if reason == ProxyErrorKind::Unavailable.reason().as_bytes() {
+            Some(Self::Shed)
+        } else if reason == IN_FAILFAST.as_bytes() {
+            Some(Self::FailedFast)
+        } else {
+            None
+        }
     }
 }

@@ -261,9 +261,9 @@ async fn readiness_is_forwarded_and_each_retry_waits_for_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_the_mesh_refused_before_sending_is_retried_with_its_whole_body() {
-    // The first attempt gets the mesh's own 503 (nowhere to send it, as a
-    // balancer with no endpoints answers) without its body being read; the
-    // second reaches the upstream.
+    // The first attempt gets the mesh's own 503 (nowhere to send it: a
+    // balancer with no endpoints fails it fast) without its body being
+    // read; the second reaches the upstream.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let svc = service_fn(move |req: Request<ReplayBody<BoxBody>>| {
@@ -271,7 +271,10 @@ async fn a_request_the_mesh_refused_before_sending_is_retried_with_its_whole_bod
         async move {
             if log.lock().unwrap().is_empty() {
                 log.lock().unwrap().push(Bytes::new());
-                return Ok::<_, BoxError>(ProxyErrorKind::Unavailable.response(&req));
+                return Ok::<_, BoxError>(
+                    ProxyErrorKind::Unavailable
+                        .response_with_reason(false, mesh_core::proxy::queue::IN_FAILFAST),
+                );
             }
             let body = collect(req.into_body()).await?.to_bytes();
             log.lock().unwrap().push(body);
