@@ -79,6 +79,10 @@ impl Told {
 /// each call and answers all but the slow path at once (and the held
 /// path once released).
 async fn server(config: ServerConfig) -> (SocketAddr, Told, shutdown::ShutdownTrigger) {
+    let config = ServerConfig {
+        http2_keep_alive_interval: None,
+        ..config
+    };
     alpn_server(config, None).await
 }
 
@@ -127,10 +131,6 @@ async fn alpn_server(
             Ok::<_, Infallible>(Response::new(mesh_core::body::empty()))
         }
     });
-    let config = ServerConfig {
-        http2_keep_alive_interval: None,
-        ..config
-    };
     let server = Server::new(config).with_accept(Alpn(alpn));
     let server = server.on_connection_error(move |ended| {
         // hyper's error says where it failed; its causes say why.
@@ -519,4 +519,46 @@ async fn a_paced_flood_on_a_connection_alpn_settled_as_h2_is_sent_away_too() {
     assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
     assert!(error.contains("rapid reset"), "{error}");
     assert!(io, "{error}");
+}
+
+#[tokio::test]
+async fn a_flood_that_goes_silent_after_the_goaway_is_closed_at_the_keep_alive_timeout() {
+    // The client neither answers the GOAWAY's ping nor closes: the
+    // connection has no stream left, and ends when its keep-alive ping
+    // goes unanswered, told of as a rapid reset all the same.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(4),
+        http2_keep_alive_interval: Some(Duration::from_millis(100)),
+        http2_keep_alive_timeout: Duration::from_millis(100),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = alpn_server(config, None).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let mut bytes = H2_PREFACE.to_vec();
+    frame(&mut bytes, SETTINGS, 0, 0, &[]);
+    conn.write_all(&bytes).await.unwrap();
+    for stream in [1, 3] {
+        let mut bytes = Vec::new();
+        frame(
+            &mut bytes,
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            GET_SLOW,
+        );
+        conn.write_all(&bytes).await.unwrap();
+        assert_eq!(told.call().await, SLOW);
+        let mut bytes = Vec::new();
+        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        frame(&mut bytes, PING, 0, 0, &[0; 8]);
+        conn.write_all(&bytes).await.unwrap();
+        read_until(&mut conn, PING, ACK).await.unwrap();
+    }
+    let (kind, error, io) = ended(&mut told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(io, "counted as the burst bound's: {error}");
+    assert!(error.contains("keep-alive timed out"), "its cause: {error}");
+    drop(conn);
 }

@@ -223,7 +223,10 @@ pub struct ServerConfig {
     /// another stream after that is closed at once, before it is served.
     /// The connection ends with an error naming rapid reset, told through
     /// [`Server::on_connection_error`](super::Server::on_connection_error)
-    /// as an HTTP/2 connection error, as the burst bound's is.
+    /// as an HTTP/2 connection error whose cause is an I/O error, as the
+    /// burst bound's is, however it ends: its client leaving, or going
+    /// silent until a keep-alive ping goes unanswered (that timeout is
+    /// then the rapid reset's cause).
     pub http2_premature_reset_total_streams: Option<u32>,
     /// How soon after opening a stream a client's reset of it is
     /// premature. Default [`HTTP2_PREMATURE_RESET_MIN_STREAM_LIFETIME`],

@@ -277,22 +277,11 @@ where
                 let http2 = timing.as_ref().unwrap_or(&self.shared.http2);
                 let conn = Handover::new(http2.serve_connection(io, svc), opened, flooded.clone());
                 let served = drive(conn, version, self.shutdown, drain, close).await;
-                // A client that took its `GOAWAY` and went is told of as
-                // one that kept on is, whose reads failed (and as the
-                // burst bound's are): an HTTP/2 connection error whose
-                // cause is an I/O error, a rapid reset.
-                match (served, reset_bound) {
-                    (Ok(()), Some(bound)) if flooded.is_some_and(|flooded| flooded.is_set()) => {
-                        let error = RapidReset {
-                            bound,
-                            kept_on: false,
-                        };
-                        Err(Ended::at(
-                            ConnectionErrorKind::Http(version),
-                            std::io::Error::new(std::io::ErrorKind::InvalidData, error),
-                        ))
+                match flooded.zip(reset_bound) {
+                    Some((flooded, bound)) if flooded.is_set() => {
+                        flooded_end(served, version, bound, &flooded)
                     }
-                    (served, _) => served,
+                    _ => served,
                 }
             }
         };
@@ -540,6 +529,37 @@ where
         res = conn => res.map_err(|e| Ended::http(e, version)),
         () = closed, if armed => Err(Ended::from(BoxError::from(CLOSED_AT_EXPIRY))),
     }
+}
+
+/// How a connection whose client went past the premature-reset bound
+/// ended. A client that took its `GOAWAY` and went, or went silent until
+/// a keep-alive ping it left unanswered ended the connection, is told of
+/// as one that kept on is, whose reads failed (and as the burst bound's
+/// are): an HTTP/2 connection error whose cause is an I/O error, a rapid
+/// reset, so that a sidecar counts them all alike; what ended the
+/// connection, if anything failed, is its cause. A connection whose reads
+/// failed already ended so; one closed at its retirement's close time is
+/// not told of.
+fn flooded_end(
+    served: Result<(), Ended>,
+    version: HttpVersion,
+    bound: ResetBound,
+    flooded: &Flooded,
+) -> Result<(), Ended> {
+    let ended_by = match served {
+        Ok(()) => None,
+        Err(ended) if flooded.was_cut() || ended.kind.is_none() => return Err(ended),
+        Err(ended) => Some(ended.error),
+    };
+    let error = RapidReset {
+        bound,
+        kept_on: false,
+        ended_by,
+    };
+    Err(Ended::at(
+        ConnectionErrorKind::Http(version),
+        std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+    ))
 }
 
 /// An HTTP connection that can be asked to finish its requests and close.

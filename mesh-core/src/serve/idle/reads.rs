@@ -375,6 +375,7 @@ impl Http2 {
                 RapidReset {
                     bound,
                     kept_on: true,
+                    ended_by: None,
                 },
             )));
         }

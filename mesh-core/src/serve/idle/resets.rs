@@ -40,7 +40,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::serve::ServerConfig;
+use crate::{error::BoxError, serve::ServerConfig};
 
 /// How many marks a lifetime holds.
 const MARKS: usize = 4;
@@ -87,6 +87,8 @@ impl ResetBound {
 #[derive(Debug, Default)]
 pub(in crate::serve) struct Flooded {
     flooded: AtomicBool,
+    /// Whether its reads failed for a stream opened past the bound.
+    cut: AtomicBool,
     served: AtomicU32,
 }
 
@@ -97,6 +99,12 @@ impl Flooded {
 
     fn set(&self) {
         self.flooded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection's reads failed for a stream its client
+    /// opened past the bound, with a [`RapidReset`] of their own.
+    pub(in crate::serve) fn was_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
     }
 
     /// The service is called for one more of the connection's streams.
@@ -116,6 +124,9 @@ pub(in crate::serve) struct RapidReset {
     pub(in crate::serve) bound: ResetBound,
     /// Whether the client opened a stream after it was told to go away.
     pub(in crate::serve) kept_on: bool,
+    /// What ended the connection after it was told to go away, when not
+    /// its client's leaving: a keep-alive ping it left unanswered, say.
+    pub(in crate::serve) ended_by: Option<BoxError>,
 }
 
 impl std::fmt::Display for RapidReset {
@@ -135,7 +146,13 @@ impl std::fmt::Display for RapidReset {
     }
 }
 
-impl std::error::Error for RapidReset {}
+impl std::error::Error for RapidReset {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.ended_by
+            .as_deref()
+            .map(|error| error as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A connection's count of the streams its client reset prematurely.
 #[derive(Debug)]
@@ -165,6 +182,7 @@ impl Resets {
     /// was told to go away).
     pub(in crate::serve) fn opened(&mut self, below: u32, now: Instant) -> bool {
         if self.flooded.is_set() {
+            self.flooded.cut.store(true, Ordering::Relaxed);
             return false;
         }
         self.marks.note(below, now);
