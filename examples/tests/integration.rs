@@ -134,6 +134,7 @@ mod redirect;
 mod request_head_limit;
 mod retry;
 mod retry_grpc_trailers;
+mod retry_shed_sidecar;
 mod review_admin_sidecar;
 mod review_check_admin_silent;
 mod review_check_app_hint;

@@ -1,0 +1,91 @@
+//! A route's retries through the sidecar, with a zero fail-fast timeout
+//! and an endpoint that refuses connections: the first request's refused
+//! connect is retried, that retry fails fast and is retried too, and the
+//! next is shed, and not retried; every later request is shed once, and
+//! not retried, as linkerd2-proxy's route retries treat its
+//! `LoadShedError` and `FailFastError`. A retry of a shed request would
+//! only be shed again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use crate::support;
+use http::Request;
+use support::*;
+
+/// The sum of the series of `family` whose labels contain every one of
+/// `labels`.
+fn sum(metrics: &str, family: &str, labels: &[&str]) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_shed_request_is_not_retried_and_one_that_failed_fast_is() {
+    let dead = refused_addr().await;
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 0s\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{dead}]\n\
+         \x20     failure_accrual: {{max_failures: 1, min_penalty: 10m, max_penalty: 10m, jitter: 0}}\n\
+         \x20     retry: {{attempts: 3}}\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    ));
+    let client = http1();
+    for _ in 0..3 {
+        let req = Request::get(format!("http://{}/", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["mesh-error"], "service unavailable");
+        body_bytes(res).await;
+    }
+    let metrics = scrape(sidecar.admin).await;
+    let backend = "outbound_http_route_backend_response_statuses_total";
+    // The first request: refused (502), failed fast, shed; the other two
+    // shed once each.
+    assert_eq!(
+        sum(&metrics, backend, &["error=\"LOAD_SHED\""]),
+        3,
+        "shed requests are not retried"
+    );
+    assert_eq!(sum(&metrics, backend, &["error=\"FAIL_FAST\""]), 1);
+    assert_eq!(sum(&metrics, backend, &["http_status=\"502\""]), 1);
+    assert_eq!(
+        sum(&metrics, "outbound_http_route_retry_requests_total", &[]),
+        2,
+        "the refused connect's retry and the failed-fast one's"
+    );
+    assert_eq!(
+        sum(&metrics, "retry_requests_total", &["service=\"emoji\""]),
+        2
+    );
+    assert_eq!(
+        sum(
+            &metrics,
+            "retry_limit_exceeded_total",
+            &["service=\"emoji\""]
+        ),
+        0
+    );
+    assert_eq!(
+        sum(
+            &metrics,
+            "retry_not_retryable_total",
+            &["service=\"emoji\""]
+        ),
+        0,
+        "a shed request is no retryable failure"
+    );
+    assert_eq!(
+        sum(
+            &metrics,
+            "outbound_http_errors_total",
+            &["error=\"loadshed\""]
+        ),
+        3
+    );
+    stop(sidecar).await;
+}
