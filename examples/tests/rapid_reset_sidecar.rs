@@ -62,6 +62,8 @@ struct Client {
     pings: u64,
     /// Whether the sidecar has sent `GOAWAY`.
     gone_away: bool,
+    /// Whether to answer nothing once it has.
+    silent_after_goaway: bool,
 }
 
 impl Client {
@@ -75,6 +77,7 @@ impl Client {
             tcp,
             pings: 0,
             gone_away: false,
+            silent_after_goaway: false,
         }
     }
 
@@ -107,7 +110,9 @@ impl Client {
         let mut body = vec![0; len];
         self.tcp.read_exact(&mut body).await.ok()?;
         let (kind, flags) = (head[3], head[4]);
+        let silent = self.gone_away && self.silent_after_goaway;
         let answer = match kind {
+            _ if silent => None,
             PING if flags & ACK == 0 => Some(frame(PING, ACK, 0, &body)),
             SETTINGS if flags & ACK == 0 => Some(frame(SETTINGS, ACK, 0, &[])),
             GOAWAY => {
@@ -227,5 +232,31 @@ async fn an_outbound_client_that_keeps_on_after_the_goaway_is_cut_and_an_outboun
     // once, without waiting.
     let late_call = tokio::time::timeout(Duration::ZERO, gate.arrived.notified());
     assert!(late_call.await.is_err(), "the late stream was served");
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn a_client_that_goes_silent_after_the_goaway_is_an_inbound_io_error_too() {
+    // It answers nothing once sent away, and holds the socket open: the
+    // sidecar closes it when its keep-alive ping goes unanswered.
+    let (backend, gate) = backend().await;
+    let sidecar = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {backend}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n  http2_keep_alive_interval: 200ms\n  \
+         http2_keep_alive_timeout: 1s\n"
+    ));
+    let mut client = Client::connect(sidecar.inbound[0]).await;
+    client.silent_after_goaway = true;
+    let served = flood(&mut client, &gate, &hold("web")).await;
+    assert_eq!(served, SERVED, "streams served before the GOAWAY");
+    let expected = format!(
+        "inbound_tcp_errors_total{{error=\"i/o\",{}}} 1\n",
+        target(SocketAddr::new(sidecar.inbound[0].ip(), backend.port()))
+    );
+    let metrics = scrape_until(sidecar.admin, |m| m.contains("inbound_tcp_errors_total{")).await;
+    assert!(metrics.contains(&expected), "{metrics}");
+    drop(client);
     stop(sidecar).await;
 }
