@@ -4,8 +4,9 @@
 //! premature-reset bound (half of a run of 500 streams reset within a
 //! second of opening them): past it the connection is sent `GOAWAY`, and
 //! it counts in `inbound_tcp_errors_total` or `outbound_tcp_errors_total`
-//! with `error="i/o"`, as CONFIG.md says, whether the client then goes or
-//! opens another stream, which is never served.
+//! with `error="i/o"`, as CONFIG.md says, whether the client then goes,
+//! goes silent until a keep-alive ping goes unanswered, or opens another
+//! stream, which is never served.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
