@@ -51,8 +51,9 @@
 //!
 //! A paced flood, whose client waits for each stream to be served before
 //! it resets it, h2 does not bound at all, handed over or not: the reads
-//! count the streams opened and those reset prematurely ([`resets`]),
-//! on every HTTP/2 connection the bound is on for, and when the client
+//! count the streams reset prematurely, by when they opened, against
+//! those the service was called for ([`resets`]), on every HTTP/2
+//! connection the bound is on for, and when the client
 //! goes past it they tell the connection ([`Handover`]), which goes away
 //! gracefully (`GOAWAY`). A stream opened after that fails the read
 //! that carries it, before h2 decodes it: the connection ends then, and
