@@ -152,3 +152,16 @@ async fn streams_opened_but_never_served_do_not_end_a_run() {
     }
     assert!(flooded.is_set());
 }
+
+#[tokio::test(start_paused = true)]
+async fn streams_near_the_last_id_count_as_any() {
+    // A client may open its first stream at any odd id, up to 2^31 - 1.
+    let (mut resets, flooded) = resets(4);
+    let mut last = 0x7fff_fffb;
+    for _ in 0..2 {
+        let stream = open(&mut resets, &mut last);
+        resets.reset(stream, Instant::now());
+    }
+    assert_eq!(last, 0x7fff_ffff);
+    assert!(flooded.is_set());
+}
