@@ -562,3 +562,53 @@ async fn a_flood_that_goes_silent_after_the_goaway_is_closed_at_the_keep_alive_t
     assert!(error.contains("keep-alive timed out"), "its cause: {error}");
     drop(conn);
 }
+
+#[tokio::test]
+async fn a_stream_sent_right_behind_the_last_reset_is_not_said_to_come_after_the_goaway() {
+    // The stream arrives with the reset that went past the bound, before
+    // any GOAWAY was sent: the connection is cut all the same, but the
+    // error does not blame the client for ignoring a GOAWAY it never had.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(4),
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let mut bytes = H2_PREFACE.to_vec();
+    frame(&mut bytes, SETTINGS, 0, 0, &[]);
+    conn.write_all(&bytes).await.unwrap();
+    for stream in [1, 3] {
+        let mut bytes = Vec::new();
+        frame(
+            &mut bytes,
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            GET_SLOW,
+        );
+        conn.write_all(&bytes).await.unwrap();
+        assert_eq!(told.call().await, SLOW);
+        let mut bytes = Vec::new();
+        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        if stream == 3 {
+            frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 5, GET);
+        }
+        frame(&mut bytes, PING, 0, 0, &[0; 8]);
+        conn.write_all(&bytes).await.unwrap();
+        if stream == 1 {
+            read_until(&mut conn, PING, ACK).await.unwrap();
+        }
+    }
+    assert!(
+        read_until(&mut conn, HEADERS, 0).await.is_none(),
+        "answered"
+    );
+    let (kind, error, io) = ended(&mut told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(io, "{error}");
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(!error.contains("after it was told"), "{error}");
+    assert!(error.contains("before it was told to go away"), "{error}");
+    assert_eq!(told.more_calls(), 0, "the stream right behind was served");
+}

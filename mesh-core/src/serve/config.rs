@@ -220,7 +220,12 @@ pub struct ServerConfig {
     ///
     /// Past the bound, the server sends `GOAWAY` and lets the streams
     /// still open finish, as in a graceful shutdown; a client that opens
-    /// another stream after that is closed at once, before it is served.
+    /// another stream after that is closed at once, before it is served,
+    /// with the streams it still had open. That includes a stream it sent
+    /// before it could read the `GOAWAY`: the reads cannot tell it from
+    /// one sent after, and a client past the bound that is let open more
+    /// until it answers the `GOAWAY`'s ping could go on for as long as it
+    /// leaves the ping unanswered.
     /// The connection ends with an error naming rapid reset, told through
     /// [`Server::on_connection_error`](super::Server::on_connection_error)
     /// as an HTTP/2 connection error whose cause is an I/O error, as the

@@ -554,6 +554,7 @@ fn flooded_end(
     let error = RapidReset {
         bound,
         kept_on: false,
+        told: true,
         ended_by,
     };
     Err(Ended::at(

@@ -226,6 +226,9 @@ impl<C: Graceful> Future for Handover<C> {
             tracing::debug!("HTTP/2 streams reset prematurely (rapid reset); going away");
             *this.going_away = true;
             this.conn.as_mut().graceful_shutdown();
+            if let Some(flooded) = this.flooded {
+                flooded.tell();
+            }
             // For h2 to send its GOAWAY now.
             poll = this.conn.as_mut().poll(cx);
         }
@@ -368,7 +371,7 @@ impl Http2 {
                 "too many HTTP/2 streams reset as they were opened (rapid reset)",
             )));
         }
-        if let Some(bound) = self.frames.kept_on {
+        if let Some((bound, told)) = self.frames.kept_on {
             // Nothing of it is h2's to decode.
             buf.set_filled(before);
             return Poll::Ready(Err(io::Error::new(
@@ -376,6 +379,7 @@ impl Http2 {
                 RapidReset {
                     bound,
                     kept_on: true,
+                    told,
                     ended_by: None,
                 },
             )));
@@ -472,8 +476,9 @@ pub(in crate::serve) struct Frames {
     /// The count of the streams reset prematurely, when bounded.
     resets: Option<Resets>,
     /// The bound of the resets, when a stream was opened after the
-    /// client went past it.
-    kept_on: Option<super::resets::ResetBound>,
+    /// client went past it, and whether the connection had sent its
+    /// `GOAWAY` by then.
+    kept_on: Option<(super::resets::ResetBound, bool)>,
     /// Payload (or preface) bytes to skip.
     skip: usize,
     header: [u8; HEADER_LEN],
@@ -596,7 +601,7 @@ impl Frames {
                 if let Some(resets) = &mut self.resets
                     && !resets.opened(below, *now.get_or_insert_with(Instant::now))
                 {
-                    self.kept_on = Some(resets.bound());
+                    self.kept_on = Some((resets.bound(), resets.told()));
                 }
                 if !self.hands_over {
                     return true;

@@ -89,6 +89,8 @@ pub(in crate::serve) struct Flooded {
     flooded: AtomicBool,
     /// Whether its reads failed for a stream opened past the bound.
     cut: AtomicBool,
+    /// Whether the connection has sent its `GOAWAY`.
+    told: AtomicBool,
     served: AtomicU32,
 }
 
@@ -99,6 +101,11 @@ impl Flooded {
 
     fn set(&self) {
         self.flooded.store(true, Ordering::Relaxed);
+    }
+
+    /// The connection has sent its `GOAWAY`.
+    pub(in crate::serve) fn tell(&self) {
+        self.told.store(true, Ordering::Relaxed);
     }
 
     /// Whether the connection's reads failed for a stream its client
@@ -122,8 +129,12 @@ impl Flooded {
 #[derive(Debug)]
 pub(in crate::serve) struct RapidReset {
     pub(in crate::serve) bound: ResetBound,
-    /// Whether the client opened a stream after it was told to go away.
+    /// Whether the client opened a stream past the bound.
     pub(in crate::serve) kept_on: bool,
+    /// Whether the connection had sent its `GOAWAY` by then: a stream
+    /// sent right behind the reset that went past the bound came before
+    /// the client could know.
+    pub(in crate::serve) told: bool,
     /// What ended the connection after it was told to go away, when not
     /// its client's leaving: a keep-alive ping it left unanswered, say.
     pub(in crate::serve) ended_by: Option<BoxError>,
@@ -139,8 +150,14 @@ impl std::fmt::Display for RapidReset {
             self.bound.run,
             self.bound.lifetime,
         )?;
-        if self.kept_on {
-            f.write_str("; the client opened another after it was told to go away")?;
+        match (self.kept_on, self.told) {
+            (false, _) => {}
+            (true, true) => {
+                f.write_str("; the client opened another after it was told to go away")?;
+            }
+            (true, false) => f.write_str(
+                "; the client opened another right behind, before it was told to go away",
+            )?,
         }
         Ok(())
     }
@@ -208,6 +225,11 @@ impl Resets {
 
     pub(in crate::serve) fn bound(&self) -> ResetBound {
         self.bound
+    }
+
+    /// Whether the connection has sent its `GOAWAY`.
+    pub(in crate::serve) fn told(&self) -> bool {
+        self.flooded.told.load(Ordering::Relaxed)
     }
 }
 
