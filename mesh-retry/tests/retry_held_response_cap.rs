@@ -9,14 +9,9 @@
 
 use std::{
     convert::Infallible,
-    future::Future,
-    io,
     pin::Pin,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
-    task::{Context, Poll, ready},
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -28,15 +23,11 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use mesh_core::{
-    BoxError,
-    body::{BoxBody, empty},
-};
-use mesh_retry::{Budget, RetryLayer, RetryPolicy, RouteStackLayer, Timeouts, replay::ReplayBody};
+use mesh_core::body::empty;
+use mesh_retry::{Budget, RetryPolicy};
 use tokio::{sync::Notify, time::sleep};
-use tower::{Layer, Service, ServiceExt};
 
-use crate::support::{self, Upstreams};
+use crate::support::retrying::{self, Endpoints, Layered};
 
 /// What happened, in order.
 type Events = Arc<Mutex<Vec<&'static str>>>;
@@ -126,72 +117,18 @@ async fn failing(len: usize, events: Events, dropped: Arc<Notify>) -> String {
 /// has sent the first attempt: asked to get ready for the retry, it waits
 /// until the upstream has let go of the failed response (or a minute of
 /// the paused clock), and then fails.
-struct Endpoints {
-    client: Upstreams,
-    sent: Arc<AtomicUsize>,
-    events: Events,
-    dropped: Arc<Notify>,
-    wait: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-}
-
-impl Endpoints {
-    fn new(events: Events, dropped: Arc<Notify>) -> Self {
-        Self {
-            client: support::client(),
-            sent: Arc::default(),
-            events,
-            dropped,
-            wait: None,
-        }
-    }
-}
-
-impl Clone for Endpoints {
-    fn clone(&self) -> Self {
-        Self {
-            client: self.client.clone(),
-            sent: self.sent.clone(),
-            events: self.events.clone(),
-            dropped: self.dropped.clone(),
-            wait: None,
-        }
-    }
-}
-
-impl Service<Request<ReplayBody<BoxBody>>> for Endpoints {
-    type Response = <Upstreams as Service<Request<ReplayBody<BoxBody>>>>::Response;
-    type Error = BoxError;
-    type Future = <Upstreams as Service<Request<ReplayBody<BoxBody>>>>::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.sent.load(Ordering::SeqCst) > 0 {
-            let dropped = self.dropped.clone();
-            let wait = self.wait.get_or_insert_with(|| {
-                Box::pin(async move {
-                    tokio::select! {
-                        () = dropped.notified() => {}
-                        () = sleep(Duration::from_secs(60)) => {}
-                    }
-                })
-            });
-            ready!(wait.as_mut().poll(cx));
-            self.events.lock().unwrap().push("retry refused");
-            return Poll::Ready(Err(io::Error::other("no endpoints").into()));
-        }
-        self.client.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReplayBody<BoxBody>>) -> Self::Future {
-        self.sent.fetch_add(1, Ordering::SeqCst);
-        self.client.call(req)
-    }
-}
-
-/// Which retrying layer is under test.
-#[derive(Clone, Copy)]
-enum Layered {
-    Retry,
-    Stack,
+fn endpoints(events: Events, dropped: Arc<Notify>) -> Endpoints {
+    Endpoints::after_first(move || {
+        let (events, dropped) = (events.clone(), dropped.clone());
+        Box::pin(async move {
+            tokio::select! {
+                () = dropped.notified() => {}
+                () = sleep(Duration::from_secs(60)) => {}
+            }
+            events.lock().unwrap().push("retry refused");
+            Err(retrying::no_endpoints())
+        })
+    })
 }
 
 /// Sends a GET over HTTP/2 to an upstream that fails it with a `len`-byte
@@ -205,42 +142,21 @@ async fn refused_retry(
     let events = Events::default();
     let dropped = Arc::new(Notify::new());
     let uri = failing(len, events.clone(), dropped.clone()).await;
-    let endpoints = Endpoints::new(events.clone(), dropped);
+    let endpoints = endpoints(events.clone(), dropped);
     let budget = Arc::new(Budget::default());
     let req = Request::get(&uri)
         .version(Version::HTTP_2)
         .body(empty())
         .unwrap();
-    let got = match layered {
-        Layered::Retry => {
-            let svc = RetryLayer::new(RetryPolicy::default(), budget).layer(endpoints);
-            read(svc.oneshot(req).await).await
-        }
-        Layered::Stack => {
-            let svc = RouteStackLayer::new(RetryPolicy::default(), Timeouts::default(), budget)
-                .layer(endpoints);
-            read(svc.oneshot(req).await).await
-        }
-    };
+    let got = layered
+        .send(RetryPolicy::default(), budget, None, endpoints, req)
+        .await
+        .map(|res| (res.status().as_u16(), res.body().len()))
+        .map_err(|error| error.to_string());
     // A body the caller got was read whole, or dropped: either way the
     // upstream has let go of it by now.
     let events = events.lock().unwrap().clone();
     (events, got)
-}
-
-async fn read<RB>(res: Result<Response<RB>, BoxError>) -> Result<(u16, usize), String>
-where
-    RB: Body,
-    RB::Error: std::fmt::Debug,
-{
-    match res {
-        Ok(res) => {
-            let status = res.status().as_u16();
-            let body = res.into_body().collect().await.unwrap().to_bytes();
-            Ok((status, body.len()))
-        }
-        Err(error) => Err(error.to_string()),
-    }
 }
 
 /// 3 MiB: more than an HTTP/2 stream's window, so the upstream is still

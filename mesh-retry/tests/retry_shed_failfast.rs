@@ -22,7 +22,6 @@ use std::{
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use mesh_core::{
     BoxError, ProxyErrorKind,
@@ -30,13 +29,13 @@ use mesh_core::{
     classify::StatusRanges,
     proxy::queue::IN_FAILFAST,
 };
-use mesh_retry::{
-    Budget, RetryLayer, RetryMetrics, RetryPolicy, RouteStackLayer, Timeouts, replay::ReplayBody,
-};
-use prometheus_client::{encoding::text::encode, registry::Registry};
-use tower::{Layer, Service, ServiceExt};
+use mesh_retry::{Budget, RetryPolicy, replay::ReplayBody};
+use tower::Service;
 
-use crate::support::{self, Upstream, Upstreams};
+use crate::support::{
+    self, Upstream, Upstreams,
+    retrying::{BOTH, Counted, Layered},
+};
 
 /// How the balancer answers an attempt.
 #[derive(Clone, Copy, Debug)]
@@ -89,43 +88,6 @@ impl Service<Request<ReplayBody<BoxBody>>> for Balancer {
     }
 }
 
-/// A route's retry counters.
-struct Counted {
-    metrics: mesh_retry::metrics::RouteRetryMetrics,
-    registry: Registry,
-}
-
-impl Counted {
-    fn new() -> Self {
-        let mut registry = Registry::default();
-        let metrics = RetryMetrics::register(&mut registry).route("svc", "route");
-        Self { metrics, registry }
-    }
-
-    /// Every retry series of the route that is not zero, as
-    /// `name{labels} value`, without the route's labels.
-    fn nonzero(&self) -> Vec<String> {
-        let mut text = String::new();
-        encode(&mut text, &self.registry).unwrap();
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
-            .map(|l| {
-                l.replace("service=\"svc\",route=\"route\"", "")
-                    .replace("{,", "{")
-            })
-            .collect()
-    }
-}
-
-/// Which retrying layer is under test.
-#[derive(Clone, Copy, Debug)]
-enum Layered {
-    Retry,
-    Stack,
-}
-
-const BOTH: [Layered; 2] = [Layered::Retry, Layered::Stack];
-
 /// What one request came to: its status and `mesh-error`, the attempts
 /// the balancer got, the requests the upstream got, and the retry series
 /// counted.
@@ -160,26 +122,10 @@ async fn send(
         .uri(upstream.uri("/items"))
         .body(full(Bytes::from_static(b"order")))
         .unwrap();
-    let res = match layered {
-        Layered::Retry => {
-            let svc = RetryLayer::new(policy, budget)
-                .with_metrics(counted.metrics.clone())
-                .layer(balancer);
-            let res = svc.oneshot(req).await.unwrap();
-            let (parts, body) = res.into_parts();
-            let _ = body.collect().await.unwrap();
-            Response::from_parts(parts, ())
-        }
-        Layered::Stack => {
-            let svc = RouteStackLayer::new(policy, Timeouts::default(), budget)
-                .with_metrics(counted.metrics.clone())
-                .layer(balancer);
-            let res = svc.oneshot(req).await.unwrap();
-            let (parts, body) = res.into_parts();
-            let _ = body.collect().await.unwrap();
-            Response::from_parts(parts, ())
-        }
-    };
+    let res = layered
+        .send(policy, budget, Some(counted.metrics.clone()), balancer, req)
+        .await
+        .unwrap();
     Outcome {
         status: res.status(),
         mesh_error: res

@@ -31,14 +31,16 @@ use mesh_core::{
     body::{BoxBody, empty},
 };
 use mesh_retry::{
-    Backoff, Budget, BudgetConfig, RetryLayer, RetryMetrics, RetryPolicy, RouteStackLayer,
-    Timeouts, replay::ReplayBody,
+    Backoff, Budget, BudgetConfig, RetryLayer, RetryPolicy, RouteStack, RouteStackLayer, Timeouts,
+    replay::ReplayBody,
 };
-use prometheus_client::{encoding::text::encode, registry::Registry};
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::support::{self, Upstreams, grpc_upstream};
+use crate::support::{
+    self, grpc_upstream,
+    retrying::{Counted, Endpoints},
+};
 
 /// A response body that says when it is dropped.
 #[derive(Default)]
@@ -215,51 +217,47 @@ fn budget() -> Arc<Budget> {
 /// The balance after one request whose retry, if any, was given back.
 const ONE_REQUEST: f64 = 11.0;
 
-/// A route's retry metrics and what they count.
-struct Counted {
-    registry: Registry,
-    metrics: mesh_retry::metrics::RouteRetryMetrics,
+/// Every counter of why a retry was or was not sent, by name.
+fn all(counted: &Counted) -> [(&'static str, u64); 5] {
+    [
+        ("retry_requests", counted.count("retry_requests", "")),
+        (
+            "deadline_exceeded",
+            counted.count("retry_deadline_exceeded", ""),
+        ),
+        (
+            "budget_exhausted",
+            counted.count("retry_budget_exhausted", ""),
+        ),
+        ("limit_exceeded", counted.count("retry_limit_exceeded", "")),
+        (
+            "unavailable",
+            counted.count("retry_not_retryable", ",reason=\"unavailable\""),
+        ),
+    ]
 }
 
-impl Counted {
-    fn new() -> Self {
-        let mut registry = Registry::default();
-        let metrics = RetryMetrics::register(&mut registry).route("svc", "route");
-        Self { registry, metrics }
+/// Asserts that `only` (if any) counted once and nothing else did.
+fn assert_only(counted: &Counted, only: Option<&str>) {
+    for (name, value) in all(counted) {
+        assert_eq!(value, u64::from(only == Some(name)), "{name}");
     }
+}
 
-    fn count(&self, name: &str, labels: &str) -> u64 {
-        let mut text = String::new();
-        encode(&mut text, &self.registry).unwrap();
-        let prefix = format!("{name}_total{{service=\"svc\",route=\"route\"{labels}}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .map_or(0, |v| v.parse().unwrap())
-    }
-
-    /// Every counter of why a retry was or was not sent, by name.
-    fn all(&self) -> [(&'static str, u64); 5] {
-        [
-            ("retry_requests", self.count("retry_requests", "")),
-            (
-                "deadline_exceeded",
-                self.count("retry_deadline_exceeded", ""),
-            ),
-            ("budget_exhausted", self.count("retry_budget_exhausted", "")),
-            ("limit_exceeded", self.count("retry_limit_exceeded", "")),
-            (
-                "unavailable",
-                self.count("retry_not_retryable", ",reason=\"unavailable\""),
-            ),
-        ]
-    }
-
-    /// Asserts that `only` (if any) counted once and nothing else did.
-    fn assert_only(&self, only: Option<&str>) {
-        for (name, value) in self.all() {
-            assert_eq!(value, u64::from(only == Some(name)), "{name}");
-        }
-    }
+/// A route stack with `timeouts` over a [`Scripted`] service that does as
+/// `then` says: the stack, what the service saw, the budget and the
+/// route's counters.
+fn route_stack(
+    then: Then,
+    timeouts: Timeouts,
+) -> (RouteStack<Scripted>, Arc<Script>, Arc<Budget>, Counted) {
+    let (svc, script) = Scripted::new(then);
+    let counted = Counted::new();
+    let budget = budget();
+    let svc = RouteStackLayer::new(policy(), timeouts, budget.clone())
+        .with_metrics(counted.metrics.clone())
+        .layer(svc);
+    (svc, script, budget, counted)
 }
 
 fn get() -> Request<BoxBody> {
@@ -282,11 +280,7 @@ macro_rules! in_the_backoff {
 
 #[tokio::test(start_paused = true)]
 async fn the_route_stack_lets_the_failed_response_go_before_its_retry_is_polled() {
-    let (svc, script) = Scripted::new(Then::Ready);
-    let counted = Counted::new();
-    let svc = RouteStackLayer::new(policy(), Timeouts::default(), budget())
-        .with_metrics(counted.metrics.clone())
-        .layer(svc);
+    let (svc, script, _, counted) = route_stack(Then::Ready, Timeouts::default());
     let fut = in_the_backoff!(svc, script);
     assert!(!script.first_dropped(), "held through the backoff");
     let res = fut.await.unwrap();
@@ -300,7 +294,7 @@ async fn the_route_stack_lets_the_failed_response_go_before_its_retry_is_polled(
         [true],
         "let go before the retry ran"
     );
-    counted.assert_only(Some("retry_requests"));
+    assert_only(&counted, Some("retry_requests"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -320,27 +314,20 @@ async fn so_does_the_retry_layer() {
 
 #[tokio::test(start_paused = true)]
 async fn a_caller_gone_during_the_route_stacks_backoff_lets_the_response_go_and_the_retry_back() {
-    let (svc, script) = Scripted::new(Then::Ready);
-    let counted = Counted::new();
-    let budget = budget();
-    let svc = RouteStackLayer::new(policy(), Timeouts::default(), budget.clone())
-        .with_metrics(counted.metrics.clone())
-        .layer(svc);
+    let (svc, script, budget, counted) = route_stack(Then::Ready, Timeouts::default());
     let fut = in_the_backoff!(svc, script);
     drop(fut);
     assert!(script.first_dropped(), "let go with the future");
     assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
-    counted.assert_only(None);
+    assert_only(&counted, None);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_caller_gone_while_the_service_is_not_ready_lets_the_response_go_and_the_retry_back() {
-    let (svc, script) = Scripted::new(Then::ReadyAfter(Duration::from_secs(60)));
-    let counted = Counted::new();
-    let budget = budget();
-    let svc = RouteStackLayer::new(policy(), Timeouts::default(), budget.clone())
-        .with_metrics(counted.metrics.clone())
-        .layer(svc);
+    let (svc, script, budget, counted) = route_stack(
+        Then::ReadyAfter(Duration::from_secs(60)),
+        Timeouts::default(),
+    );
     let mut fut = Box::pin(svc.oneshot(get()));
     // Past the backoff, waiting for the service.
     assert!(timeout(Duration::from_secs(5), &mut fut).await.is_err());
@@ -352,23 +339,19 @@ async fn a_caller_gone_while_the_service_is_not_ready_lets_the_response_go_and_t
     assert!(script.first_dropped(), "let go with the future");
     assert_eq!(script.attempts(), 1);
     assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
-    counted.assert_only(None);
+    assert_only(&counted, None);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_deadline_passed_while_the_service_is_not_ready_lets_the_response_go_with_the_504() {
-    // Decided at 0 with 1.5 s left and a 1 s backoff; the service is ready
-    // only at 2 s: the route stack answers 504 at 1.5 s.
-    let (svc, script) = Scripted::new(Then::ReadyAfter(Duration::from_secs(2)));
-    let counted = Counted::new();
-    let budget = budget();
+/// Sends a request through a route stack with a deadline of 1.5 s and a
+/// 1 s backoff, over a service that does as `then` says, and asserts that
+/// the stack answered 504, having let the failed response go and given the
+/// retry back once: what the service saw.
+async fn assert_the_504_at_the_deadline(then: Then) -> Arc<Script> {
     let timeouts = Timeouts {
         request: Some(Duration::from_millis(1500)),
         ..Timeouts::default()
     };
-    let mut svc = RouteStackLayer::new(policy(), timeouts, budget.clone())
-        .with_metrics(counted.metrics.clone())
-        .layer(svc);
+    let (mut svc, script, budget, counted) = route_stack(then, timeouts);
     // Called, not `oneshot`: tower's `Oneshot` drops the response future
     // as it completes, which would let the response go whatever the
     // future did.
@@ -381,41 +364,29 @@ async fn a_deadline_passed_while_the_service_is_not_ready_lets_the_response_go_w
     );
     assert_eq!(script.attempts(), 1);
     assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
-    counted.assert_only(Some("deadline_exceeded"));
+    assert_only(&counted, Some("deadline_exceeded"));
+    script
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_passed_while_the_service_is_not_ready_lets_the_response_go_with_the_504() {
+    // Decided at 0 with 1.5 s left and a 1 s backoff; the service is ready
+    // only at 2 s: the route stack answers 504 at 1.5 s.
+    assert_the_504_at_the_deadline(Then::ReadyAfter(Duration::from_secs(2))).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_readiness_error_as_the_deadline_passes_is_the_route_stacks_504_counted_once() {
     // The service fails to get ready at 1.5 s, as the deadline passes: the
     // deadline is the stack's own, and answers first.
-    let (svc, script) = Scripted::new(Then::FailsAfter(Duration::from_millis(1500)));
-    let counted = Counted::new();
-    let budget = budget();
-    let timeouts = Timeouts {
-        request: Some(Duration::from_millis(1500)),
-        ..Timeouts::default()
-    };
-    let mut svc = RouteStackLayer::new(policy(), timeouts, budget.clone())
-        .with_metrics(counted.metrics.clone())
-        .layer(svc);
-    let mut fut = pin!(svc.ready().await.unwrap().call(get()));
-    let res = (&mut fut).await.unwrap();
-    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    let script =
+        assert_the_504_at_the_deadline(Then::FailsAfter(Duration::from_millis(1500))).await;
     assert_eq!(script.refusals.load(Ordering::SeqCst), 0, "never asked");
-    assert!(script.first_dropped());
-    assert_eq!(script.attempts(), 1);
-    assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
-    counted.assert_only(Some("deadline_exceeded"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_retry_hands_the_held_response_on_unread_and_gives_the_retry_back_once() {
-    let (svc, script) = Scripted::new(Then::Fails);
-    let counted = Counted::new();
-    let budget = budget();
-    let svc = RouteStackLayer::new(policy(), Timeouts::default(), budget.clone())
-        .with_metrics(counted.metrics.clone())
-        .layer(svc);
+    let (svc, script, budget, counted) = route_stack(Then::Fails, Timeouts::default());
     let res = svc.oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(!script.first_dropped(), "the caller has it");
@@ -424,7 +395,7 @@ async fn a_refused_retry_hands_the_held_response_on_unread_and_gives_the_retry_b
     assert!(script.first_dropped());
     assert_eq!(script.attempts(), 1);
     assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
-    counted.assert_only(Some("unavailable"));
+    assert_only(&counted, Some("unavailable"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -440,62 +411,27 @@ async fn so_does_the_retry_layer_with_a_refused_retry() {
     assert_eq!(script.refusals.load(Ordering::SeqCst), 1);
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "first");
     assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
-    counted.assert_only(Some("unavailable"));
-}
-
-/// mesh-core's client, which after its first attempt fails to get ready.
-#[derive(Clone)]
-struct RefusesRetries {
-    client: Upstreams,
-    sent: Arc<AtomicUsize>,
-}
-
-impl Service<Request<ReplayBody<BoxBody>>> for RefusesRetries {
-    type Response = <Upstreams as Service<Request<ReplayBody<BoxBody>>>>::Response;
-    type Error = BoxError;
-    type Future = <Upstreams as Service<Request<ReplayBody<BoxBody>>>>::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.sent.load(Ordering::SeqCst) > 0 {
-            return Poll::Ready(Err("no endpoints left".into()));
-        }
-        self.client.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReplayBody<BoxBody>>) -> Self::Future {
-        self.sent.fetch_add(1, Ordering::SeqCst);
-        self.client.call(req)
-    }
+    assert_only(&counted, Some("unavailable"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_retry_of_a_trailers_only_grpc_failure_hands_its_head_on_whole() {
     // The head-only stack decides by the head of a trailers-only answer
     // (`grpc-status` in the head, no body), over HTTP/2.
-    let calls = Arc::new(AtomicUsize::new(0));
-    let seen = calls.clone();
-    let addr = support::serve(move |req| {
-        let seen = seen.clone();
-        Box::pin(async move {
-            let _ = support::read(req).await;
-            seen.fetch_add(1, Ordering::SeqCst);
-            Response::builder()
-                .header("content-type", "application/grpc")
-                .header("grpc-status", "14")
-                .header("grpc-message", "shard%207%20is%20draining")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        })
+    let upstream = support::answering(|_, _| {
+        Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "14")
+            .header("grpc-message", "shard%207%20is%20draining")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
     })
     .await;
     let counted = Counted::new();
     let svc = RouteStackLayer::new(grpc_upstream::grpc_route(), Timeouts::default(), budget())
         .with_metrics(counted.metrics.clone())
-        .layer(RefusesRetries {
-            client: support::client(),
-            sent: Arc::default(),
-        });
-    let req = Request::post(format!("http://{addr}/pkg.Svc/Call"))
+        .layer(Endpoints::gone());
+    let req = Request::post(upstream.uri("/pkg.Svc/Call"))
         .version(Version::HTTP_2)
         .header("content-type", "application/grpc")
         .body(mesh_core::body::full("request"))
@@ -507,8 +443,8 @@ async fn a_refused_retry_of_a_trailers_only_grpc_failure_hands_its_head_on_whole
     let (data, trailers) = grpc_upstream::read(res).await;
     assert!(data.is_empty());
     assert_eq!(trailers, None, "nothing added to a trailers-only answer");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    counted.assert_only(Some("unavailable"));
+    assert_eq!(upstream.seen().len(), 1);
+    assert_only(&counted, Some("unavailable"));
 }
 
 /// An upstream that answers the first request carrying an `x-n` it has
@@ -653,22 +589,15 @@ async fn a_peeking_retry_layers_refused_retry_hands_on_the_head_and_the_trailers
     let svc = RetryLayer::new(grpc_upstream::grpc_route(), budget.clone())
         .with_metrics(counted.metrics.clone())
         .peek_grpc_trailers(Some(Duration::from_secs(10)))
-        .layer(RefusesRetries {
-            client: support::client(),
-            sent: Arc::default(),
-        });
+        .layer(Endpoints::gone());
     let res = svc
         .oneshot(grpc_upstream::call(&upstream, true))
         .await
         .expect("the upstream's answer");
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/grpc");
-    let (data, trailers) = grpc_upstream::read(res).await;
-    assert!(data.is_empty());
-    let trailers = trailers.expect("the trailers read for the decision");
-    assert_eq!(trailers["grpc-status"], "14");
-    assert_eq!(trailers["x-t"], "1");
+    grpc_upstream::assert_the_trailers_read(res, "14").await;
     assert_eq!(upstream.calls(), 1);
     assert_eq!(budget.balance(), ONE_REQUEST, "given back once");
-    counted.assert_only(Some("unavailable"));
+    assert_only(&counted, Some("unavailable"));
 }

@@ -22,7 +22,7 @@ use hyper_util::{
 };
 use mesh_core::body::{BoxBody, full};
 use mesh_retry::{Backoff, Budget, BudgetConfig, RetryPolicy};
-use prometheus_client::{encoding::text::encode, registry::Registry};
+use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
 /// What the upstream answers an attempt with.
@@ -143,12 +143,7 @@ pub(crate) fn grpc_route() -> RetryPolicy {
 
 /// The value of `name`'s counter for the route `svc`/`route`.
 pub(crate) fn counter(registry: &Registry, name: &str) -> u64 {
-    let mut text = String::new();
-    encode(&mut text, registry).unwrap();
-    let prefix = format!("{name}_total{{service=\"svc\",route=\"route\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |v| v.parse().unwrap())
+    super::retrying::count(registry, name, "")
 }
 
 /// A call to `upstream`, a gRPC one when `grpc`.
@@ -172,4 +167,18 @@ where
     let collected = res.into_body().collect().await.unwrap();
     let trailers = collected.trailers().cloned();
     (collected.to_bytes(), trailers)
+}
+
+/// Asserts that `res` has no message and the trailers with `status` (and
+/// `x-t: 1`) that the upstream sent and the retry read for its decision.
+pub(crate) async fn assert_the_trailers_read<B>(res: Response<B>, status: &str)
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let (data, trailers) = read(res).await;
+    assert!(data.is_empty());
+    let trailers = trailers.expect("the trailers read for the decision");
+    assert_eq!(trailers["grpc-status"], status);
+    assert_eq!(trailers["x-t"], "1");
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod grpc_upstream;
 pub(crate) mod profile_upstream;
+pub(crate) mod retrying;
 
 use std::{
     convert::Infallible,
@@ -61,11 +62,24 @@ impl Upstream {
 pub(crate) async fn recording(
     status: impl Fn(usize, &Seen) -> StatusCode + Send + Sync + 'static,
 ) -> Upstream {
+    answering(move |index, seen| {
+        let mut res = Response::new(Full::new(Bytes::from("reply")));
+        *res.status_mut() = status(index, seen);
+        res
+    })
+    .await
+}
+
+/// An upstream whose handler reads each request whole, records it, and
+/// answers with what `reply(index, &seen)` returns.
+pub(crate) async fn answering(
+    reply: impl Fn(usize, &Seen) -> Response<Full<Bytes>> + Send + Sync + 'static,
+) -> Upstream {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = seen.clone();
-    let status = Arc::new(status);
+    let reply = Arc::new(reply);
     let addr = serve(move |req| {
-        let (log, status) = (log.clone(), status.clone());
+        let (log, reply) = (log.clone(), reply.clone());
         Box::pin(async move {
             let seen = read(req).await;
             let index = {
@@ -73,9 +87,7 @@ pub(crate) async fn recording(
                 log.push(seen.clone());
                 log.len() - 1
             };
-            let mut res = Response::new(Full::new(Bytes::from("reply")));
-            *res.status_mut() = status(index, &seen);
-            res
+            reply(index, &seen)
         })
     })
     .await;
