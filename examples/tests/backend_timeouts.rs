@@ -6,8 +6,6 @@
 
 use crate::support;
 
-use std::net::SocketAddr;
-
 use http::{Request, Version};
 use support::*;
 
@@ -22,20 +20,6 @@ spec:
   - matches: [{headers: [{name: x-case, value: patient}]}]
     timeouts: {request: 1h}
 ";
-
-/// A plaintext sidecar whose outbound `emoji` is `backend`, with
-/// [`ROUTES`].
-fn config(dir: &tempfile::TempDir, backend: SocketAddr) -> String {
-    let file = dir.path().join("routes.yaml");
-    std::fs::write(&file, ROUTES).unwrap();
-    format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{backend}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    )
-}
 
 /// The sample of `family` for route `route` of `emoji` whose status label
 /// is `status` and whose `error` is `error`, if there is one.
@@ -68,7 +52,7 @@ fn grpc_call(case: &str) -> Request<Body> {
 async fn an_attempt_whose_caller_hangs_up_is_counted_cancel() {
     let dir = tempfile::tempdir().unwrap();
     let (backend, gate) = backend().await;
-    let sidecar = sidecar(&config(&dir, backend));
+    let sidecar = sidecar(&emoji_routes_yaml(dir.path(), backend, ROUTES, 2));
 
     // The caller resets its stream once the backend has the request, long
     // before the route's hour is up.

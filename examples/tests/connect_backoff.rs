@@ -40,27 +40,7 @@ async fn emoji() -> SocketAddr {
 /// at `live` and `emoji-v2` at `dead`, with a fail-fast timeout of
 /// 100 ms, its policy file in `dir`; one runtime, so one balancer each.
 fn start(dir: &tempfile::TempDir, live: SocketAddr, dead: SocketAddr) -> Running {
-    let routes = dir.path().join("routes.yaml");
-    std::fs::write(
-        &routes,
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: emojivoto}
-spec:
-  parentRefs: [{group: core, kind: Service, name: emoji}]
-  rules:
-  - backendRefs: [{name: emoji, port: 80, weight: 1}, {name: emoji-v2, port: 80, weight: 1}]
-",
-    )
-    .unwrap();
-    sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 100ms\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{live}]\n\
-         \x20   - name: emoji-v2\n      endpoints: [{dead}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        routes.display()
-    ))
+    upstreams::split_sidecar(dir.path(), "100ms", live, dead, "", 1)
 }
 
 /// One HTTP/2 connection to `addr`.

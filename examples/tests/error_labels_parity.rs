@@ -63,17 +63,7 @@ fn refusing(dir: &tempfile::TempDir, failfast: &str) -> Running {
 
 /// The status and `mesh-error` of the answer to `GET http://emoji/`.
 async fn get(sidecar: &Running) -> (StatusCode, Option<String>) {
-    let req = Request::get(format!("http://{}/", sidecar.outbound))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    body_bytes(res).await;
+    let (status, error, _) = upstreams::get(sidecar.outbound, "/").await;
     (status, error)
 }
 
@@ -133,17 +123,19 @@ async fn counted_once_each(sidecar: &Running) {
     );
 }
 
-#[tokio::test]
-async fn a_zero_failfast_timeout_fails_the_first_fast_and_sheds_the_next() {
+/// Sends a request for `emoji` and opens a connection to `db` through a
+/// [`refusing`] sidecar with `failfast` as its fail-fast timeouts, which
+/// take their endpoints out; then two more of each, of which the first
+/// fails fast and the second is shed; and checks what was counted.
+async fn fails_fast_then_sheds(failfast: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let sidecar = refusing(&dir, "0s");
+    let sidecar = refusing(&dir, failfast);
     // The refused connects take the endpoints out.
     assert_eq!(
         answer(&get(&sidecar).await),
         (StatusCode::BAD_GATEWAY, Some("upstream connect error"))
     );
     closed_tcp(&sidecar).await;
-    // None ready: the first request brings fail-fast, the next is shed.
     assert_eq!(answer(&get(&sidecar).await), FAILFAST);
     assert_eq!(answer(&get(&sidecar).await), SHED);
     closed_tcp(&sidecar).await;
@@ -153,22 +145,16 @@ async fn a_zero_failfast_timeout_fails_the_first_fast_and_sheds_the_next() {
 }
 
 #[tokio::test]
+async fn a_zero_failfast_timeout_fails_the_first_fast_and_sheds_the_next() {
+    // None ready: the first request brings fail-fast, the next is shed.
+    fails_fast_then_sheds("0s").await;
+}
+
+#[tokio::test]
 async fn the_requests_waiting_fail_fast_and_those_that_come_in_fail_fast_are_shed() {
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = refusing(&dir, "500ms");
-    assert_eq!(
-        answer(&get(&sidecar).await),
-        (StatusCode::BAD_GATEWAY, Some("upstream connect error"))
-    );
-    closed_tcp(&sidecar).await;
-    // This one waits the timeout, and fails fast; the next comes in
-    // fail-fast, and is shed.
-    assert_eq!(answer(&get(&sidecar).await), FAILFAST);
-    assert_eq!(answer(&get(&sidecar).await), SHED);
-    closed_tcp(&sidecar).await;
-    closed_tcp(&sidecar).await;
-    counted_once_each(&sidecar).await;
-    stop(sidecar).await;
+    // The first after the refusal waits the timeout, and fails fast; the
+    // next comes in fail-fast, and is shed.
+    fails_fast_then_sheds("500ms").await;
 }
 
 /// Routes of `emoji` by `x-case`, each for plain requests and gRPC calls
@@ -201,41 +187,6 @@ spec:
   rules:
   - matches: [{headers: [{name: x-case, value: bare}]}]
 ";
-
-const ROUTE_GRPC: &str = "outbound_grpc_route_request_statuses_total";
-const BACKEND_GRPC: &str = "outbound_grpc_route_backend_response_statuses_total";
-
-/// What each family counted for `route` with `error`: the route's and
-/// the backend's, HTTP then gRPC.
-fn timed_out(metrics: &str, route: &str, error: &str) -> [Option<u64>; 4] {
-    let error = format!("error=\"{error}\"");
-    [
-        route_sample(
-            metrics,
-            ROUTE_HTTP,
-            route,
-            &format!("http_status=\"504\",{error}"),
-        ),
-        route_sample(
-            metrics,
-            BACKEND_HTTP,
-            route,
-            &format!("http_status=\"\",{error}"),
-        ),
-        route_sample(
-            metrics,
-            ROUTE_GRPC,
-            route,
-            &format!("grpc_status=\"DEADLINE_EXCEEDED\",{error}"),
-        ),
-        route_sample(
-            metrics,
-            BACKEND_GRPC,
-            route,
-            &format!("grpc_status=\"UNKNOWN\",{error}"),
-        ),
-    ]
-}
 
 /// Sends a plain request and a gRPC call to `/hold` on `case`'s route,
 /// with a deadline of 300 ms, and expects the mesh's timeout answer to
@@ -271,16 +222,8 @@ async fn both_time_out(outbound: SocketAddr, case: &str) {
 #[tokio::test]
 async fn a_callers_nearer_deadline_is_request_timeout_in_the_route_and_backend_families() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("routes.yaml");
-    std::fs::write(&file, DEADLINE_ROUTES).unwrap();
     let (backend, _gate) = backend().await;
-    let sidecar = sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{backend}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    ));
+    let sidecar = sidecar(&emoji_routes_yaml(dir.path(), backend, DEADLINE_ROUTES, 2));
     let routes = ["emoji-per-try", "emoji-both", "emoji-bare"];
     for case in ["per-try", "both", "bare"] {
         both_time_out(sidecar.outbound, case).await;
@@ -289,12 +232,12 @@ async fn a_callers_nearer_deadline_is_request_timeout_in_the_route_and_backend_f
     let metrics = scrape_until(sidecar.admin, |m| {
         routes
             .iter()
-            .all(|route| timed_out(m, route, "REQUEST_TIMEOUT") == once)
+            .all(|route| timeouts_counted(m, route, "REQUEST_TIMEOUT") == once)
     })
     .await;
     for route in routes {
         assert_eq!(
-            timed_out(&metrics, route, "REQUEST_TIMEOUT"),
+            timeouts_counted(&metrics, route, "REQUEST_TIMEOUT"),
             once,
             "{route}: {metrics}"
         );

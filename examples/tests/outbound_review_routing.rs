@@ -504,28 +504,8 @@ spec:
 async fn a_split_backend_without_endpoints_fails_its_share_fast_and_names_the_backend_in_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let (emoji, _) = app("emoji").await;
-    let routes = dir.path().join("routes.yaml");
-    std::fs::write(
-        &routes,
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: emojivoto}
-spec:
-  parentRefs: [{group: core, kind: Service, name: emoji}]
-  rules:
-  - backendRefs: [{name: emoji, port: 80, weight: 1}, {name: emoji-v2, port: 80, weight: 1}]
-",
-    )
-    .unwrap();
     // `emoji-v2`'s one endpoint is a name that never resolves.
-    let sidecar = sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 0s\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{emoji}]\n\
-         \x20   - name: emoji-v2\n      endpoints: [emoji-v2.invalid:80]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        routes.display()
-    ));
+    let sidecar = upstreams::split_sidecar(dir.path(), "0s", emoji, "emoji-v2.invalid:80", "", 2);
     let client = http1();
     let mut answers = std::collections::BTreeMap::new();
     for _ in 0..200 {

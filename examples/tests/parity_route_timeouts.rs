@@ -36,25 +36,6 @@ spec:
     timeouts: {request: 1h, backendRequest: 300ms}
 ";
 
-/// A plaintext sidecar whose outbound `emoji` is `backend`, with
-/// [`ROUTES`].
-fn config(dir: &tempfile::TempDir, backend: SocketAddr) -> String {
-    let file = dir.path().join("routes.yaml");
-    std::fs::write(&file, ROUTES).unwrap();
-    format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{backend}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    )
-}
-
-const ROUTE_HTTP: &str = "outbound_http_route_request_statuses_total";
-const BACKEND_HTTP: &str = "outbound_http_route_backend_response_statuses_total";
-const ROUTE_GRPC: &str = "outbound_grpc_route_request_statuses_total";
-const BACKEND_GRPC: &str = "outbound_grpc_route_backend_response_statuses_total";
-
 fn plain(case: &str) -> Request<Body> {
     Request::get("http://emoji/hold")
         .version(Version::HTTP_2)
@@ -72,38 +53,6 @@ fn grpc_call(case: &str) -> Request<Body> {
         .unwrap()
 }
 
-/// What each family counted for `route`: the route's and the backend's,
-/// HTTP then gRPC, for the error `error`.
-fn counted(metrics: &str, route: &str, error: &str) -> [Option<u64>; 4] {
-    let error = format!("error=\"{error}\"");
-    [
-        route_sample(
-            metrics,
-            ROUTE_HTTP,
-            route,
-            &format!("http_status=\"504\",{error}"),
-        ),
-        route_sample(
-            metrics,
-            BACKEND_HTTP,
-            route,
-            &format!("http_status=\"\",{error}"),
-        ),
-        route_sample(
-            metrics,
-            ROUTE_GRPC,
-            route,
-            &format!("grpc_status=\"DEADLINE_EXCEEDED\",{error}"),
-        ),
-        route_sample(
-            metrics,
-            BACKEND_GRPC,
-            route,
-            &format!("grpc_status=\"UNKNOWN\",{error}"),
-        ),
-    ]
-}
-
 /// Sends a plain request and a gRPC call on `case`'s route and expects
 /// the mesh's timeout answer to each.
 async fn both_time_out(outbound: SocketAddr, case: &str) {
@@ -117,24 +66,24 @@ async fn both_time_out(outbound: SocketAddr, case: &str) {
 async fn the_request_timeout_is_request_timeout_and_an_attempts_is_response_headers_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let (backend, _gate) = backend().await;
-    let sidecar = sidecar(&config(&dir, backend));
+    let sidecar = sidecar(&emoji_routes_yaml(dir.path(), backend, ROUTES, 2));
 
     both_time_out(sidecar.outbound, "deadline").await;
     both_time_out(sidecar.outbound, "attempt").await;
 
     let once = [Some(1); 4];
     let metrics = scrape_until(sidecar.admin, |m| {
-        counted(m, "emoji-deadline", "REQUEST_TIMEOUT") == once
-            && counted(m, "emoji-attempt", "RESPONSE_HEADERS_TIMEOUT") == once
+        timeouts_counted(m, "emoji-deadline", "REQUEST_TIMEOUT") == once
+            && timeouts_counted(m, "emoji-attempt", "RESPONSE_HEADERS_TIMEOUT") == once
     })
     .await;
     assert_eq!(
-        counted(&metrics, "emoji-deadline", "REQUEST_TIMEOUT"),
+        timeouts_counted(&metrics, "emoji-deadline", "REQUEST_TIMEOUT"),
         once,
         "{metrics}"
     );
     assert_eq!(
-        counted(&metrics, "emoji-attempt", "RESPONSE_HEADERS_TIMEOUT"),
+        timeouts_counted(&metrics, "emoji-attempt", "RESPONSE_HEADERS_TIMEOUT"),
         once,
         "{metrics}"
     );

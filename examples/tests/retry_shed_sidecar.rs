@@ -10,17 +10,6 @@ use crate::support;
 use http::Request;
 use support::*;
 
-/// The sum of the series of `family` whose labels contain every one of
-/// `labels`.
-fn sum(metrics: &str, family: &str, labels: &[&str]) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_shed_request_is_not_retried_and_one_that_failed_fast_is() {
     let dead = refused_addr().await;
@@ -47,23 +36,23 @@ async fn a_shed_request_is_not_retried_and_one_that_failed_fast_is() {
     // The first request: refused (502), failed fast, shed; the other two
     // shed once each.
     assert_eq!(
-        sum(&metrics, backend, &["error=\"LOAD_SHED\""]),
+        series(&metrics, backend, &["error=\"LOAD_SHED\""]),
         3,
         "shed requests are not retried"
     );
-    assert_eq!(sum(&metrics, backend, &["error=\"FAIL_FAST\""]), 1);
-    assert_eq!(sum(&metrics, backend, &["http_status=\"502\""]), 1);
+    assert_eq!(series(&metrics, backend, &["error=\"FAIL_FAST\""]), 1);
+    assert_eq!(series(&metrics, backend, &["http_status=\"502\""]), 1);
     assert_eq!(
-        sum(&metrics, "outbound_http_route_retry_requests_total", &[]),
+        series(&metrics, "outbound_http_route_retry_requests_total", &[]),
         2,
         "the refused connect's retry and the failed-fast one's"
     );
     assert_eq!(
-        sum(&metrics, "retry_requests_total", &["service=\"emoji\""]),
+        series(&metrics, "retry_requests_total", &["service=\"emoji\""]),
         2
     );
     assert_eq!(
-        sum(
+        series(
             &metrics,
             "retry_limit_exceeded_total",
             &["service=\"emoji\""]
@@ -71,7 +60,7 @@ async fn a_shed_request_is_not_retried_and_one_that_failed_fast_is() {
         0
     );
     assert_eq!(
-        sum(
+        series(
             &metrics,
             "retry_not_retryable_total",
             &["service=\"emoji\""]
@@ -80,7 +69,7 @@ async fn a_shed_request_is_not_retried_and_one_that_failed_fast_is() {
         "a shed request is no retryable failure"
     );
     assert_eq!(
-        sum(
+        series(
             &metrics,
             "outbound_http_errors_total",
             &["error=\"loadshed\""]

@@ -96,16 +96,8 @@ async fn both_time_out(outbound: SocketAddr, case: &str, deadlines: Option<(&str
 #[tokio::test]
 async fn the_route_family_labels_the_deadline_its_filters_left() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("routes.yaml");
-    std::fs::write(&file, ROUTES).unwrap();
     let (backend, _gate) = backend().await;
-    let sidecar = sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{backend}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    ));
+    let sidecar = sidecar(&emoji_routes_yaml(dir.path(), backend, ROUTES, 1));
     // The caller's 100 ms is removed: the attempt's 400 ms ends it.
     both_time_out(sidecar.outbound, "strip", Some(("100", "100m"))).await;
     // The filter's 300 ms ends it, the caller having sent none.

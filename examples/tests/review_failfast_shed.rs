@@ -10,7 +10,7 @@ use crate::support;
 
 use std::{net::SocketAddr, time::Duration};
 
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_examples::sidecar::Running;
 use support::*;
@@ -26,45 +26,24 @@ fn answering(listener: tokio::net::TcpListener, name: &'static str) {
 /// `emoji-v2` (at `v2`), the latter's endpoint out for 2 s at its first
 /// failure, with a zero fail-fast timeout, on one runtime.
 fn start(dir: &tempfile::TempDir, emoji: SocketAddr, v2: SocketAddr) -> Running {
-    let routes = dir.path().join("routes.yaml");
-    std::fs::write(
-        &routes,
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: emojivoto}
-spec:
-  parentRefs: [{group: core, kind: Service, name: emoji}]
-  rules:
-  - backendRefs: [{name: emoji, port: 80, weight: 1}, {name: emoji-v2, port: 80, weight: 1}]
-",
-    )
-    .unwrap();
-    sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 0s\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{emoji}]\n\
-         \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
-         \x20     failure_accrual: {{max_failures: 1, min_penalty: 2s, max_penalty: 2s, jitter: 0}}\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        routes.display()
-    ))
+    let accrual =
+        "      failure_accrual: {max_failures: 1, min_penalty: 2s, max_penalty: 2s, jitter: 0}\n";
+    upstreams::split_sidecar(dir.path(), "0s", emoji, v2, accrual, 1)
 }
 
-/// The status, `mesh-error` and body of the answer to a request for
-/// `emoji`.
-async fn answer(outbound: SocketAddr) -> (u16, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}/"))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status().as_u16();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
+/// The first answer to a request for `emoji` other than `served`: that
+/// of the first request drawn to `emoji-v2`, within 200.
+async fn drawn_to_v2(
+    outbound: SocketAddr,
+    served: &(StatusCode, Option<String>, String),
+) -> (StatusCode, Option<String>, String) {
+    for _ in 0..200 {
+        let got = upstreams::get(outbound, "/").await;
+        if got != *served {
+            return got;
+        }
+    }
+    panic!("no request was drawn to emoji-v2");
 }
 
 fn gate(metrics: &str, change: &str) -> u64 {
@@ -83,37 +62,21 @@ async fn with_a_zero_timeout_a_backend_is_passed_over_after_its_first_refusal_an
     answering(emoji, "emoji");
     let v2 = refused_addr().await;
     let sidecar = start(&dir, emoji_addr, v2);
-    let served = (200, None, "emoji".to_owned());
+    let served = (StatusCode::OK, None, "emoji".to_owned());
     // Until a request is drawn to `emoji-v2`: its refused connect takes
     // the endpoint out.
-    let mut drawn = 0;
-    loop {
-        drawn += 1;
-        assert!(drawn <= 200, "no request was drawn to emoji-v2");
-        let got = answer(sidecar.outbound).await;
-        if got != served {
-            assert_eq!(got.0, 502, "{got:?}");
-            break;
-        }
-    }
+    let got = drawn_to_v2(sidecar.outbound, &served).await;
+    assert_eq!(got.0, StatusCode::BAD_GATEWAY, "{got:?}");
     // The next one drawn to it finds no endpoint ready: with a zero
     // timeout, it fails fast, and the backend is in fail-fast.
-    let mut drawn = 0;
-    loop {
-        drawn += 1;
-        assert!(drawn <= 200, "no request was drawn to emoji-v2");
-        let got = answer(sidecar.outbound).await;
-        if got != served {
-            assert_eq!(
-                got,
-                (503, Some("service in fail-fast".to_owned()), String::new())
-            );
-            break;
-        }
-    }
+    let in_failfast = Some("service in fail-fast".to_owned());
+    assert_eq!(
+        drawn_to_v2(sidecar.outbound, &served).await,
+        (StatusCode::SERVICE_UNAVAILABLE, in_failfast, String::new())
+    );
     // Passed over from then on: nothing is shed.
     for _ in 0..20 {
-        assert_eq!(answer(sidecar.outbound).await, served);
+        assert_eq!(upstreams::get(sidecar.outbound, "/").await, served);
     }
     let metrics = scrape(sidecar.admin).await;
     assert_eq!((gate(&metrics, "open"), gate(&metrics, "shut")), (1, 1));
@@ -127,7 +90,7 @@ async fn with_a_zero_timeout_a_backend_is_passed_over_after_its_first_refusal_an
             start.elapsed() < Duration::from_secs(30),
             "emoji-v2 was never taken again"
         );
-        let got = answer(sidecar.outbound).await;
+        let got = upstreams::get(sidecar.outbound, "/").await;
         if got.2 == "emoji-v2" {
             break;
         }

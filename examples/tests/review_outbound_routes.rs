@@ -308,30 +308,10 @@ spec:
 #[tokio::test]
 async fn a_split_backend_refusing_connections_is_passed_over_once_failure_accrual_takes_it_out() {
     let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.yaml");
-    std::fs::write(
-        &routes,
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: emojivoto}
-spec:
-  parentRefs: [{group: core, kind: Service, name: emoji}]
-  rules:
-  - backendRefs: [{name: emoji, port: 80, weight: 1}, {name: emoji-v2, port: 80, weight: 1}]
-",
-    )
-    .unwrap();
     let (app, _) = backend().await;
     let down = refused_addr().await;
-    let sidecar = sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 100ms\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{app}]\n\
-         \x20   - name: emoji-v2\n      endpoints: [{down}]\n\
-         \x20     failure_accrual: {{max_failures: 1, min_penalty: 1m, max_penalty: 1m}}\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        routes.display()
-    ));
+    let accrual = "      failure_accrual: {max_failures: 1, min_penalty: 1m, max_penalty: 1m}\n";
+    let sidecar = upstreams::split_sidecar(dir.path(), "100ms", app, down, accrual, 1);
     let answer = || async {
         let res = get(&sidecar, "emoji", "/").await;
         let error = res

@@ -62,16 +62,8 @@ async fn call(outbound: SocketAddr, path: &str, id: &str) -> StatusCode {
 #[tokio::test]
 async fn a_retried_route_shows_its_retries_and_the_success_of_its_attempts() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("route.yaml");
-    std::fs::write(&file, GUIDE_ROUTE).unwrap();
     let backend = flaky_backend().await;
-    let sidecar = sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{backend}]\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    ));
+    let sidecar = sidecar(&emoji_routes_yaml(dir.path(), backend, GUIDE_ROUTE, 2));
     let targets = Target::parse_list(&format!("web={}", sidecar.admin)).unwrap();
     let before = query::scrape(&targets[0]).await.unwrap();
     // Two requests: one in 3 attempts to a 200, one out of attempts (4)

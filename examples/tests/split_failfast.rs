@@ -63,26 +63,9 @@ spec:
     ))
 }
 
-/// The answer to a request for `emoji`: its status, its `mesh-error` and
-/// its body.
-async fn answer(outbound: SocketAddr) -> (u16, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}/"))
-        .header("host", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status().as_u16();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
-}
-
-fn in_failfast() -> (u16, Option<String>, String) {
+fn in_failfast() -> (StatusCode, Option<String>, String) {
     (
-        StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        StatusCode::SERVICE_UNAVAILABLE,
         Some("service in fail-fast".to_owned()),
         String::new(),
     )
@@ -104,15 +87,17 @@ async fn a_backend_in_failfast_gives_its_share_to_the_other() {
     loop {
         waited += 1;
         assert!(waited <= 200, "emoji-v2 never went into fail-fast");
-        if answer(sidecar.outbound).await == in_failfast() {
+        if upstreams::get(sidecar.outbound, "/").await == in_failfast() {
             break;
         }
     }
     let mut answers = BTreeMap::new();
     for _ in 0..100 {
-        *answers.entry(answer(sidecar.outbound).await).or_insert(0) += 1;
+        *answers
+            .entry(upstreams::get(sidecar.outbound, "/").await)
+            .or_insert(0) += 1;
     }
-    let served = (200, None, "emoji".to_owned());
+    let served = (StatusCode::OK, None, "emoji".to_owned());
     assert_eq!(answers, BTreeMap::from([(served, 100)]));
     stop(sidecar).await;
 }
@@ -131,15 +116,15 @@ async fn when_every_backend_is_in_failfast_each_request_is_answered_503() {
     // once, both backends in fail-fast, as Linkerd sheds a request no
     // backend is ready for.
     for _ in 0..2 {
-        assert_eq!(answer(sidecar.outbound).await, in_failfast());
+        assert_eq!(upstreams::get(sidecar.outbound, "/").await, in_failfast());
     }
     let shed = (
-        StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        StatusCode::SERVICE_UNAVAILABLE,
         Some("service unavailable".to_owned()),
         String::new(),
     );
     for _ in 0..18 {
-        assert_eq!(answer(sidecar.outbound).await, shed);
+        assert_eq!(upstreams::get(sidecar.outbound, "/").await, shed);
     }
     stop(sidecar).await;
 }

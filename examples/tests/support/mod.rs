@@ -667,6 +667,56 @@ pub fn route_sample(metrics: &str, family: &str, route: &str, labels: &str) -> O
     })
 }
 
+/// The Linkerd-named route families with the status each counts a
+/// timeout with: the route's and the backend's, HTTP then gRPC.
+pub const TIMEOUT_FAMILIES: [(&str, &str); 4] = [
+    (
+        "outbound_http_route_request_statuses_total",
+        "http_status=\"504\"",
+    ),
+    (
+        "outbound_http_route_backend_response_statuses_total",
+        "http_status=\"\"",
+    ),
+    (
+        "outbound_grpc_route_request_statuses_total",
+        "grpc_status=\"DEADLINE_EXCEEDED\"",
+    ),
+    (
+        "outbound_grpc_route_backend_response_statuses_total",
+        "grpc_status=\"UNKNOWN\"",
+    ),
+];
+
+/// What each of [`TIMEOUT_FAMILIES`] counted for route `route` with the
+/// error `error`, in their order.
+pub fn timeouts_counted(metrics: &str, route: &str, error: &str) -> [Option<u64>; 4] {
+    TIMEOUT_FAMILIES.map(|(family, status)| {
+        let labels = format!("{status},error=\"{error}\"");
+        route_sample(metrics, family, route, &labels)
+    })
+}
+
+/// The YAML of a plaintext sidecar in `emojivoto` on `threads` runtimes
+/// whose one outbound service, `emoji`, is `backend`, with `routes` as its
+/// policy file (written to `routes.yaml` in `dir`).
+pub fn emoji_routes_yaml(
+    dir: &std::path::Path,
+    backend: SocketAddr,
+    routes: &str,
+    threads: usize,
+) -> String {
+    let file = dir.join("routes.yaml");
+    std::fs::write(&file, routes).unwrap();
+    format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{backend}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: {threads}\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    )
+}
+
 /// Replaces the file at `path` with `contents` in one step: written to a
 /// file of its own, then renamed over `path`, as Kubernetes' atomic
 /// writer does. A watcher polling `path` reads the old contents or the

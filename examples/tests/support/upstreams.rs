@@ -4,6 +4,7 @@
 //! and splits, and count which backend answered.
 
 use std::{
+    fmt::Display,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
@@ -14,8 +15,9 @@ use std::{
 };
 
 use http::{Request, Response, StatusCode};
+use mesh_examples::sidecar::Running;
 
-use super::{body_bytes, full, http1, scrape, serve, sidecar_cli};
+use super::{body_bytes, full, http1, scrape, serve, sidecar, sidecar_cli};
 
 /// A backend on 127.0.0.1:0 that answers every request with `name`, and
 /// how many it got.
@@ -45,6 +47,42 @@ pub fn sidecar_yaml(dir: &Path, v1: SocketAddr, v2: SocketAddr, routes: &str) ->
          policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
         file.display()
     )
+}
+
+/// The route `web` of `emoji`, which splits its requests 1:1 between the
+/// services `emoji` and `emoji-v2`.
+pub const SPLIT: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - backendRefs: [{name: emoji, port: 80, weight: 1}, {name: emoji-v2, port: 80, weight: 1}]
+";
+
+/// A plaintext sidecar in `emojivoto` on `threads` runtimes (each with
+/// balancers of its own) whose outbound `emoji` is at `v1` and `emoji-v2`
+/// at `v2`, with `v2_settings` (YAML lines, such as its failure accrual)
+/// below, split by [`SPLIT`] (written to `routes.yaml` in `dir`), and
+/// with `failfast` as its HTTP fail-fast timeout.
+pub fn split_sidecar(
+    dir: &Path,
+    failfast: &str,
+    v1: impl Display,
+    v2: impl Display,
+    v2_settings: &str,
+    threads: usize,
+) -> Running {
+    let file = dir.join("routes.yaml");
+    std::fs::write(&file, SPLIT).unwrap();
+    sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: {failfast}\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{v1}]\n\
+         \x20   - name: emoji-v2\n      endpoints: [{v2}]\n{v2_settings}\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: {threads}\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    ))
 }
 
 /// [`sidecar_yaml`] written to `sidecar.yaml` in `dir`, for a test that
