@@ -4,7 +4,9 @@
 //! without `ServerConfig::http2_premature_reset_total_streams` every one
 //! of these costs a call, for as long as the client likes. With it, the
 //! connection goes away once half a run of streams was reset within the
-//! minimum lifetime, as Envoy's premature-reset bound does.
+//! minimum lifetime, as Envoy's premature-reset bound does; the streams
+//! its client opens after that are served up to
+//! `http2_max_concurrent_streams`, and one more ends the connection.
 #![allow(clippy::unwrap_used)]
 
 use std::{
@@ -270,12 +272,40 @@ async fn read_frames(conn: &mut TcpStream, kind: u8, flags: u8) -> Option<Vec<u8
     }
 }
 
+/// Reads frames off `conn` until each of `streams` has its response
+/// head: the kinds of those read, or `None` when the connection closed
+/// first.
+async fn read_answers(conn: &mut TcpStream, streams: &[u32]) -> Option<Vec<u8>> {
+    let read = async {
+        let mut kinds = Vec::new();
+        let mut left = streams.to_vec();
+        while !left.is_empty() {
+            let mut head = [0; 9];
+            conn.read_exact(&mut head).await.ok()?;
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0; len];
+            conn.read_exact(&mut payload).await.ok()?;
+            kinds.push(head[3]);
+            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+            if head[3] == HEADERS {
+                left.retain(|&s| s != stream);
+            }
+        }
+        Some(kinds)
+    };
+    let read = tokio::time::timeout(Duration::from_secs(10), read);
+    read.await.expect("neither the answers nor the end came")
+}
+
 #[tokio::test]
-async fn a_flood_that_keeps_on_after_the_goaway_is_cut_before_it_is_served() {
-    // A client that reads the GOAWAY and opens another stream all the
-    // same: the read that carries it fails, and it is never served.
+async fn a_flood_that_keeps_on_after_the_goaway_is_cut_past_the_grace() {
+    // A client that reads the GOAWAY and opens streams all the same: as
+    // many as it may have open at once are served, as a pipelining
+    // client's would be; the read that carries the next fails, and that
+    // one is never served.
     let config = ServerConfig {
         http2_premature_reset_total_streams: Some(4),
+        http2_max_concurrent_streams: 2,
         ..ServerConfig::default()
     };
     let (addr, mut told, _trigger) = server(config).await;
@@ -302,8 +332,18 @@ async fn a_flood_that_keeps_on_after_the_goaway_is_cut_before_it_is_served() {
             "no GOAWAY"
         );
     }
+    for stream in [5, 7] {
+        let mut bytes = Vec::new();
+        frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, stream, GET);
+        conn.write_all(&bytes).await.unwrap();
+        assert!(
+            read_answers(&mut conn, &[stream]).await.is_some(),
+            "stream {stream}, within the grace, was not answered"
+        );
+        assert_eq!(told.call().await, "/");
+    }
     let mut bytes = Vec::new();
-    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 5, GET);
+    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 9, GET);
     conn.write_all(&bytes).await.unwrap();
     assert!(
         read_until(&mut conn, HEADERS, 0).await.is_none(),
@@ -313,8 +353,98 @@ async fn a_flood_that_keeps_on_after_the_goaway_is_cut_before_it_is_served() {
     assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
     assert!(error.contains("rapid reset"), "{error}");
     assert!(io, "{error}");
-    assert!(error.contains("after it was told to go away"), "{error}");
-    assert_eq!(told.more_calls(), 0, "the late stream was served");
+    assert!(
+        error.contains("more than 2 streams after it was told to go away"),
+        "{error}"
+    );
+    assert_eq!(told.more_calls(), 0, "the stream past the grace was served");
+}
+
+/// `GET http://a/held`, HPACK-coded without indexing.
+const GET_HELD: &[u8] = &[
+    0x82, 0x86, 0x04, 0x05, b'/', b'h', b'e', b'l', b'd', 0x01, 0x01, b'a',
+];
+
+#[tokio::test]
+async fn streams_pipelined_behind_the_reset_that_trips_the_bound_are_served() {
+    // A client whose calls time out in a burst (an upstream's incident)
+    // has the next calls on the way behind the reset that went past the
+    // bound, sent before it could read the GOAWAY: they are answered, and
+    // so is the call it held open all along, before the connection ends;
+    // with streams timed too, whose reads hand each stream over.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(4),
+        ..ServerConfig::default()
+    };
+    let timed = ServerConfig {
+        stream_idle_timeout: Some(Duration::from_secs(300)),
+        ..config.clone()
+    };
+    for config in [config, timed] {
+        pipelined_behind_the_tripping_reset(config).await;
+    }
+}
+
+async fn pipelined_behind_the_tripping_reset(config: ServerConfig) {
+    let (addr, mut told, _trigger) = server(config).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let mut bytes = H2_PREFACE.to_vec();
+    frame(&mut bytes, SETTINGS, 0, 0, &[]);
+    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD);
+    conn.write_all(&bytes).await.unwrap();
+    assert_eq!(told.call().await, HELD);
+    for stream in [3, 5] {
+        let mut bytes = Vec::new();
+        frame(
+            &mut bytes,
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            GET_SLOW,
+        );
+        conn.write_all(&bytes).await.unwrap();
+        assert_eq!(told.call().await, SLOW);
+        let mut bytes = Vec::new();
+        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        if stream == 5 {
+            for pipelined in [7, 9, 11] {
+                frame(
+                    &mut bytes,
+                    HEADERS,
+                    END_HEADERS | END_STREAM,
+                    pipelined,
+                    GET,
+                );
+            }
+        } else {
+            frame(&mut bytes, PING, 0, 0, &[0; 8]);
+        }
+        conn.write_all(&bytes).await.unwrap();
+        if stream == 3 {
+            read_until(&mut conn, PING, ACK).await.unwrap();
+        }
+    }
+    let mut kinds = read_answers(&mut conn, &[7, 9, 11])
+        .await
+        .expect("the pipelined streams were not answered");
+    for _ in 0..3 {
+        assert_eq!(told.call().await, "/");
+    }
+    told.release.notify_one();
+    kinds.extend(
+        read_answers(&mut conn, &[1])
+            .await
+            .expect("the held call was not answered"),
+    );
+    assert!(kinds.contains(&GOAWAY), "not sent away: {kinds:?}");
+    drop(conn);
+    let (kind, error, io) = ended(&mut told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(io, "{error}");
+    assert!(!error.contains("opened more"), "cut: {error}");
+    assert_eq!(told.more_calls(), 0);
 }
 
 #[tokio::test]
@@ -564,12 +694,14 @@ async fn a_flood_that_goes_silent_after_the_goaway_is_closed_at_the_keep_alive_t
 }
 
 #[tokio::test]
-async fn a_stream_sent_right_behind_the_last_reset_is_not_said_to_come_after_the_goaway() {
-    // The stream arrives with the reset that went past the bound, before
-    // any GOAWAY was sent: the connection is cut all the same, but the
-    // error does not blame the client for ignoring a GOAWAY it never had.
+async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the_goaway() {
+    // More streams than the grace arrive with the reset that went past
+    // the bound, before any GOAWAY was sent: the connection is cut all
+    // the same, but the error does not blame the client for ignoring a
+    // GOAWAY it never had.
     let config = ServerConfig {
         http2_premature_reset_total_streams: Some(4),
+        http2_max_concurrent_streams: 1,
         ..ServerConfig::default()
     };
     let (addr, mut told, _trigger) = server(config).await;
@@ -593,6 +725,7 @@ async fn a_stream_sent_right_behind_the_last_reset_is_not_said_to_come_after_the
         frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
         if stream == 3 {
             frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 5, GET);
+            frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 7, GET);
         }
         frame(&mut bytes, PING, 0, 0, &[0; 8]);
         conn.write_all(&bytes).await.unwrap();
@@ -609,6 +742,9 @@ async fn a_stream_sent_right_behind_the_last_reset_is_not_said_to_come_after_the
     assert!(io, "{error}");
     assert!(error.contains("rapid reset"), "{error}");
     assert!(!error.contains("after it was told"), "{error}");
-    assert!(error.contains("before it was told to go away"), "{error}");
-    assert_eq!(told.more_calls(), 0, "the stream right behind was served");
+    assert!(
+        error.contains("more than 1 streams right behind, before it was told to go away"),
+        "{error}"
+    );
+    assert_eq!(told.more_calls(), 0, "a stream right behind was served");
 }

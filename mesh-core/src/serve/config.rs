@@ -219,13 +219,19 @@ pub struct ServerConfig {
     /// cancels half or more (a client that hedges every call, say) is.
     ///
     /// Past the bound, the server sends `GOAWAY` and lets the streams
-    /// still open finish, as in a graceful shutdown; a client that opens
-    /// another stream after that is closed at once, before it is served,
-    /// with the streams it still had open. That includes a stream it sent
-    /// before it could read the `GOAWAY`: the reads cannot tell it from
-    /// one sent after, and a client past the bound that is let open more
-    /// until it answers the `GOAWAY`'s ping could go on for as long as it
-    /// leaves the ping unanswered.
+    /// still open finish, as in a graceful shutdown. The streams the
+    /// client opens from then on are served too, up to
+    /// [`http2_max_concurrent_streams`](Self::http2_max_concurrent_streams)
+    /// of them: a client that pipelines its calls (gRPC with short
+    /// deadlines during an upstream's incident, a hedging client) has
+    /// streams on the way that it sent before it could read the `GOAWAY`,
+    /// at most as many as it may have open when it keeps to the
+    /// announced limit, and its open calls finish. A client that opens
+    /// one more is closed at once, before that stream is served, with the
+    /// streams it still had open: until it answers the `GOAWAY`'s ping,
+    /// h2 does not refuse new streams itself, so without this cut a
+    /// client past the bound could go on for as long as it leaves the
+    /// ping unanswered. A flood thus gets at most that many calls more.
     /// The connection ends with an error naming rapid reset, told through
     /// [`Server::on_connection_error`](super::Server::on_connection_error)
     /// as an HTTP/2 connection error whose cause is an I/O error, as the

@@ -55,9 +55,11 @@
 //! those the service was called for ([`resets`]), on every HTTP/2
 //! connection the bound is on for, and when the client
 //! goes past it they tell the connection ([`Handover`]), which goes away
-//! gracefully (`GOAWAY`). A stream opened after that fails the read
-//! that carries it, before h2 decodes it: the connection ends then, and
-//! the stream is not served.
+//! gracefully (`GOAWAY`). The streams the client opens after that are
+//! served up to a grace, for those a client pipelining its calls sent
+//! before it could read the `GOAWAY` ([`resets`] says how many, and
+//! why); the next one fails the read that carries it, before h2 decodes
+//! it: the connection ends then, and that stream is not served.
 //!
 //! [`resets`]: super::resets
 

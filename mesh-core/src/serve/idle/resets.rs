@@ -29,6 +29,29 @@
 //! the whole lifetime never does. The memory is the same whatever the
 //! connection's age or traffic; serving a stream costs a counter, and
 //! opening one a comparison of times.
+//!
+//! # After the bound
+//!
+//! Past the bound the connection goes away gracefully, and the streams
+//! its client opens from then on are counted, by one counter: up to the
+//! bound's grace, [`http2_max_concurrent_streams`](crate::serve::ServerConfig::http2_max_concurrent_streams),
+//! they are served; the next one fails the reads, which ends the
+//! connection. A client may open a stream until it has read the
+//! `GOAWAY` (RFC 9113 §6.8), so one that pipelines its calls (a gRPC
+//! channel whose calls time out within a second during an upstream's
+//! incident, say) has streams on the way that it sent before it could
+//! know. Cutting at the first of them would end its open calls too,
+//! though it tripped the bound by giving up on calls, not by flooding.
+//! h2 refuses new streams itself only once the client has answered the
+//! ping sent with the first `GOAWAY` (which names the last stream id
+//! there is); a client that never answers could otherwise open streams
+//! for ever. A client that keeps to the concurrency the server announced
+//! has at most that many streams in flight when it reads the `GOAWAY`,
+//! so the grace covers them; a flood gets at most that many calls more,
+//! no more than it could hold open at once anyway. Go's HTTP/2 server
+//! measures its own rapid-reset bound in the same unit: it ends a
+//! connection whose calls waiting to start pass four times the streams
+//! it announced (`golang.org/x/net/http2`, `scheduleHandler`).
 
 use std::{
     sync::{
@@ -53,6 +76,9 @@ pub(in crate::serve) struct ResetBound {
     run: u32,
     /// How soon after its opening a stream's reset is premature.
     lifetime: Duration,
+    /// How many streams opened past the bound are served before the
+    /// next one ends the connection: see the module's docs.
+    grace: u32,
 }
 
 impl ResetBound {
@@ -62,7 +88,12 @@ impl ResetBound {
             .http2_premature_reset_total_streams
             .filter(|&n| n > 0)?;
         let lifetime = config.http2_premature_reset_min_stream_lifetime;
-        (!lifetime.is_zero()).then_some(Self { run, lifetime })
+        let grace = config.http2_max_concurrent_streams.max(1);
+        (!lifetime.is_zero()).then_some(Self {
+            run,
+            lifetime,
+            grace,
+        })
     }
 
     /// How many premature resets in a run end the connection: half of it,
@@ -87,7 +118,8 @@ impl ResetBound {
 #[derive(Debug, Default)]
 pub(in crate::serve) struct Flooded {
     flooded: AtomicBool,
-    /// Whether its reads failed for a stream opened past the bound.
+    /// Whether its reads failed for a stream opened past the bound and
+    /// its grace.
     cut: AtomicBool,
     /// Whether the connection has sent its `GOAWAY`.
     told: AtomicBool,
@@ -109,7 +141,8 @@ impl Flooded {
     }
 
     /// Whether the connection's reads failed for a stream its client
-    /// opened past the bound, with a [`RapidReset`] of their own.
+    /// opened past the bound and its grace, with a [`RapidReset`] of
+    /// their own.
     pub(in crate::serve) fn was_cut(&self) -> bool {
         self.cut.load(Ordering::Relaxed)
     }
@@ -129,9 +162,10 @@ impl Flooded {
 #[derive(Debug)]
 pub(in crate::serve) struct RapidReset {
     pub(in crate::serve) bound: ResetBound,
-    /// Whether the client opened a stream past the bound.
+    /// Whether the client opened more streams past the bound than its
+    /// grace.
     pub(in crate::serve) kept_on: bool,
-    /// Whether the connection had sent its `GOAWAY` by then: a stream
+    /// Whether the connection had sent its `GOAWAY` by then: streams
     /// sent right behind the reset that went past the bound came before
     /// the client could know.
     pub(in crate::serve) told: bool,
@@ -152,11 +186,16 @@ impl std::fmt::Display for RapidReset {
         )?;
         match (self.kept_on, self.told) {
             (false, _) => {}
-            (true, true) => {
-                f.write_str("; the client opened another after it was told to go away")?;
-            }
-            (true, false) => f.write_str(
-                "; the client opened another right behind, before it was told to go away",
+            (true, true) => write!(
+                f,
+                "; the client opened more than {} streams after it was told to go away",
+                self.bound.grace,
+            )?,
+            (true, false) => write!(
+                f,
+                "; the client opened more than {} streams right behind, before it was told \
+                 to go away",
+                self.bound.grace,
             )?,
         }
         Ok(())
@@ -179,6 +218,8 @@ pub(in crate::serve) struct Resets {
     run_start: u32,
     /// Streams reset prematurely since this run began.
     premature: u32,
+    /// Streams opened since the client went past the bound.
+    late: u32,
     marks: Marks,
     flooded: Arc<Flooded>,
 }
@@ -189,16 +230,21 @@ impl Resets {
             bound,
             run_start: 0,
             premature: 0,
+            late: 0,
             marks: Marks::new(bound.lifetime / MARKS as u32),
             flooded,
         }
     }
 
     /// Stream ids up to `below` were opened before now, and one above
-    /// them now: whether it is to be served (not once the connection
-    /// was told to go away).
+    /// them now: whether it is to be served (not once the client, past
+    /// the bound, has opened as many as its grace since).
     pub(in crate::serve) fn opened(&mut self, below: u32, now: Instant) -> bool {
         if self.flooded.is_set() {
+            if self.late < self.bound.grace {
+                self.late += 1;
+                return true;
+            }
             self.flooded.cut.store(true, Ordering::Relaxed);
             return false;
         }

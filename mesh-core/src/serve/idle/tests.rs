@@ -391,6 +391,8 @@ async fn a_connection_flooded_with_premature_resets_goes_away_once() {
     use super::resets::{Flooded, ResetBound, Resets};
     let config = crate::serve::ServerConfig {
         http2_premature_reset_total_streams: Some(4),
+        // A grace of one stream past the bound.
+        http2_max_concurrent_streams: 1,
         ..crate::serve::ServerConfig::default()
     };
     let flooded = Arc::new(Flooded::default());
@@ -400,7 +402,10 @@ async fn a_connection_flooded_with_premature_resets_goes_away_once() {
         sent.extend(frame_on(HEADERS, END_HEADERS | END_STREAM, stream, 20));
         sent.extend(frame_on(RST_STREAM, 0, stream, 4));
     }
-    let late = frame_on(HEADERS, END_HEADERS | END_STREAM, 5, 20);
+    let graced = frame_on(HEADERS, END_HEADERS | END_STREAM, 5, 20);
+    let late = frame_on(HEADERS, END_HEADERS | END_STREAM, 7, 20);
+    let past = graced.len() + late.len();
+    sent.extend(&graced);
     sent.extend(&late);
     let mut io = Watched::http2(&sent[..], None, Some(resets));
     let mut conn = Box::pin(super::reads::Handover::new(
@@ -413,18 +418,25 @@ async fn a_connection_flooded_with_premature_resets_goes_away_once() {
     assert_eq!(conn.as_mut().conn().going_away, 0);
 
     // Not handed over: a read is not cut where a header block ends.
-    let mut space = vec![0; sent.len() - late.len()];
+    let mut space = vec![0; sent.len() - past];
     let mut buf = ReadBuf::new(&mut space);
     let read = std::pin::Pin::new(&mut io).poll_read(&mut cx, &mut buf);
     assert!(matches!(read, Poll::Ready(Ok(()))));
-    assert_eq!(buf.filled().len(), sent.len() - late.len());
+    assert_eq!(buf.filled().len(), sent.len() - past);
     assert!(flooded.is_set(), "two of four streams reset at once");
     for _ in 0..3 {
         assert!(conn.as_mut().poll(&mut cx).is_pending());
     }
     assert_eq!(conn.as_mut().conn().going_away, 1, "asked once");
 
-    // A stream opened after that is never read by h2.
+    // A stream opened after that, within the grace, is read by h2.
+    let mut space = vec![0; graced.len()];
+    let mut buf = ReadBuf::new(&mut space);
+    let read = std::pin::Pin::new(&mut io).poll_read(&mut cx, &mut buf);
+    assert!(matches!(read, Poll::Ready(Ok(()))), "{read:?}");
+    assert_eq!(buf.filled(), &graced[..]);
+
+    // One past the grace is never read by h2.
     let mut space = [0; 64];
     let mut buf = ReadBuf::new(&mut space);
     match std::pin::Pin::new(&mut io).poll_read(&mut cx, &mut buf) {

@@ -9,11 +9,16 @@ use crate::serve::ServerConfig;
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// The streams a client may have open at once, and so open past the
+/// bound before it is cut.
+const GRACE: u32 = 3;
+
 /// Counts for a bound of `run` streams, with a lifetime of one second.
 fn resets(run: u32) -> (Resets, Arc<Flooded>) {
     let config = ServerConfig {
         http2_premature_reset_total_streams: Some(run),
         http2_premature_reset_min_stream_lifetime: SECOND,
+        http2_max_concurrent_streams: GRACE,
         ..ServerConfig::default()
     };
     let flooded = Arc::new(Flooded::default());
@@ -59,10 +64,30 @@ async fn half_a_run_reset_at_once_floods_the_connection() {
         resets.reset(stream, Instant::now());
     }
     assert!(flooded.is_set());
+    for n in 1..=GRACE {
+        let below = last;
+        last += 2;
+        assert!(resets.opened(below, Instant::now()), "stream {n} after");
+    }
+    assert!(!flooded.was_cut());
     assert!(
         !resets.opened(last, Instant::now()),
-        "no stream is served after"
+        "a stream is served past the grace"
     );
+    assert!(flooded.was_cut());
+}
+
+#[test]
+fn the_grace_is_the_streams_a_client_may_have_open() {
+    let bound = |streams| {
+        let config = ServerConfig {
+            http2_max_concurrent_streams: streams,
+            ..ServerConfig::default()
+        };
+        ResetBound::of(&config).unwrap().grace
+    };
+    assert_eq!(bound(200), 200);
+    assert_eq!(bound(0), 1, "at least one, as the server takes it");
 }
 
 #[tokio::test(start_paused = true)]
