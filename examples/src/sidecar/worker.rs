@@ -183,6 +183,34 @@ impl Shared {
     fn admin_config(&self) -> ServerConfig {
         admin_server_config(&self.server_config(Protocol::Http))
     }
+
+    /// The outbound HTTP listener's configuration: see
+    /// [`outbound_server_config`].
+    fn outbound_config(&self) -> ServerConfig {
+        outbound_server_config(&self.server_config(Protocol::Http))
+    }
+}
+
+/// The outbound HTTP listener's configuration, from the proxy listeners'
+/// `proxy`: without mesh-core's premature-reset bound (paced rapid
+/// reset), which the inbound listeners and the admin listener keep.
+///
+/// The bound protects a server from clients it does not control; the
+/// outbound listener's only client is the pod's own application, on
+/// loopback, which by flooding it would only hurt itself: the calls it
+/// costs are its own, made through its own proxy. Kept, it hurts the
+/// application when it can least afford it: a gRPC client whose calls
+/// carry sub-second deadlines cancels half of them or more within a
+/// second when an upstream slows down, which trips the bound, and its
+/// channel is sent `GOAWAY` and has to reconnect in the middle of the
+/// incident, each time it trips it again. The inbound listeners face
+/// other pods, and the admin listener, which serves HTTP/2 too, every
+/// interface (for the kubelet's probes): both keep the bound.
+fn outbound_server_config(proxy: &ServerConfig) -> ServerConfig {
+    ServerConfig {
+        http2_premature_reset_total_streams: None,
+        ..proxy.clone()
+    }
 }
 
 /// The admin listener's configuration, from the proxy listeners' `proxy`.
@@ -351,7 +379,7 @@ impl Worker {
             // A connection whose HTTP fails (its socket, its protocol) is
             // counted in `outbound_tcp_errors_total`, under the address
             // the application connected to.
-            let server = Server::new(self.server_config(Protocol::Http))
+            let server = Server::new(self.shared.outbound_config())
                 .with_accept(self.local_accept())
                 .on_connection_error(inbound::connection_errors(
                     &shared.tcp_metrics,
@@ -620,6 +648,19 @@ mod tests {
         let admin = admin_server_config(&proxy(Duration::ZERO));
         assert_eq!(admin.shutdown_grace, Duration::ZERO);
         assert_eq!(admin.max_connections, ADMIN_MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn only_the_outbound_listener_turns_the_premature_reset_bound_off() {
+        let proxy = ServerConfig::default();
+        assert!(proxy.http2_premature_reset_total_streams.is_some());
+        let outbound = outbound_server_config(&proxy);
+        assert_eq!(outbound.http2_premature_reset_total_streams, None);
+        let admin = admin_server_config(&proxy);
+        assert_eq!(
+            admin.http2_premature_reset_total_streams,
+            proxy.http2_premature_reset_total_streams
+        );
     }
 
     #[test]
