@@ -8,7 +8,9 @@
 //! goes silent until a keep-alive ping goes unanswered. The outbound
 //! listener turns the bound off: its client is the pod's own application,
 //! whose calls with short deadlines would trip it during an upstream's
-//! incident.
+//! incident. In ingress mode it keeps the bound, as its client relays
+//! clients from outside the cluster, and counts the connection in
+//! `outbound_tcp_errors_total`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -234,6 +236,33 @@ async fn an_outbound_paced_flood_is_served_in_full_and_never_sent_away() {
     client.round_trip(reset).await.unwrap();
     assert!(!client.gone_away, "sent GOAWAY");
     drop(client);
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn an_ingress_controllers_paced_flood_is_sent_away_and_an_outbound_io_error() {
+    // In ingress mode the outbound listener's client relays clients from
+    // outside the cluster, whose resets it passes on: the bound applies,
+    // as on the inbound listeners.
+    let (backend, gate) = backend().await;
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  ingress_mode: true\n  services:\n\
+         \x20   - name: web.ns.svc\n      endpoints: [{backend}]\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n"
+    ));
+    let mut client = Client::connect(sidecar.outbound).await;
+    let served = flood(&mut client, &gate, &hold("web.ns.svc:8080")).await;
+    assert_eq!(served, SERVED, "streams served before the GOAWAY");
+    client.until_closed().await;
+    // The address the ingress connected to, then the error.
+    let expected = format!(
+        "outbound_tcp_errors_total{{{},error=\"i/o\"}} 1\n",
+        target(sidecar.outbound)
+    );
+    let metrics = scrape_until(sidecar.admin, |m| m.contains(&expected)).await;
+    assert!(metrics.contains(&expected), "{metrics}");
+    assert!(!metrics.contains("inbound_tcp_errors_total"), "{metrics}");
     stop(sidecar).await;
 }
 

@@ -39,7 +39,7 @@ use tokio::{
 use tower::Layer;
 
 use super::{
-    config::{InboundPort, PortProtocol, SidecarConfig},
+    config::{InboundPort, OutboundConfig, PortProtocol, SidecarConfig},
     inbound,
     outbound::{NoHttp, Outbound, TcpServices},
 };
@@ -187,28 +187,36 @@ impl Shared {
     /// The outbound HTTP listener's configuration: see
     /// [`outbound_server_config`].
     fn outbound_config(&self) -> ServerConfig {
-        outbound_server_config(&self.server_config(Protocol::Http))
+        outbound_server_config(&self.server_config(Protocol::Http), &self.config.outbound)
     }
 }
 
 /// The outbound HTTP listener's configuration, from the proxy listeners'
-/// `proxy`: without mesh-core's premature-reset bound (paced rapid
-/// reset), which the inbound listeners and the admin listener keep.
+/// `proxy` and the `outbound` section: without mesh-core's
+/// premature-reset bound (paced rapid reset) when the listener's only
+/// client is the pod's own application, which the inbound listeners and
+/// the admin listener keep.
 ///
-/// The bound protects a server from clients it does not control; the
-/// outbound listener's only client is the pod's own application, on
-/// loopback, which by flooding it would only hurt itself: the calls it
-/// costs are its own, made through its own proxy. Kept, it hurts the
-/// application when it can least afford it: a gRPC client whose calls
-/// carry sub-second deadlines cancels half of them or more within a
-/// second when an upstream slows down, which trips the bound, and its
-/// channel is sent `GOAWAY` and has to reconnect in the middle of the
-/// incident, each time it trips it again. The inbound listeners face
-/// other pods, and the admin listener, which serves HTTP/2 too, every
-/// interface (for the kubelet's probes): both keep the bound.
-fn outbound_server_config(proxy: &ServerConfig) -> ServerConfig {
+/// The bound protects a server from clients it does not control; an
+/// outbound listener on loopback outside ingress mode has only the pod's
+/// own application for a client, which by flooding it would only hurt
+/// itself: the calls it costs are its own, made through its own proxy.
+/// Kept, it hurts the application when it can least afford it: a gRPC
+/// client whose calls carry sub-second deadlines cancels half of them or
+/// more within a second when an upstream slows down, which trips the
+/// bound, and its channel is sent `GOAWAY` and has to reconnect in the
+/// middle of the incident, each time it trips it again. The inbound
+/// listeners face other pods, and the admin listener, which serves
+/// HTTP/2 too, every interface (for the kubelet's probes): both keep the
+/// bound. So does an outbound listener in ingress mode, whose client (an
+/// ingress controller) relays clients from outside the cluster and
+/// passes their resets on, and one off loopback, which other hosts reach.
+fn outbound_server_config(proxy: &ServerConfig, outbound: &OutboundConfig) -> ServerConfig {
+    let local_only = !outbound.ingress_mode && outbound.listen.ip().to_canonical().is_loopback();
     ServerConfig {
-        http2_premature_reset_total_streams: None,
+        http2_premature_reset_total_streams: proxy
+            .http2_premature_reset_total_streams
+            .filter(|_| !local_only),
         ..proxy.clone()
     }
 }
@@ -654,13 +662,42 @@ mod tests {
     fn only_the_outbound_listener_turns_the_premature_reset_bound_off() {
         let proxy = ServerConfig::default();
         assert!(proxy.http2_premature_reset_total_streams.is_some());
-        let outbound = outbound_server_config(&proxy);
+        let outbound = outbound_server_config(&proxy, &OutboundConfig::default());
+        assert_eq!(outbound.http2_premature_reset_total_streams, None);
+        let v6 = OutboundConfig {
+            listen: "[::1]:4140".parse().unwrap(),
+            ..OutboundConfig::default()
+        };
+        let outbound = outbound_server_config(&proxy, &v6);
         assert_eq!(outbound.http2_premature_reset_total_streams, None);
         let admin = admin_server_config(&proxy);
         assert_eq!(
             admin.http2_premature_reset_total_streams,
             proxy.http2_premature_reset_total_streams
         );
+    }
+
+    #[test]
+    fn an_outbound_listener_whose_clients_are_not_the_local_application_keeps_the_bound() {
+        // An ingress controller relays clients from outside the cluster;
+        // a listener off loopback takes other hosts' connections.
+        let proxy = ServerConfig::default();
+        let ingress = OutboundConfig {
+            ingress_mode: true,
+            ..OutboundConfig::default()
+        };
+        let exposed = OutboundConfig {
+            listen: "0.0.0.0:4140".parse().unwrap(),
+            ..OutboundConfig::default()
+        };
+        for outbound in [ingress, exposed] {
+            let config = outbound_server_config(&proxy, &outbound);
+            assert_eq!(
+                config.http2_premature_reset_total_streams,
+                proxy.http2_premature_reset_total_streams,
+                "{outbound:?}"
+            );
+        }
     }
 
     #[test]
