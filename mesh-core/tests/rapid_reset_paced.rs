@@ -748,3 +748,106 @@ async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the
     );
     assert_eq!(told.more_calls(), 0, "a stream right behind was served");
 }
+
+/// Reads one frame off `conn`: its kind, flags, stream and payload, or
+/// `None` when the connection closed first.
+async fn read_frame(conn: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let read = async {
+        let mut head = [0; 9];
+        conn.read_exact(&mut head).await.ok()?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0; len];
+        conn.read_exact(&mut payload).await.ok()?;
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+        Some((head[3], head[4], stream, payload))
+    };
+    let read = tokio::time::timeout(Duration::from_secs(10), read);
+    read.await.expect("neither a frame nor the end came")
+}
+
+#[tokio::test]
+async fn streams_opened_after_answering_the_goaways_ping_count_toward_the_grace() {
+    // The client answers the ping sent with the GOAWAY, so h2 sends the
+    // GOAWAY that names the last stream and ignores the streams above
+    // it; the client, which has read the GOAWAY, opens some all the
+    // same. They cost a decode and are never served, but they count:
+    // past the grace the connection is cut, with the call it held open.
+    let config = ServerConfig {
+        http2_premature_reset_total_streams: Some(4),
+        http2_max_concurrent_streams: 2,
+        ..ServerConfig::default()
+    };
+    let (addr, mut told, _trigger) = server(config).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let mut bytes = H2_PREFACE.to_vec();
+    frame(&mut bytes, SETTINGS, 0, 0, &[]);
+    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD);
+    conn.write_all(&bytes).await.unwrap();
+    assert_eq!(told.call().await, HELD);
+    for stream in [3, 5] {
+        let mut bytes = Vec::new();
+        frame(
+            &mut bytes,
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            GET_SLOW,
+        );
+        conn.write_all(&bytes).await.unwrap();
+        assert_eq!(told.call().await, SLOW);
+        let mut bytes = Vec::new();
+        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        conn.write_all(&bytes).await.unwrap();
+    }
+    // The first GOAWAY names no last stream; its ping is answered.
+    let mut first = None;
+    loop {
+        let (kind, flags, _, payload) = read_frame(&mut conn).await.expect("closed");
+        match kind {
+            GOAWAY => first = Some(u32::from_be_bytes(payload[..4].try_into().unwrap())),
+            PING if flags & ACK == 0 => {
+                assert!(first.is_some(), "a ping before the GOAWAY");
+                let mut bytes = Vec::new();
+                frame(&mut bytes, PING, ACK, 0, &payload);
+                conn.write_all(&bytes).await.unwrap();
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(first, Some(0x7fff_ffff));
+    let last = loop {
+        let (kind, _, _, payload) = read_frame(&mut conn).await.expect("closed");
+        if kind == GOAWAY {
+            break u32::from_be_bytes(payload[..4].try_into().unwrap());
+        }
+    };
+    assert_eq!(last, 5, "the second GOAWAY's last stream");
+    // Within the grace: ignored by h2, neither served nor answered.
+    let mut bytes = Vec::new();
+    for stream in [7, 9] {
+        frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, stream, GET);
+    }
+    frame(&mut bytes, PING, 0, 0, &[1; 8]);
+    conn.write_all(&bytes).await.unwrap();
+    let kinds = read_until(&mut conn, PING, ACK).await.expect("closed");
+    assert!(!kinds.contains(&HEADERS), "answered: {kinds:?}");
+    assert_eq!(told.more_calls(), 0, "an ignored stream was served");
+    // Past it: cut, and the held call with it.
+    let mut bytes = Vec::new();
+    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 11, GET);
+    conn.write_all(&bytes).await.unwrap();
+    let (kind, error, io) = ended(&mut told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(io, "{error}");
+    assert!(
+        error.contains("more than 2 streams after it was told to go away"),
+        "{error}"
+    );
+    assert!(
+        read_until(&mut conn, HEADERS, 0).await.is_none(),
+        "answered"
+    );
+    assert_eq!(told.more_calls(), 0);
+}

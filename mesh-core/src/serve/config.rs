@@ -225,13 +225,22 @@ pub struct ServerConfig {
     /// of them: a client that pipelines its calls (gRPC with short
     /// deadlines during an upstream's incident, a hedging client) has
     /// streams on the way that it sent before it could read the `GOAWAY`,
-    /// at most as many as it may have open when it keeps to the
-    /// announced limit, and its open calls finish. A client that opens
-    /// one more is closed at once, before that stream is served, with the
-    /// streams it still had open: until it answers the `GOAWAY`'s ping,
-    /// h2 does not refuse new streams itself, so without this cut a
-    /// client past the bound could go on for as long as it leaves the
-    /// ping unanswered. A flood thus gets at most that many calls more.
+    /// as many as it may have open at once when it keeps to the announced
+    /// limit, and its open calls finish. The grace counts streams opened,
+    /// not open: a client whose calls keep ending and being replaced
+    /// while the `GOAWAY` is on its way can open more than that before it
+    /// reads it, and is cut as a flood is. A client that opens one more
+    /// is closed at once, before that stream is served, with the streams
+    /// it still had open: until it answers the `GOAWAY`'s ping, h2 does
+    /// not refuse new streams itself, so without this cut a client past
+    /// the bound could go on for as long as it leaves the ping
+    /// unanswered. Streams it opens after answering, which h2 ignores,
+    /// count too: it had read the `GOAWAY` (RFC 9113 §6.8). A flood thus
+    /// gets at most that many calls more. Nothing bounds how long the
+    /// streams still open take to finish but
+    /// [`stream_idle_timeout`](Self::stream_idle_timeout): a client that
+    /// keeps them open, answering pings, holds the connection, as any
+    /// client may hold that many streams open without a flood.
     /// The connection ends with an error naming rapid reset, told through
     /// [`Server::on_connection_error`](super::Server::on_connection_error)
     /// as an HTTP/2 connection error whose cause is an I/O error, as the

@@ -46,9 +46,16 @@
 //! ping sent with the first `GOAWAY` (which names the last stream id
 //! there is); a client that never answers could otherwise open streams
 //! for ever. A client that keeps to the concurrency the server announced
-//! has at most that many streams in flight when it reads the `GOAWAY`,
-//! so the grace covers them; a flood gets at most that many calls more,
-//! no more than it could hold open at once anyway. Go's HTTP/2 server
+//! has at most that many streams in flight at once, so the grace covers
+//! a burst of them; streams that end and are replaced while the `GOAWAY`
+//! is on its way count too (the counter adds no per-stream state to
+//! tell them apart), so a client that opens more than that within the
+//! round trip is cut. Streams opened after the ping's answer, which h2
+//! ignores, count as well: the client had read the `GOAWAY`. A flood
+//! gets at most that many calls more, no more than it could hold open at
+//! once anyway; the streams it holds open keep the connection until they
+//! end, as any client's may (only a stream idle timeout bounds them).
+//! Go's HTTP/2 server
 //! measures its own rapid-reset bound in the same unit: it ends a
 //! connection whose calls waiting to start pass four times the streams
 //! it announced (`golang.org/x/net/http2`, `scheduleHandler`).
