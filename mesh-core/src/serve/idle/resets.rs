@@ -55,10 +55,10 @@
 //! gets at most that many calls more, no more than it could hold open at
 //! once anyway; the streams it holds open keep the connection until they
 //! end, as any client's may (only a stream idle timeout bounds them).
-//! Go's HTTP/2 server
-//! measures its own rapid-reset bound in the same unit: it ends a
-//! connection whose calls waiting to start pass four times the streams
-//! it announced (`golang.org/x/net/http2`, `scheduleHandler`).
+//! Go's HTTP/2 server measures its own rapid-reset bound in the same
+//! unit: it ends a connection whose calls waiting to start pass four
+//! times the streams it announced (`golang.org/x/net/http2`,
+//! `scheduleHandler`).
 
 use std::{
     sync::{
