@@ -48,17 +48,25 @@
 //! - `ca` (default): the development CA ([`ca`]) and [`CredentialSource`],
 //!   whose `Ca` form runs it; both need rcgen. A service whose certificates
 //!   come from files does without them: `mesh-tls = { version = "0.1",
-//!   default-features = false }`, with [`CredentialStore::load_files`] and
-//!   [`CredentialStore::watch_files`] keeping the files in service.
+//!   default-features = false }`, with [`CredentialStore::start_files`]
+//!   keeping the files in service, as a `Files` source does.
 //!
+#![cfg_attr(
+    not(feature = "ca"),
+    doc = "[`ca`]: #features",
+    doc = "[`CredentialSource`]: #features",
+    doc = ""
+)]
 //! # In process
 //!
 //! A server that answers with the caller's identity, and a client that
 //! calls it over mutual TLS, with no sidecar (besides this crate, the
 //! example uses `cargo add mesh-core tower http http-body-util bytes` and
-//! `cargo add tokio --features full`):
+//! `cargo add tokio --features full`; the development CA, [`ca`], issues
+//! its certificates, so it needs the `ca` feature):
 //!
-//! ```
+#![cfg_attr(feature = "ca", doc = "```")]
+#![cfg_attr(not(feature = "ca"), doc = "```ignore")]
 //! use std::time::Duration;
 //! use http_body_util::{BodyExt, Empty};
 //! use mesh_core::{
@@ -160,7 +168,7 @@ pub use self::{
 pub use rustls;
 
 /// The README's examples, compiled as doctests so that they keep up with the
-/// crate.
-#[cfg(doctest)]
+/// crate. They issue their certificates with the CA, so they need it.
+#[cfg(all(doctest, feature = "ca"))]
 #[doc = include_str!("../README.md")]
 mod readme {}

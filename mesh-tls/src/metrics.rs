@@ -68,7 +68,7 @@ impl TlsMetrics {
     ///   back as they were) loads as well as a new one. Files the store
     ///   reads half-written and waits out are no refusal and leave it as
     ///   it is ([`CredentialStore::watch_files`](crate::CredentialStore::watch_files)).
-    ///   For a [CA source](crate::CredentialSource::Ca), a refused
+    ///   For a [CA source], a refused
     ///   directory keeps it at 0 until the directory loads again, though
     ///   the CA loaded before goes on renewing the certificate meanwhile;
     /// - `control_identity_cert_expiration_timestamp_seconds`,
@@ -111,6 +111,9 @@ impl TlsMetrics {
     ///   vouch for them (`rotation`) or a certificate neared expiry
     ///   (`expiry`): pooled client connections (`outbound`) and drained server
     ///   connections (`inbound`).
+    ///
+    #[cfg_attr(feature = "ca", doc = "[CA source]: crate::CredentialSource::Ca")]
+    #[cfg_attr(not(feature = "ca"), doc = "[CA source]: crate#features")]
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "identity_cert_info",

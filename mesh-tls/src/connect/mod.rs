@@ -47,8 +47,16 @@
 //! issuer that adds DNS names to a certificate (service hostnames beside a
 //! SPIFFE ID, say) vouches for each of them as an identity; the mesh's CA,
 //! like Linkerd's, adds none (only single-label names such as `localhost`,
-//! which are no identities:
-//! [`IssueRequest::dns_names`](crate::ca::IssueRequest::dns_names)).
+//! which are no identities: [`IssueRequest::dns_names`]).
+//!
+#![cfg_attr(
+    feature = "ca",
+    doc = "[`IssueRequest::dns_names`]: crate::ca::IssueRequest::dns_names"
+)]
+#![cfg_attr(
+    not(feature = "ca"),
+    doc = "[`IssueRequest::dns_names`]: crate#features"
+)]
 //!
 //! The chain is checked by webpki as for any TLS server, and on top every
 //! issuer on the path must be allowed to sign certificates by its key usage

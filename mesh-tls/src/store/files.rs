@@ -2,10 +2,58 @@ use std::time::{Duration, SystemTime};
 
 use tokio::{sync::watch, time::MissedTickBehavior};
 
-use super::CredentialStore;
+use super::{CredentialStore, SourceTask};
 use crate::creds::{CredentialError, CredentialFiles, FileContents, OutsideValidity};
 
 impl CredentialStore {
+    /// Starts supplying the store from `files`: reads them once now and
+    /// returns the task that keeps them in service, read every `interval`
+    /// (and at once when a [`ReloadHandle`](super::ReloadHandle) asks), to
+    /// be spawned once per process beside
+    /// [`CredentialStore::readiness_task`].
+    ///
+    /// Why rather than [`CredentialStore::load_files`], then
+    /// [`CredentialStore::watch_files`]: the watcher goes on from this
+    /// first read. Files that cannot be loaded yet (a secret still being
+    /// mounted) are no error here: the failure is logged and counted at
+    /// once, so that whoever looks sees why the store is not ready, and
+    /// the task loads the files once they appear; a watcher started
+    /// afresh would read the same refused files as new and count them a
+    /// second time. And asks are heard from the moment this returns,
+    /// where a spawned `watch_files` hears them only once it first runs:
+    /// until then [`ReloadHandle::ask`](super::ReloadHandle::ask) reads
+    /// nothing and returns false.
+    ///
+    /// The readiness gate ([`CredentialStore::set_readiness`]) and the
+    /// metrics ([`TlsMetrics::register`](crate::TlsMetrics::register)) are
+    /// set up beside it, as for any source. A [`CredentialSource::Files`]
+    /// starts it; it needs no CA (feature `ca`).
+    ///
+    #[cfg_attr(
+        feature = "ca",
+        doc = "[`CredentialSource::Files`]: crate::CredentialSource::Files"
+    )]
+    #[cfg_attr(
+        not(feature = "ca"),
+        doc = "[`CredentialSource::Files`]: crate#features"
+    )]
+    pub fn start_files(&self, files: CredentialFiles, interval: Duration) -> SourceTask {
+        // The first read, now, so that credentials already there are in
+        // service before the task runs. The watcher goes on from it:
+        // contents refused now (logged and counted) are not refused again
+        // at its first read. The refusal (or read failure) is reported at
+        // once, not when a second read confirms it, so that the caller
+        // sees why the store is not ready: no credentials are in service
+        // yet whose rotation a writer could be half-way through.
+        let mut watched = Watched::default();
+        let _ = watched.see(self, &files, files.read_contents());
+        watched.report(self);
+        // Subscribed now, so that an ask made before the task first runs
+        // is read.
+        let asks = self.asks();
+        Box::pin(self.clone().watch_from(files, interval, watched, asks))
+    }
+
     /// Loads credentials from `files` now, blocking on the file system.
     /// For startup; [`CredentialStore::watch_files`] keeps them current.
     ///
@@ -42,7 +90,7 @@ impl CredentialStore {
     /// contents that fails its checks is refused (logged and counted) at
     /// the next read, if that finds the files unchanged, and not again
     /// until they change: writers replace the three files one at a time
-    /// ([`ca::issue`](crate::ca::issue) writes the key, then the
+    /// ([`ca::issue`] writes the key, then the
     /// certificate), and the kubelet's symlink swap can fall between two of
     /// the watcher's reads, so a read can find a new key beside the old
     /// certificate. When the next read finds the complete set, the torn one
@@ -66,6 +114,9 @@ impl CredentialStore {
     ///
     /// A [`ReloadHandle`](super::ReloadHandle) of the store asks for a read
     /// at once, between two intervals, once this runs.
+    ///
+    #[cfg_attr(feature = "ca", doc = "[`ca::issue`]: crate::ca::issue")]
+    #[cfg_attr(not(feature = "ca"), doc = "[`ca::issue`]: crate#features")]
     pub async fn watch_files(self, files: CredentialFiles, interval: Duration) {
         let asks = self.asks();
         self.watch_from(files, interval, Watched::default(), asks)
@@ -464,5 +515,65 @@ mod tests {
                 rejected: 1
             }
         );
+    }
+}
+
+// Files that do not load, and the asks, need no certificate: these run
+// without the CA too, as a files-only service builds.
+#[cfg(test)]
+mod start_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_millis(10);
+
+    fn rejected(store: &CredentialStore) -> u64 {
+        store.subscribe().borrow().rejected
+    }
+
+    /// What `start_files` gives that `load_files`, then a spawned
+    /// `watch_files`, does not: the watcher goes on from the first read,
+    /// so files refused then (missing, or not credentials) are counted
+    /// once, not again by the watcher's first reads.
+    #[tokio::test(start_paused = true)]
+    async fn files_refused_at_start_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CredentialFiles::in_dir(dir.path());
+        for written in [false, true] {
+            if written {
+                for path in [&files.cert, &files.key, &files.bundle] {
+                    std::fs::write(path, "not PEM\n").unwrap();
+                }
+            }
+            let store = CredentialStore::default();
+            let task = tokio::spawn(store.start_files(files.clone(), INTERVAL));
+            assert_eq!(rejected(&store), 1, "written: {written}");
+            assert!(!store.is_ready());
+            tokio::time::sleep(20 * INTERVAL).await;
+            assert_eq!(rejected(&store), 1, "written: {written}");
+            task.abort();
+        }
+    }
+
+    /// The task hears asks from the moment `start_files` returns, before it
+    /// first runs: a signal handler installed beside it can ask at once.
+    /// An ask judges files that stand refused again, and counts them again.
+    #[tokio::test(start_paused = true)]
+    async fn an_ask_made_before_the_task_first_runs_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CredentialFiles::in_dir(dir.path());
+        let store = CredentialStore::default();
+        let task = store.start_files(files, INTERVAL);
+        assert_eq!(rejected(&store), 1);
+        assert!(store.reload_handle().ask(), "no source reads the ask");
+        let task = tokio::spawn(task);
+        tokio::time::sleep(INTERVAL / 2).await;
+        assert_eq!(rejected(&store), 2, "the ask was not read");
+        tokio::time::sleep(20 * INTERVAL).await;
+        assert_eq!(rejected(&store), 2);
+        task.abort();
     }
 }

@@ -23,8 +23,8 @@
 mod files;
 mod reload;
 // A source is either files or a CA directory, and starting one fails with
-// the CA's error: without the CA, `load_files` and `watch_files` keep a
-// store's files in service.
+// the CA's error: without the CA, `start_files` keeps a store's files in
+// service.
 #[cfg(feature = "ca")]
 mod source;
 
@@ -186,6 +186,8 @@ impl CredentialStore {
     /// tokio's timers, armed for a minute at most, so that a renewal this
     /// clock passes ahead of them (a machine resumed from sleep, a clock
     /// stepped forward) comes within a minute.
+    ///
+    #[cfg_attr(not(feature = "ca"), doc = "[`CredentialSource::Ca`]: crate#features")]
     pub fn with_time_provider(config: StoreConfig, time: Arc<dyn TimeProvider>) -> Self {
         Self::with_clock(config, time, true)
     }

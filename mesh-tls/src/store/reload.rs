@@ -6,7 +6,7 @@ use super::CredentialStore;
 
 /// Asks the source of a [`CredentialStore`] to read its files now, rather
 /// than at the end of its `interval`
-/// ([`CredentialSource::Files`](super::CredentialSource::Files)): an
+/// ([`CredentialStore::start_files`]): an
 /// operator who has just replaced the certificate files, or the script
 /// that rotated them, need not wait out the interval or guess when the new
 /// certificate is in service. A sidecar asks on SIGHUP, as Prometheus
@@ -27,7 +27,7 @@ use super::CredentialStore;
 /// interval after the ask.
 ///
 /// Why a handle taken from the store, rather than from the task
-/// [`CredentialStore::start`] returns: the task is a future that is
+/// [`CredentialStore::start_files`] returns: the task is a future that is
 /// spawned and owned by a runtime, while the store is what every part of
 /// a program already holds; and the handle only asks, so the code that
 /// handles a signal gets no way to put credentials in service. Each store
@@ -35,7 +35,7 @@ use super::CredentialStore;
 /// ask; there is nothing process-wide. Asks that come while a read is under
 /// way are one more read after it.
 ///
-/// A [`CredentialSource::Ca`](super::CredentialSource::Ca) reads the asks
+/// A [`CredentialSource::Ca`] reads the asks
 /// too: the directory is read at once, and when it holds another CA than
 /// the one that issued the certificate in service (an issuer replaced),
 /// that CA issues a certificate, put in service, from which the renewals
@@ -43,6 +43,12 @@ use super::CredentialStore;
 /// is a renewal every peer sees at its next handshake; one refused is logged and
 /// counted as at a renewal (again for each ask), and the CA loaded before
 /// goes on issuing.
+///
+#[cfg_attr(
+    feature = "ca",
+    doc = "[`CredentialSource::Ca`]: super::CredentialSource::Ca"
+)]
+#[cfg_attr(not(feature = "ca"), doc = "[`CredentialSource::Ca`]: crate#features")]
 #[derive(Clone, Debug)]
 pub struct ReloadHandle {
     asks: watch::Sender<()>,

@@ -5,7 +5,7 @@ use std::{
 
 use mesh_core::Identity;
 
-use super::{CredentialStore, SourceTask, files::Watched};
+use super::{CredentialStore, SourceTask};
 use crate::{
     ca::{self, CaError, CertificateAuthority},
     cert::in_trust_domain,
@@ -64,6 +64,10 @@ impl CredentialStore {
     /// reads the files, or the CA directory, at once whenever a
     /// [`ReloadHandle`](super::ReloadHandle) of the store asks.
     ///
+    /// [`CredentialSource::Files`] starts as
+    /// [`CredentialStore::start_files`] does, which a build without the CA
+    /// has too.
+    ///
     /// # Errors
     ///
     /// For [`CredentialSource::Ca`], when the CA directory cannot be loaded,
@@ -72,25 +76,7 @@ impl CredentialStore {
     /// retried then, since the configuration is wrong.
     pub fn start(&self, source: CredentialSource) -> Result<SourceTask, CaError> {
         match source {
-            CredentialSource::Files { files, interval } => {
-                // The first read, now, so that credentials already there
-                // are in service before the task runs. The watcher goes on
-                // from it: contents refused now (logged and counted) are
-                // not refused again at its first read. The refusal (or
-                // read failure) is reported at once, not when a second
-                // read confirms it, so that the caller sees why the store
-                // is not ready: no credentials are in service yet whose
-                // rotation a writer could be half-way through.
-                let mut watched = Watched::default();
-                let _ = watched.see(self, &files, files.read_contents());
-                watched.report(self);
-                // Subscribed now, so that an ask made before the task
-                // first runs is read.
-                let asks = self.asks();
-                Ok(Box::pin(
-                    self.clone().watch_from(files, interval, watched, asks),
-                ))
-            }
+            CredentialSource::Files { files, interval } => Ok(self.start_files(files, interval)),
             CredentialSource::Ca { dir, identity, ttl } => {
                 let loaded = fingerprint(&dir);
                 let ca = CertificateAuthority::load(&dir)?;
