@@ -8,7 +8,9 @@
 //! goes silent until a keep-alive ping goes unanswered. The outbound
 //! listener turns the bound off: its client is the pod's own application,
 //! whose calls with short deadlines would trip it during an upstream's
-//! incident. In ingress mode it keeps the bound, as its client relays
+//! incident; its flood is bounded one hop on, by the upstream sidecar's
+//! inbound listener, which its resets reach over this sidecar's own
+//! connection. In ingress mode it keeps the bound, as its client relays
 //! clients from outside the cluster, and counts the connection in
 //! `outbound_tcp_errors_total`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -264,6 +266,44 @@ async fn an_ingress_controllers_paced_flood_is_sent_away_and_an_outbound_io_erro
     assert!(metrics.contains(&expected), "{metrics}");
     assert!(!metrics.contains("inbound_tcp_errors_total"), "{metrics}");
     stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn an_applications_paced_flood_is_sent_away_by_the_next_sidecars_inbound_listener() {
+    // Unbounded at its own outbound listener, the application's flood
+    // reaches the upstream's sidecar over this sidecar's connection to
+    // it, resets and all: that sidecar's inbound listener bounds it.
+    let (backend, gate) = backend().await;
+    let upstream = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {backend}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n"
+    ));
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: web.ns.svc\n      endpoints: [{}]\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n",
+        upstream.inbound[0]
+    ));
+    let mut client = Client::connect(sidecar.outbound).await;
+    let served = flood(&mut client, &gate, &hold("web.ns.svc:8080")).await;
+    assert_eq!(served, 2 * SERVED, "streams served");
+    assert!(!client.gone_away, "sent GOAWAY");
+    let metrics = scrape_until(upstream.admin, |m| {
+        m.contains("inbound_tcp_errors_total{error=\"i/o\"")
+    })
+    .await;
+    // Once per connection this sidecar opened to it: each is sent away
+    // after half a run.
+    assert!(
+        series(&metrics, "inbound_tcp_errors_total", &["error=\"i/o\""]) >= 1,
+        "{metrics}"
+    );
+    drop(client);
+    stop(sidecar).await;
+    stop(upstream).await;
 }
 
 #[tokio::test]
