@@ -56,6 +56,7 @@ mod review_path_wire;
 mod review_profile_retries;
 mod review_retry_after;
 mod review_retry_readiness;
+mod review_retry_shed;
 mod route_precedence;
 mod stack_grpc_trailers;
 mod storm;

@@ -70,12 +70,15 @@ use crate::replay::DEFAULT_MAX_BYTES;
 ///   (`error="loadshed"`, `LOAD_SHED`);
 /// - a request that **failed fast** (`mesh-error: service in fail-fast`:
 ///   it waited for an endpoint until the fail-fast timeout) is retried by
-///   every policy that retries at all, whatever its statuses and codes:
+///   a policy that retries at all, whatever its statuses and codes:
 ///   another attempt may be sent to a backend that has endpoints. It never
 ///   reached an endpoint, so it is retried as a failure the upstream did
 ///   not process: whatever the method, unless
 ///   [`with_unprocessed(false)`](Self::with_unprocessed). The attempt
-///   limit, the budget and the deadline still hold.
+///   limit, the budget and the deadline still hold. A policy that retries
+///   neither connection errors nor failures the upstream did not process
+///   (a ServiceProfile route's, as Linkerd's profile retries read
+///   responses only) does not retry it.
 ///
 /// Both carry mesh-core's [`ProxyErrorKind::Unavailable`], told apart by
 /// their `mesh-error`, as the error metrics tell them apart. The reason is
@@ -395,7 +398,12 @@ impl RetryPolicy {
             Some(ProxyErrorKind::Unavailable) if let Some(refusal) = QueueRefusal::of(res) => {
                 return match refusal {
                     QueueRefusal::Shed => None,
-                    QueueRefusal::FailedFast => Some(None),
+                    // A policy that retries neither connection errors nor
+                    // failures the upstream did not process (a
+                    // ServiceProfile route's) reads responses only.
+                    QueueRefusal::FailedFast => {
+                        (self.connection_errors || self.unprocessed).then_some(None)
+                    }
                 };
             }
             _ => {
