@@ -32,11 +32,12 @@ use crate::support::retrying::{self, Endpoints, Layered};
 /// What happened, in order.
 type Events = Arc<Mutex<Vec<&'static str>>>;
 
-/// A 503 body of `len` bytes, with a `content-length`, sent in 16 KiB
-/// chunks; its upstream notes when it is dropped (sent whole, or its
-/// stream reset).
+/// A 503 body of `len` bytes, with a `content-length` when `exact`, sent
+/// in 16 KiB chunks; its upstream notes when it is dropped (sent whole, or
+/// its stream reset).
 struct Failure {
     left: usize,
+    exact: bool,
     events: Events,
     dropped: Arc<Notify>,
 }
@@ -62,7 +63,10 @@ impl Body for Failure {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left as u64)
+        match self.exact {
+            true => SizeHint::with_exact(self.left as u64),
+            false => SizeHint::new(),
+        }
     }
 }
 
@@ -78,30 +82,40 @@ impl Drop for Failure {
 }
 
 /// An upstream, over HTTP/1.1 or HTTP/2, that answers every request with a
-/// 503 whose body is `len` bytes long.
-async fn failing(len: usize, events: Events, dropped: Arc<Notify>) -> String {
+/// 503 whose body is `len` bytes long, its length told when `exact`
+/// (chunked on HTTP/1.1 otherwise), but for the `ok_after`th and later,
+/// answered 200.
+async fn failing(
+    len: usize,
+    exact: bool,
+    ok_after: usize,
+    events: Events,
+    dropped: Arc<Notify>,
+) -> String {
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
-            let (events, dropped) = (events.clone(), dropped.clone());
+            let (events, dropped, seen) = (events.clone(), dropped.clone(), seen.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (events, dropped) = (events.clone(), dropped.clone());
+                    let ok = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= ok_after;
                     async move {
                         let _ = req.into_body().collect().await;
                         let body = Failure {
-                            left: len,
+                            left: if ok { 0 } else { len },
+                            exact,
                             events,
                             dropped,
                         };
-                        let res = Response::builder()
-                            .status(503)
-                            .header("content-length", len)
-                            .body(body)
-                            .unwrap();
-                        Ok::<_, Infallible>(res)
+                        let mut res = Response::builder().status(if ok { 200 } else { 503 });
+                        if exact {
+                            res = res.header("content-length", body.left);
+                        }
+                        Ok::<_, Infallible>(res.body(body).unwrap())
                     }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
@@ -139,15 +153,22 @@ async fn refused_retry(
     layered: Layered,
     len: usize,
 ) -> (Vec<&'static str>, Result<(u16, usize), String>) {
+    refused_retry_over(layered, len, Version::HTTP_2, true).await
+}
+
+/// [`refused_retry`], over `version`, the 503's length told when `exact`.
+async fn refused_retry_over(
+    layered: Layered,
+    len: usize,
+    version: Version,
+    exact: bool,
+) -> (Vec<&'static str>, Result<(u16, usize), String>) {
     let events = Events::default();
     let dropped = Arc::new(Notify::new());
-    let uri = failing(len, events.clone(), dropped.clone()).await;
+    let uri = failing(len, exact, usize::MAX, events.clone(), dropped.clone()).await;
     let endpoints = endpoints(events.clone(), dropped);
     let budget = Arc::new(Budget::default());
-    let req = Request::get(&uri)
-        .version(Version::HTTP_2)
-        .body(empty())
-        .unwrap();
+    let req = Request::get(&uri).version(version).body(empty()).unwrap();
     let got = layered
         .send(RetryPolicy::default(), budget, None, endpoints, req)
         .await
@@ -203,4 +224,58 @@ async fn the_retry_layer_gives_back_a_small_failure_its_retry_was_refused_for() 
 async fn so_does_the_route_stack_for_a_small_failure() {
     let (events, got) = refused_retry(Layered::Stack, SMALL).await;
     assert_given_back(&events, &got);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cap_holds_a_failure_of_exactly_64_kib_and_not_a_byte_more() {
+    // Over HTTP/2 the whole body has arrived, unread, when the retry is
+    // decided: its exact size, not its end, decides.
+    for layered in retrying::BOTH {
+        let (_, got) = refused_retry(layered, 64 * 1024).await;
+        assert_eq!(got, Ok((503, 64 * 1024)), "{layered:?}: held");
+        let (_, got) = refused_retry(layered, 64 * 1024 + 1).await;
+        let error = got.expect_err("dropped");
+        assert!(error.contains("no endpoints"), "{layered:?}: {error}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_small_failure_of_unknown_length_is_dropped() {
+    // A chunked HTTP/1.1 503 says nothing of its length: it is not held,
+    // however short.
+    for layered in retrying::BOTH {
+        let (_, got) = refused_retry_over(layered, SMALL, Version::HTTP_11, false).await;
+        let error = got.expect_err("dropped");
+        assert!(error.contains("no endpoints"), "{layered:?}: {error}");
+        // With its length told, it is held and given back.
+        let (_, got) = refused_retry_over(layered, SMALL, Version::HTTP_11, true).await;
+        assert_eq!(got, Ok((503, SMALL)), "{layered:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_a_dropped_http1_failure_is_answered_on_a_clean_connection() {
+    // The large 503 is dropped unread at the decision: its connection is
+    // not given back to the pool mid-body, and the retry gets the 200.
+    for layered in retrying::BOTH {
+        let uri = failing(LARGE, true, 1, Events::default(), Arc::new(Notify::new())).await;
+        let ready = Endpoints::after_first(|| Box::pin(async { Ok(()) }));
+        let req = Request::get(&uri)
+            .version(Version::HTTP_11)
+            .body(empty())
+            .unwrap();
+        let got = layered
+            .send(
+                RetryPolicy::default(),
+                Arc::new(Budget::default()),
+                None,
+                ready.clone(),
+                req,
+            )
+            .await
+            .map(|res| (res.status().as_u16(), res.body().len()))
+            .map_err(|error| error.to_string());
+        assert_eq!(got, Ok((200, 0)), "{layered:?}");
+        assert_eq!(ready.sent(), 2, "{layered:?}");
+    }
 }
