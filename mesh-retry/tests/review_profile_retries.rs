@@ -158,13 +158,8 @@ async fn a_profile_route_does_not_retry_a_connection_error() {
     assert!(svc.oneshot(req).await.is_err());
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 
-    // Nor the mesh's own 502 for an upstream it could not reach, which
-    // mesh-core's `Forward` marks unprocessed: the request never left.
-    let unreachable = || {
-        let mut res = mesh_core::ProxyErrorKind::UpstreamUnreachable.response_for(false);
-        res.extensions_mut().insert(mesh_core::error::Unprocessed);
-        Ok(res)
-    };
+    // Nor the mesh's own 502 for an upstream it could not reach.
+    let unreachable = || Ok(mesh_core::ProxyErrorKind::UpstreamUnreachable.response_for(false));
     let (svc, calls) = failing(&service, &route, unreachable);
     let req = Request::post("/books").body(empty()).unwrap();
     let res = svc.oneshot(req).await.unwrap();

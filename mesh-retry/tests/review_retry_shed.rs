@@ -368,11 +368,12 @@ async fn a_profile_route_does_not_retry_a_request_that_failed_fast() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_profile_route_does_not_retry_the_meshs_answer_to_a_refused_connect() {
-    // As mesh-core's `Forward` answers a connect that was refused: a 502
-    // marked unprocessed. Linkerd's profile retries do not retry the
-    // connect error; with no limit and no backoff, retrying it spends the
-    // whole reserve at once on an endpoint that refuses connections.
+async fn a_profile_route_does_not_retry_the_meshs_answer_to_a_refused_stream() {
+    // As mesh-core's `Forward` answers a stream the upstream reset with
+    // `REFUSED_STREAM`: a 502 marked unprocessed. Linkerd's profile
+    // retries see the error, and do not retry it; with no limit and no
+    // backoff, retrying it would spend the whole reserve at once on an
+    // upstream turning streams away.
     let refused = || {
         let mut res = ProxyErrorKind::UpstreamUnreachable.response_for(false);
         res.extensions_mut().insert(mesh_core::error::Unprocessed);

@@ -314,9 +314,10 @@ impl ProfileRoute {
                 .with_max_attempts(NonZeroU32::MAX)
                 .with_backoff(Backoff::none())
                 .with_connection_errors(false)
-                // Nor an attempt the mesh answered without reaching an
-                // endpoint (a refused connect, a request failed fast):
-                // Linkerd's policy sees their errors, never a response.
+                // Nor an attempt the mesh answered as one no endpoint
+                // processed (a stream the upstream refused, a request
+                // that failed fast): Linkerd's policy sees their errors,
+                // never a response.
                 .with_unprocessed(false)
         } else {
             RetryPolicy::never()
