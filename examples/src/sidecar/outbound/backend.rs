@@ -537,10 +537,20 @@ impl<S> Counted<S> {
 pub(crate) struct CallerDeadline(Duration);
 
 impl CallerDeadline {
-    /// The deadline `req` carries, as the route's stack reads it, if any.
+    /// The deadline `req` carries, as the route's stack reads it (the
+    /// header of the kind its `content-type` says), if any.
     pub(crate) fn of<B>(req: &Request<B>) -> Option<Self> {
-        let grpc = mesh_core::error::is_grpc(req.headers());
-        sent_deadline(req, grpc).0.map(Self)
+        let headers = req.headers();
+        let left = if mesh_core::error::is_grpc(headers) {
+            headers
+                .get(GRPC_TIMEOUT)
+                .and_then(deadline::parse_grpc_timeout)
+        } else {
+            headers
+                .get(MESH_DEADLINE)
+                .and_then(deadline::parse_mesh_deadline)
+        };
+        left.map(Self)
     }
 }
 
