@@ -670,6 +670,13 @@ mod tests {
         };
         let outbound = outbound_server_config(&proxy, &v6);
         assert_eq!(outbound.http2_premature_reset_total_streams, None);
+        // A dual-stack socket's name for IPv4 loopback is loopback too.
+        let mapped = OutboundConfig {
+            listen: "[::ffff:127.0.0.1]:4140".parse().unwrap(),
+            ..OutboundConfig::default()
+        };
+        let outbound = outbound_server_config(&proxy, &mapped);
+        assert_eq!(outbound.http2_premature_reset_total_streams, None);
         let admin = admin_server_config(&proxy);
         assert_eq!(
             admin.http2_premature_reset_total_streams,
@@ -690,7 +697,15 @@ mod tests {
             listen: "0.0.0.0:4140".parse().unwrap(),
             ..OutboundConfig::default()
         };
-        for outbound in [ingress, exposed] {
+        let exposed_v6 = OutboundConfig {
+            listen: "[::]:4140".parse().unwrap(),
+            ..OutboundConfig::default()
+        };
+        let mapped_exposed = OutboundConfig {
+            listen: "[::ffff:10.0.0.7]:4140".parse().unwrap(),
+            ..OutboundConfig::default()
+        };
+        for outbound in [ingress, exposed, exposed_v6, mapped_exposed] {
             let config = outbound_server_config(&proxy, &outbound);
             assert_eq!(
                 config.http2_premature_reset_total_streams,
