@@ -530,9 +530,10 @@ impl<S> Counted<S> {
 /// have set or removed it. [`Rescue`](super::split::Rescue), between
 /// the filters and the stack, puts it on the mesh's timeout answer for
 /// the route's counter, over the filters, to tell the request's deadline
-/// from an attempt's timeout (see [`RouteTimeouts`]). Each request pays
-/// the lookup of its deadline header there, as the stack's timeouts do;
-/// only a timeout answer is given the extension.
+/// from an attempt's timeout (see [`RouteTimeouts`]). Only a route with a
+/// per-try timeout reads it ([`RouteTimeouts::labels_by_caller`]); its
+/// requests pay the lookup of their deadline header there, as the stack's
+/// timeouts do; only a timeout answer is given the extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CallerDeadline(Duration);
 
@@ -640,6 +641,15 @@ impl RouteTimeouts {
             request: enabled(timeouts.request),
             per_try: enabled(timeouts.per_try),
         }
+    }
+
+    /// Whether a timeout answer's label depends on the caller's deadline:
+    /// only with a per-try timeout, which the caller's nearer deadline
+    /// may have come before. With a request timeout alone, or none, every
+    /// timeout answer is `REQUEST_TIMEOUT` whatever the caller sent, so
+    /// [`Rescue`](super::split::Rescue) need not read its header.
+    pub(crate) fn labels_by_caller(&self) -> bool {
+        self.per_try.is_some()
     }
 }
 

@@ -501,9 +501,12 @@ fn routes_of(
                 matches: route.matches.clone(),
                 service: layers.metrics.layer(
                     Counted::new(
-                        route.edits.layer(Rescue::new(
-                            route.layer.clone().peek_grpc_trailers().layer(split(route)),
-                        )),
+                        route.edits.layer(
+                            Rescue::new(
+                                route.layer.clone().peek_grpc_trailers().layer(split(route)),
+                            )
+                            .of_route(route.timeouts),
+                        ),
                         layers.backends.route(
                             &route.labels,
                             route.profile.as_ref(),

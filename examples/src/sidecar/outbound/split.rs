@@ -70,7 +70,7 @@ use pin_project_lite::pin_project;
 use tower::{Service, ServiceExt};
 
 use super::Endpoint;
-use super::backend::CallerDeadline;
+use super::backend::{CallerDeadline, RouteTimeouts};
 
 /// The `mesh-error` (and `grpc-message`) of a request [`Split::Nowhere`]
 /// answers.
@@ -336,13 +336,28 @@ where
 /// route's timeouts read it, so it also puts the deadline the request
 /// carries there on the mesh's timeout answer ([`CallerDeadline`]), for
 /// the route's counter over the filters to label the answer by the
-/// deadline that ended it.
+/// deadline that ended it. Only a route with a per-try timeout reads the
+/// header ([`of_route`](Self::of_route)): elsewhere the label does not
+/// depend on it, and no request pays its lookup.
 #[derive(Clone, Debug)]
-pub(crate) struct Rescue<S>(S);
+pub(crate) struct Rescue<S> {
+    inner: S,
+    caller_deadline: bool,
+}
 
 impl<S> Rescue<S> {
     pub(crate) fn new(inner: S) -> Self {
-        Self(inner)
+        Self {
+            inner,
+            caller_deadline: false,
+        }
+    }
+
+    /// Reads the caller's deadline for a timeout answer when the route's
+    /// `timeouts` make its label depend on it.
+    pub(crate) fn of_route(mut self, timeouts: RouteTimeouts) -> Self {
+        self.caller_deadline = timeouts.labels_by_caller();
+        self
     }
 }
 
@@ -356,13 +371,17 @@ where
     type Future = Rescued<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let deadline = CallerDeadline::of(&req);
+        let deadline = if self.caller_deadline {
+            CallerDeadline::of(&req)
+        } else {
+            None
+        };
         Rescued {
-            inner: self.0.call(req),
+            inner: self.inner.call(req),
             deadline,
         }
     }
@@ -663,6 +682,68 @@ mod tests {
         let fail = Request::get("/fail").body(()).unwrap();
         let error = up.oneshot(fail).await.unwrap_err();
         assert_eq!(error.to_string(), "failed");
+    }
+
+    /// The caller's deadline goes on the mesh's timeout answer only on a
+    /// route whose label depends on it (one with a per-try timeout), and
+    /// never on another answer.
+    #[tokio::test]
+    async fn rescue_reads_the_callers_deadline_only_where_it_labels_the_answer() {
+        use std::time::Duration;
+
+        use mesh_retry::Timeouts;
+        use tower::service_fn;
+
+        let timed_out = |req: Request<()>| {
+            ready(Ok::<_, BoxError>(match req.uri().path() {
+                "/upstream-504" => {
+                    let mut res = Response::new(String::new());
+                    *res.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+                    res
+                }
+                "/ok" => Response::new(String::new()),
+                _ => ProxyErrorKind::Timeout.response_for(false),
+            }))
+        };
+        let with_deadline = |path: &str| {
+            Request::get(path)
+                .header("mesh-deadline", "1500")
+                .body(())
+                .unwrap()
+        };
+        let per_try = RouteTimeouts::new(&Timeouts {
+            per_try: Some(Duration::from_secs(1)),
+            ..Timeouts::default()
+        });
+        let request_only = RouteTimeouts::new(&Timeouts {
+            request: Some(Duration::from_secs(1)),
+            ..Timeouts::default()
+        });
+        let deadline_of =
+            |res: &Response<String>| res.extensions().get::<CallerDeadline>().copied();
+
+        let res = Rescue::new(service_fn(timed_out))
+            .of_route(per_try)
+            .oneshot(with_deadline("/timeout"))
+            .await
+            .unwrap();
+        assert!(deadline_of(&res).is_some(), "{res:?}");
+        for path in ["/upstream-504", "/ok"] {
+            let res = Rescue::new(service_fn(timed_out))
+                .of_route(per_try)
+                .oneshot(with_deadline(path))
+                .await
+                .unwrap();
+            assert_eq!(deadline_of(&res), None, "{path}");
+        }
+        for rescue in [
+            Rescue::new(service_fn(timed_out)),
+            Rescue::new(service_fn(timed_out)).of_route(request_only),
+        ] {
+            let res = rescue.oneshot(with_deadline("/timeout")).await.unwrap();
+            assert_eq!(res.extensions().get(), Some(&ProxyErrorKind::Timeout));
+            assert_eq!(deadline_of(&res), None);
+        }
     }
 
     #[tokio::test]
