@@ -223,6 +223,62 @@ async fn flood(
     served
 }
 
+/// A raw HTTP/2 connection to `addr`, its preface and SETTINGS written:
+/// for tests that send what no well-behaved client sends.
+async fn raw_connect(addr: SocketAddr) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    // As in `connect`: each step waits for the last's answer.
+    conn.set_nodelay(true).unwrap();
+    let mut bytes = H2_PREFACE.to_vec();
+    frame(&mut bytes, SETTINGS, 0, 0, &[]);
+    conn.write_all(&bytes).await.unwrap();
+    conn
+}
+
+/// Writes one frame to `conn`.
+async fn send_frame(conn: &mut TcpStream, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    let mut bytes = Vec::new();
+    frame(&mut bytes, kind, flags, stream, payload);
+    conn.write_all(&bytes).await.unwrap();
+}
+
+/// Opens `stream` on the slow path over `conn`, and waits for its call.
+async fn open_slow(conn: &mut TcpStream, told: &mut Told, stream: u32) {
+    send_frame(conn, HEADERS, END_HEADERS | END_STREAM, stream, GET_SLOW).await;
+    assert_eq!(told.call().await, SLOW);
+}
+
+/// A `RST_STREAM` that cancels `stream`, for the frames to send with it
+/// to be appended.
+fn reset(stream: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+    bytes
+}
+
+/// Reads one frame off `conn`, with no bound on the wait: its kind,
+/// flags, stream and payload, or `None` when the connection closed.
+async fn next_frame(conn: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0; 9];
+    conn.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0; len];
+    conn.read_exact(&mut payload).await.ok()?;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+    Some((head[3], head[4], stream, payload))
+}
+
+/// How the server tells the connection ended, which must be the rapid
+/// reset bound's, counted as an I/O error as a sidecar's metrics count
+/// it: the error, with its causes.
+async fn ended_by_rapid_reset(told: &mut Told) -> String {
+    let (kind, error, io) = ended(told).await;
+    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
+    assert!(error.contains("rapid reset"), "{error}");
+    assert!(io, "counted as the burst bound's: {error}");
+    error
+}
+
 #[tokio::test]
 async fn a_paced_flood_is_sent_away_after_half_a_run() {
     let timed = ServerConfig {
@@ -243,10 +299,7 @@ async fn a_paced_flood_is_sent_away_after_half_a_run() {
         let error = send.clone().ready().await.err().unwrap();
         assert!(error.is_go_away(), "{error}");
         assert_eq!(error.reason(), Some(Reason::NO_ERROR));
-        let (kind, error, io) = told.errors.recv().await.unwrap();
-        assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-        assert!(error.contains("rapid reset"), "{error}");
-        assert!(io, "counted as the burst bound's: {error}");
+        ended_by_rapid_reset(&mut told).await;
     }
 }
 
@@ -260,13 +313,9 @@ async fn read_until(conn: &mut TcpStream, kind: u8, flags: u8) -> Option<Vec<u8>
 async fn read_frames(conn: &mut TcpStream, kind: u8, flags: u8) -> Option<Vec<u8>> {
     let mut kinds = Vec::new();
     loop {
-        let mut head = [0; 9];
-        conn.read_exact(&mut head).await.ok()?;
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let mut payload = vec![0; len];
-        conn.read_exact(&mut payload).await.ok()?;
-        kinds.push(head[3]);
-        if head[3] == kind && head[4] & flags == flags {
+        let (read, read_flags, _, _) = next_frame(conn).await?;
+        kinds.push(read);
+        if read == kind && read_flags & flags == flags {
             return Some(kinds);
         }
     }
@@ -280,14 +329,9 @@ async fn read_answers(conn: &mut TcpStream, streams: &[u32]) -> Option<Vec<u8>> 
         let mut kinds = Vec::new();
         let mut left = streams.to_vec();
         while !left.is_empty() {
-            let mut head = [0; 9];
-            conn.read_exact(&mut head).await.ok()?;
-            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-            let mut payload = vec![0; len];
-            conn.read_exact(&mut payload).await.ok()?;
-            kinds.push(head[3]);
-            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
-            if head[3] == HEADERS {
+            let (kind, _, stream, _) = next_frame(conn).await?;
+            kinds.push(kind);
+            if kind == HEADERS {
                 left.retain(|&s| s != stream);
             }
         }
@@ -309,18 +353,12 @@ async fn a_flood_that_keeps_on_after_the_goaway_is_cut_past_the_grace() {
         ..ServerConfig::default()
     };
     let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    let mut bytes = H2_PREFACE.to_vec();
-    frame(&mut bytes, SETTINGS, 0, 0, &[]);
-    conn.write_all(&bytes).await.unwrap();
+    let mut conn = raw_connect(addr).await;
     let mut read = Vec::new();
     for stream in [1, 3] {
-        let mut bytes = Vec::new();
-        frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, stream, GET);
-        conn.write_all(&bytes).await.unwrap();
+        send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, stream, GET).await;
         assert_eq!(told.call().await, "/");
-        let mut bytes = Vec::new();
-        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        let mut bytes = reset(stream);
         frame(&mut bytes, PING, 0, 0, &[0; 8]);
         conn.write_all(&bytes).await.unwrap();
         read = read_until(&mut conn, PING, ACK).await.unwrap();
@@ -333,26 +371,19 @@ async fn a_flood_that_keeps_on_after_the_goaway_is_cut_past_the_grace() {
         );
     }
     for stream in [5, 7] {
-        let mut bytes = Vec::new();
-        frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, stream, GET);
-        conn.write_all(&bytes).await.unwrap();
+        send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, stream, GET).await;
         assert!(
             read_answers(&mut conn, &[stream]).await.is_some(),
             "stream {stream}, within the grace, was not answered"
         );
         assert_eq!(told.call().await, "/");
     }
-    let mut bytes = Vec::new();
-    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 9, GET);
-    conn.write_all(&bytes).await.unwrap();
+    send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, 9, GET).await;
     assert!(
         read_until(&mut conn, HEADERS, 0).await.is_none(),
         "answered"
     );
-    let (kind, error, io) = told.errors.recv().await.unwrap();
-    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-    assert!(error.contains("rapid reset"), "{error}");
-    assert!(io, "{error}");
+    let error = ended_by_rapid_reset(&mut told).await;
     assert!(
         error.contains("more than 2 streams after it was told to go away"),
         "{error}"
@@ -387,26 +418,12 @@ async fn streams_pipelined_behind_the_reset_that_trips_the_bound_are_served() {
 
 async fn pipelined_behind_the_tripping_reset(config: ServerConfig) {
     let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.set_nodelay(true).unwrap();
-    let mut bytes = H2_PREFACE.to_vec();
-    frame(&mut bytes, SETTINGS, 0, 0, &[]);
-    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD);
-    conn.write_all(&bytes).await.unwrap();
+    let mut conn = raw_connect(addr).await;
+    send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD).await;
     assert_eq!(told.call().await, HELD);
     for stream in [3, 5] {
-        let mut bytes = Vec::new();
-        frame(
-            &mut bytes,
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            stream,
-            GET_SLOW,
-        );
-        conn.write_all(&bytes).await.unwrap();
-        assert_eq!(told.call().await, SLOW);
-        let mut bytes = Vec::new();
-        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        open_slow(&mut conn, &mut told, stream).await;
+        let mut bytes = reset(stream);
         if stream == 5 {
             for pipelined in [7, 9, 11] {
                 frame(
@@ -439,10 +456,7 @@ async fn pipelined_behind_the_tripping_reset(config: ServerConfig) {
     );
     assert!(kinds.contains(&GOAWAY), "not sent away: {kinds:?}");
     drop(conn);
-    let (kind, error, io) = ended(&mut told).await;
-    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-    assert!(error.contains("rapid reset"), "{error}");
-    assert!(io, "{error}");
+    let error = ended_by_rapid_reset(&mut told).await;
     assert!(!error.contains("opened more"), "cut: {error}");
     assert_eq!(told.more_calls(), 0);
 }
@@ -542,11 +556,7 @@ async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
         ..ServerConfig::default()
     };
     let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.set_nodelay(true).unwrap();
-    let mut bytes = H2_PREFACE.to_vec();
-    frame(&mut bytes, SETTINGS, 0, 0, &[]);
-    conn.write_all(&bytes).await.unwrap();
+    let mut conn = raw_connect(addr).await;
     let mut stream = 1;
     let mut served = 0;
     'flood: for _ in 0..30 {
@@ -573,8 +583,7 @@ async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
         }
         assert_eq!(told.call().await, SLOW);
         served += 1;
-        let mut bytes = Vec::new();
-        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        let mut bytes = reset(stream);
         stream += 2;
         // Two round trips: a GOAWAY sent for the reset may follow the
         // answer to the first ping.
@@ -593,10 +602,7 @@ async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
     assert_eq!(served, 5, "streams served before the GOAWAY");
     // The client hangs up without answering the GOAWAY's ping.
     drop(conn);
-    let (kind, error, io) = ended(&mut told).await;
-    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-    assert!(error.contains("rapid reset"), "{error}");
-    assert!(io, "{error}");
+    ended_by_rapid_reset(&mut told).await;
 }
 
 /// How the server tells the connection ended, within the test's bound.
@@ -626,10 +632,7 @@ async fn the_streams_open_when_a_flood_is_sent_away_are_answered_in_full() {
     let held = tokio::time::timeout(Duration::from_secs(10), held);
     let response = held.await.expect("the held call was not answered").unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let (kind, error, io) = ended(&mut told).await;
-    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-    assert!(error.contains("rapid reset"), "{error}");
-    assert!(io, "{error}");
+    ended_by_rapid_reset(&mut told).await;
 }
 
 #[tokio::test]
@@ -645,10 +648,7 @@ async fn a_paced_flood_on_a_connection_alpn_settled_as_h2_is_sent_away_too() {
     assert_eq!(answered(&mut send, "/").await, StatusCode::OK);
     assert_eq!(told.call().await, "/");
     assert_eq!(flood(&mut send, &mut pings, &mut told, 10).await, 5);
-    let (kind, error, io) = ended(&mut told).await;
-    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-    assert!(error.contains("rapid reset"), "{error}");
-    assert!(io, "{error}");
+    ended_by_rapid_reset(&mut told).await;
 }
 
 #[tokio::test]
@@ -663,32 +663,15 @@ async fn a_flood_that_goes_silent_after_the_goaway_is_closed_at_the_keep_alive_t
         ..ServerConfig::default()
     };
     let (addr, mut told, _trigger) = alpn_server(config, None).await;
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.set_nodelay(true).unwrap();
-    let mut bytes = H2_PREFACE.to_vec();
-    frame(&mut bytes, SETTINGS, 0, 0, &[]);
-    conn.write_all(&bytes).await.unwrap();
+    let mut conn = raw_connect(addr).await;
     for stream in [1, 3] {
-        let mut bytes = Vec::new();
-        frame(
-            &mut bytes,
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            stream,
-            GET_SLOW,
-        );
-        conn.write_all(&bytes).await.unwrap();
-        assert_eq!(told.call().await, SLOW);
-        let mut bytes = Vec::new();
-        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        open_slow(&mut conn, &mut told, stream).await;
+        let mut bytes = reset(stream);
         frame(&mut bytes, PING, 0, 0, &[0; 8]);
         conn.write_all(&bytes).await.unwrap();
         read_until(&mut conn, PING, ACK).await.unwrap();
     }
-    let (kind, error, io) = ended(&mut told).await;
-    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-    assert!(error.contains("rapid reset"), "{error}");
-    assert!(io, "counted as the burst bound's: {error}");
+    let error = ended_by_rapid_reset(&mut told).await;
     assert!(error.contains("keep-alive timed out"), "its cause: {error}");
     drop(conn);
 }
@@ -705,24 +688,10 @@ async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the
         ..ServerConfig::default()
     };
     let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.set_nodelay(true).unwrap();
-    let mut bytes = H2_PREFACE.to_vec();
-    frame(&mut bytes, SETTINGS, 0, 0, &[]);
-    conn.write_all(&bytes).await.unwrap();
+    let mut conn = raw_connect(addr).await;
     for stream in [1, 3] {
-        let mut bytes = Vec::new();
-        frame(
-            &mut bytes,
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            stream,
-            GET_SLOW,
-        );
-        conn.write_all(&bytes).await.unwrap();
-        assert_eq!(told.call().await, SLOW);
-        let mut bytes = Vec::new();
-        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        open_slow(&mut conn, &mut told, stream).await;
+        let mut bytes = reset(stream);
         if stream == 3 {
             frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 5, GET);
             frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 7, GET);
@@ -737,10 +706,7 @@ async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the
         read_until(&mut conn, HEADERS, 0).await.is_none(),
         "answered"
     );
-    let (kind, error, io) = ended(&mut told).await;
-    assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
-    assert!(io, "{error}");
-    assert!(error.contains("rapid reset"), "{error}");
+    let error = ended_by_rapid_reset(&mut told).await;
     assert!(!error.contains("after it was told"), "{error}");
     assert!(
         error.contains("more than 1 streams right behind, before it was told to go away"),
@@ -752,16 +718,7 @@ async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the
 /// Reads one frame off `conn`: its kind, flags, stream and payload, or
 /// `None` when the connection closed first.
 async fn read_frame(conn: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
-    let read = async {
-        let mut head = [0; 9];
-        conn.read_exact(&mut head).await.ok()?;
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let mut payload = vec![0; len];
-        conn.read_exact(&mut payload).await.ok()?;
-        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
-        Some((head[3], head[4], stream, payload))
-    };
-    let read = tokio::time::timeout(Duration::from_secs(10), read);
+    let read = tokio::time::timeout(Duration::from_secs(10), next_frame(conn));
     read.await.expect("neither a frame nor the end came")
 }
 
@@ -778,27 +735,12 @@ async fn streams_opened_after_answering_the_goaways_ping_count_toward_the_grace(
         ..ServerConfig::default()
     };
     let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.set_nodelay(true).unwrap();
-    let mut bytes = H2_PREFACE.to_vec();
-    frame(&mut bytes, SETTINGS, 0, 0, &[]);
-    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD);
-    conn.write_all(&bytes).await.unwrap();
+    let mut conn = raw_connect(addr).await;
+    send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD).await;
     assert_eq!(told.call().await, HELD);
     for stream in [3, 5] {
-        let mut bytes = Vec::new();
-        frame(
-            &mut bytes,
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            stream,
-            GET_SLOW,
-        );
-        conn.write_all(&bytes).await.unwrap();
-        assert_eq!(told.call().await, SLOW);
-        let mut bytes = Vec::new();
-        frame(&mut bytes, RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
-        conn.write_all(&bytes).await.unwrap();
+        open_slow(&mut conn, &mut told, stream).await;
+        conn.write_all(&reset(stream)).await.unwrap();
     }
     // The first GOAWAY names no last stream; its ping is answered.
     let mut first = None;
@@ -835,9 +777,7 @@ async fn streams_opened_after_answering_the_goaways_ping_count_toward_the_grace(
     assert!(!kinds.contains(&HEADERS), "answered: {kinds:?}");
     assert_eq!(told.more_calls(), 0, "an ignored stream was served");
     // Past it: cut, and the held call with it.
-    let mut bytes = Vec::new();
-    frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 11, GET);
-    conn.write_all(&bytes).await.unwrap();
+    send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, 11, GET).await;
     let (kind, error, io) = ended(&mut told).await;
     assert_eq!(kind, ConnectionErrorKind::Http(HttpVersion::Http2));
     assert!(io, "{error}");
