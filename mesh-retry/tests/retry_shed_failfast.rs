@@ -10,83 +10,15 @@
 //! attempts the mesh does not answer go to a real upstream over a socket
 //! on 127.0.0.1.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    task::{Context, Poll},
-};
-
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use mesh_core::{
-    BoxError, ProxyErrorKind,
-    body::{BoxBody, Proxied, full},
-    classify::StatusRanges,
-    proxy::queue::IN_FAILFAST,
-};
-use mesh_retry::{Budget, RetryPolicy, replay::ReplayBody};
-use tower::Service;
+use http::{Method, Request, StatusCode};
+use mesh_core::{body::full, proxy::queue::IN_FAILFAST};
+use mesh_retry::RetryPolicy;
 
 use crate::support::{
-    self, Upstream, Upstreams,
-    retrying::{BOTH, Counted, Layered},
+    self, Upstream,
+    retrying::{Answer, BOTH, Layered, not_503, send_scripted},
 };
-
-/// How the balancer answers an attempt.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    /// Shed by its queue: `503`, `service unavailable`.
-    Shed,
-    /// Failed fast: `503`, `service in fail-fast`.
-    FailedFast,
-    /// Another answer of the same kind: `503` with a reason of its own.
-    Elsewhere,
-    /// Sent to the upstream.
-    Sent,
-}
-
-/// A balancer whose attempts are answered as `script` says, one answer an
-/// attempt (the last one for any attempt past the end), and sent to the
-/// real upstream when it says [`Answer::Sent`].
-#[derive(Clone)]
-struct Balancer {
-    client: Upstreams,
-    script: &'static [Answer],
-    attempts: Arc<AtomicUsize>,
-}
-
-type Attempt = Pin<Box<dyn Future<Output = Result<Response<Proxied<Incoming>>, BoxError>> + Send>>;
-
-impl Service<Request<ReplayBody<BoxBody>>> for Balancer {
-    type Response = Response<Proxied<Incoming>>;
-    type Error = BoxError;
-    type Future = Attempt;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.client.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReplayBody<BoxBody>>) -> Attempt {
-        let n = self.attempts.fetch_add(1, Ordering::SeqCst);
-        let answer = self.script[n.min(self.script.len() - 1)];
-        let res = match answer {
-            Answer::Shed => ProxyErrorKind::Unavailable.response_for(false),
-            Answer::FailedFast => {
-                ProxyErrorKind::Unavailable.response_with_reason(false, IN_FAILFAST)
-            }
-            Answer::Elsewhere => {
-                ProxyErrorKind::Unavailable.response_with_reason(false, "no backend today")
-            }
-            Answer::Sent => return Box::pin(self.client.call(req)),
-        };
-        Box::pin(async move { Ok(res) })
-    }
-}
 
 /// What one request came to: its status and `mesh-error`, the attempts
 /// the balancer got, the requests the upstream got, and the retry series
@@ -109,42 +41,23 @@ async fn send(
     script: &'static [Answer],
 ) -> Outcome {
     let upstream: Upstream = support::recording(|_, _| StatusCode::OK).await;
-    let counted = Counted::new();
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let balancer = Balancer {
-        client: support::client(),
-        script,
-        attempts: attempts.clone(),
-    };
-    let budget = Arc::new(Budget::default());
     let req = Request::builder()
         .method(method)
         .uri(upstream.uri("/items"))
         .body(full(Bytes::from_static(b"order")))
         .unwrap();
-    let res = layered
-        .send(policy, budget, Some(counted.metrics.clone()), balancer, req)
-        .await
-        .unwrap();
+    let sent = send_scripted(layered, policy, script, req).await;
+    let res = sent.res;
     Outcome {
         status: res.status(),
         mesh_error: res
             .headers()
             .get("mesh-error")
             .map(|v| v.to_str().unwrap().to_owned()),
-        attempts: attempts.load(Ordering::SeqCst),
+        attempts: sent.attempts,
         upstream: upstream.seen().len(),
-        counted: counted.nonzero(),
+        counted: sent.counted,
     }
-}
-
-/// A policy that retries 500 and 502 only: not the 503s.
-fn not_503() -> RetryPolicy {
-    RetryPolicy::default().with_http_statuses(
-        StatusRanges::empty()
-            .with_status(StatusCode::INTERNAL_SERVER_ERROR)
-            .with_status(StatusCode::BAD_GATEWAY),
-    )
 }
 
 #[tokio::test(start_paused = true)]

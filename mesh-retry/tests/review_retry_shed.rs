@@ -12,81 +12,30 @@
 
 use std::{
     convert::Infallible,
-    future::Future,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use mesh_core::{
     BoxError, ProxyErrorKind,
     body::{BoxBody, Proxied, full},
-    classify::{GrpcCode, GrpcCodes, StatusRanges},
+    classify::{GrpcCode, GrpcCodes},
     proxy::queue::IN_FAILFAST,
 };
 use mesh_retry::{Budget, RetryPolicy, replay::ReplayBody};
 use tokio::sync::mpsc;
-use tower::Service;
 
 use crate::support::{
-    self, Upstream, Upstreams,
-    retrying::{BOTH, Counted, Layered},
+    self, Upstream,
+    retrying::{Answer, BOTH, Layered, not_503, send_scripted},
 };
-
-/// How the balancer answers an attempt.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    /// Shed by its queue: `service unavailable`, as a gRPC answer when
-    /// the call is one.
-    Shed,
-    /// Failed fast: `service in fail-fast`, the same.
-    FailedFast,
-    /// Sent to the upstream.
-    Sent,
-}
-
-/// A balancer that answers its attempts as `script` says (the last answer
-/// for any attempt past its end), dropping the request unread when it
-/// answers itself, as the queue does.
-#[derive(Clone)]
-struct Balancer {
-    client: Upstreams,
-    script: &'static [Answer],
-    grpc: bool,
-    attempts: Arc<AtomicUsize>,
-}
-
-type Attempt = Pin<Box<dyn Future<Output = Result<Response<Proxied<Incoming>>, BoxError>> + Send>>;
-
-impl Service<Request<ReplayBody<BoxBody>>> for Balancer {
-    type Response = Response<Proxied<Incoming>>;
-    type Error = BoxError;
-    type Future = Attempt;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.client.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReplayBody<BoxBody>>) -> Attempt {
-        let n = self.attempts.fetch_add(1, Ordering::SeqCst);
-        let res = match self.script[n.min(self.script.len() - 1)] {
-            Answer::Shed => ProxyErrorKind::Unavailable.response_for(self.grpc),
-            Answer::FailedFast => {
-                ProxyErrorKind::Unavailable.response_with_reason(self.grpc, IN_FAILFAST)
-            }
-            Answer::Sent => return Box::pin(self.client.call(req)),
-        };
-        Box::pin(async move { Ok(res) })
-    }
-}
 
 /// What a request came to.
 #[derive(Debug)]
@@ -109,38 +58,18 @@ async fn send(
     upstream: &Upstream,
     req: Request<BoxBody>,
 ) -> Outcome {
-    let counted = Counted::new();
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let balancer = Balancer {
-        client: support::client(),
-        script,
-        grpc: mesh_core::error::is_grpc(req.headers()),
-        attempts: attempts.clone(),
-    };
-    let budget = Arc::new(Budget::default());
-    let res = layered
-        .send(policy, budget, Some(counted.metrics.clone()), balancer, req)
-        .await
-        .unwrap();
+    let sent = send_scripted(layered, policy, script, req).await;
+    let res = sent.res;
     Outcome {
         status: res.status(),
         grpc_status: res
             .headers()
             .get("grpc-status")
             .map(|v| v.to_str().unwrap().to_owned()),
-        attempts: attempts.load(Ordering::SeqCst),
+        attempts: sent.attempts,
         bodies: upstream.seen().into_iter().map(|seen| seen.body).collect(),
-        counted: counted.nonzero(),
+        counted: sent.counted,
     }
-}
-
-/// A policy that retries 500 and 502 only: not the 503s.
-fn not_503() -> RetryPolicy {
-    RetryPolicy::default().with_http_statuses(
-        StatusRanges::empty()
-            .with_status(StatusCode::INTERNAL_SERVER_ERROR)
-            .with_status(StatusCode::BAD_GATEWAY),
-    )
 }
 
 /// An upstream whose first answer is a `503` carrying `mesh-error:

@@ -1,6 +1,7 @@
 //! What the tests of a retry the service refuses share: the two retrying
 //! layers, mesh-core's client behind a balancer whose readiness after the
-//! first attempt is scripted, and a route's retry counters.
+//! first attempt is scripted, or whose answers are, and a route's retry
+//! counters.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -16,9 +17,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use mesh_core::{BoxError, body::BoxBody};
+use hyper::body::Incoming;
+use mesh_core::{
+    BoxError, ProxyErrorKind,
+    body::{BoxBody, Proxied},
+    classify::StatusRanges,
+    proxy::queue::IN_FAILFAST,
+};
 use mesh_retry::{
     Budget, RetryLayer, RetryMetrics, RetryPolicy, RouteStackLayer, Timeouts,
     metrics::{RetryEvent, RetryObserver, RouteRetryMetrics},
@@ -243,4 +250,105 @@ pub(crate) fn count(registry: &Registry, name: &str, labels: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0, |v| v.parse().unwrap())
+}
+
+/// How a scripted balancer answers an attempt.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Answer {
+    /// Shed by its queue: `503`, `service unavailable` (as a gRPC answer
+    /// when the call is one).
+    Shed,
+    /// Failed fast: `503`, `service in fail-fast`, the same.
+    FailedFast,
+    /// Another answer of the same kind: `503` with a reason of its own.
+    Elsewhere,
+    /// Sent to the upstream.
+    Sent,
+}
+
+/// A balancer that answers its attempts as `script` says, one answer an
+/// attempt (the last one for any attempt past its end), dropping the
+/// request unread when it answers itself, as the queue does, and sending
+/// it with mesh-core's client when the script says [`Answer::Sent`].
+#[derive(Clone)]
+struct Scripted {
+    client: Upstreams,
+    script: &'static [Answer],
+    grpc: bool,
+    attempts: Arc<AtomicUsize>,
+}
+
+type Attempt = Pin<Box<dyn Future<Output = Result<Response<Proxied<Incoming>>, BoxError>> + Send>>;
+
+impl Service<Request<ReplayBody<BoxBody>>> for Scripted {
+    type Response = Response<Proxied<Incoming>>;
+    type Error = BoxError;
+    type Future = Attempt;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.client.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReplayBody<BoxBody>>) -> Attempt {
+        let n = self.attempts.fetch_add(1, Ordering::SeqCst);
+        let res = match self.script[n.min(self.script.len() - 1)] {
+            Answer::Shed => ProxyErrorKind::Unavailable.response_for(self.grpc),
+            Answer::FailedFast => {
+                ProxyErrorKind::Unavailable.response_with_reason(self.grpc, IN_FAILFAST)
+            }
+            Answer::Elsewhere => {
+                ProxyErrorKind::Unavailable.response_with_reason(self.grpc, "no backend today")
+            }
+            Answer::Sent => return Box::pin(self.client.call(req)),
+        };
+        Box::pin(async move { Ok(res) })
+    }
+}
+
+/// What a request sent over a scripted balancer came to.
+pub(crate) struct ScriptedOutcome {
+    /// The response, its body read whole.
+    pub(crate) res: Response<Bytes>,
+    /// What the balancer was asked to send.
+    pub(crate) attempts: usize,
+    /// The route's retry series that are not zero.
+    pub(crate) counted: Vec<String>,
+}
+
+/// Sends `req` through `layered` with `policy` and a default budget, over
+/// a balancer that answers as `script` says (as a gRPC answer when `req`
+/// is a gRPC call) and sends the rest on to its upstream.
+pub(crate) async fn send_scripted(
+    layered: Layered,
+    policy: RetryPolicy,
+    script: &'static [Answer],
+    req: Request<BoxBody>,
+) -> ScriptedOutcome {
+    let counted = Counted::new();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let balancer = Scripted {
+        client: super::client(),
+        script,
+        grpc: mesh_core::error::is_grpc(req.headers()),
+        attempts: attempts.clone(),
+    };
+    let budget = Arc::new(Budget::default());
+    let res = layered
+        .send(policy, budget, Some(counted.metrics.clone()), balancer, req)
+        .await
+        .unwrap();
+    ScriptedOutcome {
+        res,
+        attempts: attempts.load(Ordering::SeqCst),
+        counted: counted.nonzero(),
+    }
+}
+
+/// A policy that retries 500 and 502 only: not the 503s.
+pub(crate) fn not_503() -> RetryPolicy {
+    RetryPolicy::default().with_http_statuses(
+        StatusRanges::empty()
+            .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+            .with_status(StatusCode::BAD_GATEWAY),
+    )
 }
