@@ -7,29 +7,55 @@
 //! only be shed again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use crate::support;
-use http::Request;
+use http::{Method, Request, StatusCode};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use mesh_examples::sidecar::Running;
 use support::*;
 
-#[tokio::test]
-async fn a_shed_request_is_not_retried_and_one_that_failed_fast_is() {
+/// A sidecar whose service `emoji` has one endpoint, which refuses
+/// connections: with a zero fail-fast timeout, the endpoint out for ten
+/// minutes from its first failure, and up to three attempts a request.
+async fn refusing_emoji() -> Running {
     let dead = refused_addr().await;
-    let sidecar = sidecar(&format!(
+    sidecar(&format!(
         "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 0s\n  services:\n\
          \x20   - name: emoji\n      endpoints: [{dead}]\n\
          \x20     failure_accrual: {{max_failures: 1, min_penalty: 10m, max_penalty: 10m, jitter: 0}}\n\
          \x20     retry: {{attempts: 3}}\n\
          admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
-    ));
+    ))
+}
+
+/// Sends `method` `path` with `body` to `emoji` through the sidecar's
+/// outbound listener: the status and `mesh-error`, the body read.
+async fn send(
+    client: &Client<HttpConnector, Body>,
+    sidecar: &Running,
+    method: Method,
+    path: &str,
+    body: &'static str,
+) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", sidecar.outbound))
+        .header("host", "emoji")
+        .body(full(body))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    let status = res.status();
+    let mesh_error = res.headers()["mesh-error"].to_str().unwrap().to_owned();
+    body_bytes(res).await;
+    (status, mesh_error)
+}
+
+#[tokio::test]
+async fn a_shed_request_is_not_retried_and_one_that_failed_fast_is() {
+    let sidecar = refusing_emoji().await;
     let client = http1();
     for _ in 0..3 {
-        let req = Request::get(format!("http://{}/", sidecar.outbound))
-            .header("host", "emoji")
-            .body(full(""))
-            .unwrap();
-        let res = client.request(req).await.unwrap();
-        assert_eq!(res.status(), 503);
-        assert_eq!(res.headers()["mesh-error"], "service unavailable");
-        body_bytes(res).await;
+        let (status, mesh_error) = send(&client, &sidecar, Method::GET, "/", "").await;
+        assert_eq!(status, 503);
+        assert_eq!(mesh_error, "service unavailable");
     }
     let metrics = scrape(sidecar.admin).await;
     let backend = "outbound_http_route_backend_response_statuses_total";
@@ -86,27 +112,15 @@ async fn a_post_that_failed_fast_is_retried_as_one_no_endpoint_read() {
     // rules), and counts as non-idempotent. The next POST finds no
     // endpoint, fails fast, and is retried, as one no endpoint read; that
     // retry is shed, and ends it.
-    let dead = refused_addr().await;
-    let sidecar = sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 0s\n  services:\n\
-         \x20   - name: emoji\n      endpoints: [{dead}]\n\
-         \x20     failure_accrual: {{max_failures: 1, min_penalty: 10m, max_penalty: 10m, jitter: 0}}\n\
-         \x20     retry: {{attempts: 3}}\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
-    ));
+    let sidecar = refusing_emoji().await;
     let client = http1();
     for (status, mesh_error) in [
         (502, "upstream connect error"),
         (503, "service unavailable"),
     ] {
-        let req = Request::post(format!("http://{}/vote", sidecar.outbound))
-            .header("host", "emoji")
-            .body(full("ballot"))
-            .unwrap();
-        let res = client.request(req).await.unwrap();
-        assert_eq!(res.status(), status);
-        assert_eq!(res.headers()["mesh-error"], mesh_error);
-        body_bytes(res).await;
+        let got = send(&client, &sidecar, Method::POST, "/vote", "ballot").await;
+        assert_eq!(got.0, status);
+        assert_eq!(got.1, mesh_error);
     }
     let metrics = scrape(sidecar.admin).await;
     let backend = "outbound_http_route_backend_response_statuses_total";
