@@ -223,6 +223,14 @@ async fn flood(
     served
 }
 
+/// The premature-reset bound at `total` streams, the rest as by default.
+fn bound(total: u32) -> ServerConfig {
+    ServerConfig {
+        http2_premature_reset_total_streams: Some(total),
+        ..ServerConfig::default()
+    }
+}
+
 /// A raw HTTP/2 connection to `addr`, its preface and SETTINGS written:
 /// for tests that send what no well-behaved client sends.
 async fn raw_connect(addr: SocketAddr) -> TcpStream {
@@ -348,9 +356,8 @@ async fn a_flood_that_keeps_on_after_the_goaway_is_cut_past_the_grace() {
     // client's would be; the read that carries the next fails, and that
     // one is never served.
     let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(4),
         http2_max_concurrent_streams: 2,
-        ..ServerConfig::default()
+        ..bound(4)
     };
     let (addr, mut told, _trigger) = server(config).await;
     let mut conn = raw_connect(addr).await;
@@ -403,10 +410,7 @@ async fn streams_pipelined_behind_the_reset_that_trips_the_bound_are_served() {
     // bound, sent before it could read the GOAWAY: they are answered, and
     // so is the call it held open all along, before the connection ends;
     // with streams timed too, whose reads hand each stream over.
-    let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(4),
-        ..ServerConfig::default()
-    };
+    let config = bound(4);
     let timed = ServerConfig {
         stream_idle_timeout: Some(Duration::from_secs(300)),
         ..config.clone()
@@ -465,10 +469,7 @@ async fn pipelined_behind_the_tripping_reset(config: ServerConfig) {
 async fn a_client_that_cancels_a_few_calls_among_many_keeps_its_connection() {
     // One call in four cancelled at once: never half of a run of ten,
     // though 25 in all, five times what one run allows.
-    let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(10),
-        ..ServerConfig::default()
-    };
+    let config = bound(10);
     let (addr, mut told, _trigger) = server(config).await;
     let (mut send, mut pings) = connect(addr).await;
     for _ in 0..25 {
@@ -491,10 +492,7 @@ async fn a_client_that_cancels_a_few_calls_among_many_keeps_its_connection() {
 async fn streams_reset_after_the_minimum_lifetime_do_not_count() {
     // Every stream reset, each once it has lived a second, by the paused
     // clock: 30 of them, where five within the second would end it.
-    let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(10),
-        ..ServerConfig::default()
-    };
+    let config = bound(10);
     let (addr, mut told, _trigger) = server(config).await;
     let (mut send, mut pings) = connect(addr).await;
     for _ in 0..30 {
@@ -527,9 +525,8 @@ async fn with_the_bound_off_a_paced_flood_is_served_as_before() {
     }
     // A lifetime of zero counts no reset.
     let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(10),
         http2_premature_reset_min_stream_lifetime: Duration::ZERO,
-        ..ServerConfig::default()
+        ..bound(10)
     };
     let (addr, mut told, _trigger) = server(config).await;
     let (mut send, mut pings) = connect(addr).await;
@@ -551,10 +548,7 @@ async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
     // them, which costs it a decode and the client nothing. Counted as
     // streams of the run, they would keep the flood's resets under half
     // of every run; only streams served count.
-    let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(10),
-        ..ServerConfig::default()
-    };
+    let config = bound(10);
     let (addr, mut told, _trigger) = server(config).await;
     let mut conn = raw_connect(addr).await;
     let mut stream = 1;
@@ -615,10 +609,7 @@ async fn ended(told: &mut Told) -> (ConnectionErrorKind, String, bool) {
 async fn the_streams_open_when_a_flood_is_sent_away_are_answered_in_full() {
     // A call still running when the client goes past the bound is
     // answered before the connection closes, as in a graceful shutdown.
-    let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(10),
-        ..ServerConfig::default()
-    };
+    let config = bound(10);
     let (addr, mut told, _trigger) = server(config).await;
     let (mut send, mut pings) = connect(addr).await;
     let mut ready = send.clone().ready().await.unwrap();
@@ -639,10 +630,7 @@ async fn the_streams_open_when_a_flood_is_sent_away_are_answered_in_full() {
 async fn a_paced_flood_on_a_connection_alpn_settled_as_h2_is_sent_away_too() {
     // A TLS connection whose ALPN chose `h2` is read from its preface on,
     // as one whose HTTP/2 was detected (h2c with prior knowledge).
-    let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(10),
-        ..ServerConfig::default()
-    };
+    let config = bound(10);
     let (addr, mut told, _trigger) = alpn_server(config, Some(HttpVersion::Http2)).await;
     let (mut send, mut pings) = connect(addr).await;
     assert_eq!(answered(&mut send, "/").await, StatusCode::OK);
@@ -657,10 +645,9 @@ async fn a_flood_that_goes_silent_after_the_goaway_is_closed_at_the_keep_alive_t
     // connection has no stream left, and ends when its keep-alive ping
     // goes unanswered, told of as a rapid reset all the same.
     let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(4),
         http2_keep_alive_interval: Some(Duration::from_millis(100)),
         http2_keep_alive_timeout: Duration::from_millis(100),
-        ..ServerConfig::default()
+        ..bound(4)
     };
     let (addr, mut told, _trigger) = alpn_server(config, None).await;
     let mut conn = raw_connect(addr).await;
@@ -683,9 +670,8 @@ async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the
     // the same, but the error does not blame the client for ignoring a
     // GOAWAY it never had.
     let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(4),
         http2_max_concurrent_streams: 1,
-        ..ServerConfig::default()
+        ..bound(4)
     };
     let (addr, mut told, _trigger) = server(config).await;
     let mut conn = raw_connect(addr).await;
@@ -730,9 +716,8 @@ async fn streams_opened_after_answering_the_goaways_ping_count_toward_the_grace(
     // same. They cost a decode and are never served, but they count:
     // past the grace the connection is cut, with the call it held open.
     let config = ServerConfig {
-        http2_premature_reset_total_streams: Some(4),
         http2_max_concurrent_streams: 2,
-        ..ServerConfig::default()
+        ..bound(4)
     };
     let (addr, mut told, _trigger) = server(config).await;
     let mut conn = raw_connect(addr).await;
