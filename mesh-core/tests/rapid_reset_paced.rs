@@ -66,8 +66,7 @@ struct Told {
 impl Told {
     /// The next call the service took: its path.
     async fn call(&mut self) -> String {
-        let next = tokio::time::timeout(Duration::from_secs(10), self.calls.recv());
-        next.await.expect("no call").unwrap()
+        within(self.calls.recv(), "no call").await.unwrap()
     }
 
     /// How many calls were made that were not awaited.
@@ -231,6 +230,20 @@ fn bound(total: u32) -> ServerConfig {
     }
 }
 
+/// What `fut` comes to, which must come within the test's bound: `what`
+/// says what did not.
+async fn within<T>(fut: impl Future<Output = T>, what: &str) -> T {
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect(what)
+}
+
+/// [`server`], and a raw HTTP/2 connection to it.
+async fn raw_server(config: ServerConfig) -> (TcpStream, Told, shutdown::ShutdownTrigger) {
+    let (addr, told, trigger) = server(config).await;
+    (raw_connect(addr).await, told, trigger)
+}
+
 /// A raw HTTP/2 connection to `addr`, its preface and SETTINGS written:
 /// for tests that send what no well-behaved client sends.
 async fn raw_connect(addr: SocketAddr) -> TcpStream {
@@ -314,8 +327,11 @@ async fn a_paced_flood_is_sent_away_after_half_a_run() {
 /// Reads frames off `conn` up to one of `kind` with `flags`: the kinds
 /// of those read, or `None` when the connection closed first.
 async fn read_until(conn: &mut TcpStream, kind: u8, flags: u8) -> Option<Vec<u8>> {
-    let read = tokio::time::timeout(Duration::from_secs(10), read_frames(conn, kind, flags));
-    read.await.expect("neither the frame nor the end came")
+    within(
+        read_frames(conn, kind, flags),
+        "neither the frame nor the end came",
+    )
+    .await
 }
 
 async fn read_frames(conn: &mut TcpStream, kind: u8, flags: u8) -> Option<Vec<u8>> {
@@ -345,8 +361,7 @@ async fn read_answers(conn: &mut TcpStream, streams: &[u32]) -> Option<Vec<u8>> 
         }
         Some(kinds)
     };
-    let read = tokio::time::timeout(Duration::from_secs(10), read);
-    read.await.expect("neither the answers nor the end came")
+    within(read, "neither the answers nor the end came").await
 }
 
 #[tokio::test]
@@ -359,8 +374,7 @@ async fn a_flood_that_keeps_on_after_the_goaway_is_cut_past_the_grace() {
         http2_max_concurrent_streams: 2,
         ..bound(4)
     };
-    let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = raw_connect(addr).await;
+    let (mut conn, mut told, _trigger) = raw_server(config).await;
     let mut read = Vec::new();
     for stream in [1, 3] {
         send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, stream, GET).await;
@@ -421,8 +435,7 @@ async fn streams_pipelined_behind_the_reset_that_trips_the_bound_are_served() {
 }
 
 async fn pipelined_behind_the_tripping_reset(config: ServerConfig) {
-    let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = raw_connect(addr).await;
+    let (mut conn, mut told, _trigger) = raw_server(config).await;
     send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD).await;
     assert_eq!(told.call().await, HELD);
     for stream in [3, 5] {
@@ -549,8 +562,7 @@ async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
     // streams of the run, they would keep the flood's resets under half
     // of every run; only streams served count.
     let config = bound(10);
-    let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = raw_connect(addr).await;
+    let (mut conn, mut told, _trigger) = raw_server(config).await;
     let mut stream = 1;
     let mut served = 0;
     'flood: for _ in 0..30 {
@@ -601,8 +613,9 @@ async fn streams_h2_refuses_do_not_dilute_a_paced_flood() {
 
 /// How the server tells the connection ended, within the test's bound.
 async fn ended(told: &mut Told) -> (ConnectionErrorKind, String, bool) {
-    let next = tokio::time::timeout(Duration::from_secs(10), told.errors.recv());
-    next.await.expect("no connection error").unwrap()
+    within(told.errors.recv(), "no connection error")
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -620,8 +633,9 @@ async fn the_streams_open_when_a_flood_is_sent_away_are_answered_in_full() {
     assert!(error.is_go_away(), "{error}");
     assert!(told.errors.try_recv().is_err(), "closed with a call open");
     told.release.notify_one();
-    let held = tokio::time::timeout(Duration::from_secs(10), held);
-    let response = held.await.expect("the held call was not answered").unwrap();
+    let response = within(held, "the held call was not answered")
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     ended_by_rapid_reset(&mut told).await;
 }
@@ -673,8 +687,7 @@ async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the
         http2_max_concurrent_streams: 1,
         ..bound(4)
     };
-    let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = raw_connect(addr).await;
+    let (mut conn, mut told, _trigger) = raw_server(config).await;
     for stream in [1, 3] {
         open_slow(&mut conn, &mut told, stream).await;
         let mut bytes = reset(stream);
@@ -704,8 +717,7 @@ async fn streams_sent_right_behind_the_last_reset_are_not_said_to_come_after_the
 /// Reads one frame off `conn`: its kind, flags, stream and payload, or
 /// `None` when the connection closed first.
 async fn read_frame(conn: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
-    let read = tokio::time::timeout(Duration::from_secs(10), next_frame(conn));
-    read.await.expect("neither a frame nor the end came")
+    within(next_frame(conn), "neither a frame nor the end came").await
 }
 
 #[tokio::test]
@@ -719,8 +731,7 @@ async fn streams_opened_after_answering_the_goaways_ping_count_toward_the_grace(
         http2_max_concurrent_streams: 2,
         ..bound(4)
     };
-    let (addr, mut told, _trigger) = server(config).await;
-    let mut conn = raw_connect(addr).await;
+    let (mut conn, mut told, _trigger) = raw_server(config).await;
     send_frame(&mut conn, HEADERS, END_HEADERS | END_STREAM, 1, GET_HELD).await;
     assert_eq!(told.call().await, HELD);
     for stream in [3, 5] {
