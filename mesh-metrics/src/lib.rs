@@ -63,7 +63,8 @@
 //!
 //! A hyper service that records its own traffic and serves `/metrics` on a
 //! second port (besides this crate, the example uses
-//! `cargo add mesh-core prometheus-client tower http http-body-util bytes hyper`,
+//! `cargo add --git https://github.com/mesh-rs/mesh mesh-core`,
+//! `cargo add prometheus-client tower http http-body-util bytes hyper`,
 //! `cargo add hyper-util --features client-legacy,http1,tokio` and
 //! `cargo add tokio --features full`):
 //!

@@ -41,8 +41,9 @@
 //!    header modifiers and its redirect (see [`filters`]).
 //! 5. [`PolicyMetrics`] counts decisions with Linkerd's metric names.
 //!
-//! The example needs, besides this crate, `cargo add mesh-core tower http`
-//! and `cargo add tokio --features full`:
+//! The example needs, besides this crate,
+//! `cargo add --git https://github.com/mesh-rs/mesh mesh-core`,
+//! `cargo add tower http` and `cargo add tokio --features full`:
 //!
 //! ```
 //! use mesh_core::{ConnectionInfo, body::BoxBody};

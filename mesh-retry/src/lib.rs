@@ -59,7 +59,8 @@
 //! service at a fraction of the cost per request (see [`stack`]), and is
 //! what [`RouteRetryPolicy::layer`] builds. The layers are composed by
 //! hand here (besides this crate, the example uses
-//! `cargo add mesh-core tower http` and
+//! `cargo add --git https://github.com/mesh-rs/mesh mesh-core`,
+//! `cargo add tower http` and
 //! `cargo add tokio --features full`):
 //!
 //! ```

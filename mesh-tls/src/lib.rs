@@ -61,7 +61,8 @@
 //!
 //! A server that answers with the caller's identity, and a client that
 //! calls it over mutual TLS, with no sidecar (besides this crate, the
-//! example uses `cargo add mesh-core tower http http-body-util bytes` and
+//! example uses `cargo add --git https://github.com/mesh-rs/mesh mesh-core`,
+//! `cargo add tower http http-body-util bytes` and
 //! `cargo add tokio --features full`; the development CA, [`ca`], issues
 //! its certificates, so it needs the `ca` feature):
 //!
