@@ -28,7 +28,8 @@ use support::*;
 use tokio::sync::Notify;
 
 /// Routes by `x-case`: `patient`, whose request timeout is an hour, and
-/// `deadline`, whose request timeout is 300 ms; each an `HTTPRoute` of
+/// `deadline`, whose request timeout is a second (long enough for a failed
+/// first attempt and its backoff on a loaded machine); each an `HTTPRoute` of
 /// `emoji` retrying `5xx` once, and a `GRPCRoute` of `voting` (a service
 /// is served one kind or the other) retrying `UNAVAILABLE` once.
 const ROUTES: &str = "apiVersion: gateway.networking.k8s.io/v1
@@ -53,7 +54,7 @@ spec:
   parentRefs: [{group: core, kind: Service, name: emoji, port: 8080}]
   rules:
   - matches: [{headers: [{name: x-case, value: deadline}]}]
-    timeouts: {request: 300ms}
+    timeouts: {request: 1s}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -71,7 +72,7 @@ kind: GRPCRoute
 metadata:
   name: voting-deadline
   namespace: emojivoto
-  annotations: {retry.linkerd.io/grpc: unavailable, timeout.linkerd.io/request: 300ms}
+  annotations: {retry.linkerd.io/grpc: unavailable, timeout.linkerd.io/request: 1s}
 spec:
   parentRefs: [{group: core, kind: Service, name: voting, port: 8080}]
   rules:
@@ -239,10 +240,10 @@ async fn an_attempt_ended_by_the_callers_nearer_deadline_is_request_timeout() {
     let sidecar = sidecar(&config(&dir, backend));
     let outbound = sidecar.outbound;
 
-    // The route gives an hour, the caller 300 ms: the first attempt, and
+    // The route gives an hour, the caller a second: the first attempt, and
     // a retry after a failed one, run out of the caller's time.
-    let mesh = [("mesh-deadline", "300")];
-    let grpc = [("grpc-timeout", "300m")];
+    let mesh = [("mesh-deadline", "1000")];
+    let grpc = [("grpc-timeout", "1000m")];
     times_out(outbound, plain("patient", "/hold", &mesh)).await;
     times_out(outbound, grpc_call("patient", "Hold", &grpc)).await;
     times_out(outbound, plain("patient", "/Flaky", &mesh)).await;
@@ -259,7 +260,7 @@ async fn an_attempt_ended_by_the_callers_nearer_deadline_is_request_timeout() {
         "{metrics}"
     );
     assert!(!metrics.contains("error=\"CANCEL\""), "{metrics}");
-    every_attempt_carried_a_deadline(&seen, "patient", 6, 300);
+    every_attempt_carried_a_deadline(&seen, "patient", 6, 1000);
     stop(sidecar).await;
 }
 
@@ -270,7 +271,7 @@ async fn an_attempt_ended_by_the_routes_nearer_deadline_is_request_timeout() {
     let sidecar = sidecar(&config(&dir, backend));
     let outbound = sidecar.outbound;
 
-    // The caller gives an hour, the route 300 ms; and a caller that
+    // The caller gives an hour, the route a second; and a caller that
     // sends no deadline.
     let mesh = [("mesh-deadline", "3600000")];
     let grpc = [("grpc-timeout", "1H")];
@@ -292,7 +293,7 @@ async fn an_attempt_ended_by_the_routes_nearer_deadline_is_request_timeout() {
         "{metrics}"
     );
     assert!(!metrics.contains("error=\"CANCEL\""), "{metrics}");
-    every_attempt_carried_a_deadline(&seen, "deadline", 8, 300);
+    every_attempt_carried_a_deadline(&seen, "deadline", 8, 1000);
     stop(sidecar).await;
 }
 
