@@ -11,7 +11,7 @@ use crate::support;
 
 use std::path::{Path, PathBuf};
 
-use support::{sidecar_cli, signal, wait_for};
+use support::{signal, upstreams::check, wait_for};
 
 /// A plaintext sidecar in `emojivoto` whose one outbound service is
 /// `emoji`, with `routes` as its policy file: the configuration's path
@@ -30,21 +30,6 @@ fn write_config(dir: &Path, routes: &str) -> (PathBuf, PathBuf) {
     let config = dir.join("sidecar.yaml");
     std::fs::write(&config, yaml).unwrap();
     (config, file)
-}
-
-/// What `sidecar check --pre -o short` writes for `config`, and whether
-/// it passed.
-fn check(config: &Path) -> (String, bool) {
-    let output = sidecar_cli(&[
-        "check",
-        "--pre",
-        "-o",
-        "short",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    (stdout, output.status.success())
 }
 
 /// An `HTTPRoute`, a ServiceProfile and a `TrafficSplit` of `emoji-v9`,

@@ -22,6 +22,11 @@ use support::*;
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
 
+/// Credentials of a chain and key, trusting the certificates of `bundle`.
+fn credentials(chain: &str, key: &str, bundle: &str) -> Credentials {
+    Credentials::from_pem(chain.as_bytes(), key.as_bytes(), bundle.as_bytes()).unwrap()
+}
+
 fn retired(store: &CredentialStore) -> String {
     encode(store)
         .lines()
@@ -64,23 +69,9 @@ async fn a_connection_whose_server_the_new_bundle_trusts_through_an_issuer_expir
             api_ca.issuer_pem(),
             web_ca.bundle_pem()
         );
-        let server_store = loaded(
-            Credentials::from_pem(
-                api_chain.as_bytes(),
-                api_key.as_bytes(),
-                with_issuer.as_bytes(),
-            )
-            .unwrap(),
-        );
+        let server_store = loaded(credentials(&api_chain, &api_key, &with_issuer));
         let server = serve(server_store, InboundMode::Strict).await;
-        let client_creds = |bundle: &str| {
-            Credentials::from_pem(
-                web.chain_pem().as_bytes(),
-                web.key_pem().as_bytes(),
-                bundle.as_bytes(),
-            )
-            .unwrap()
-        };
+        let client_creds = |bundle: &str| credentials(web.chain_pem(), web.key_pem(), bundle);
         let client_store = loaded(client_creds(&with_issuer));
         let uri = format!("http://{}/", server.addr).parse().unwrap();
         let connector = connector(client_store.clone(), server.addr, API);
@@ -123,14 +114,7 @@ async fn a_server_connection_whose_client_the_new_bundle_trusts_through_an_issue
         let (web_ca, web_chain, web_key) = leaf_outliving_its_issuer(WEB, issuer_life, 12 * HOUR);
         let api_ca = ca();
         let api = api_ca.issue(&id(API), 24 * HOUR).unwrap();
-        let server_creds = |bundle: &str| {
-            Credentials::from_pem(
-                api.chain_pem().as_bytes(),
-                api.key_pem().as_bytes(),
-                bundle.as_bytes(),
-            )
-            .unwrap()
-        };
+        let server_creds = |bundle: &str| credentials(api.chain_pem(), api.key_pem(), bundle);
         let with_issuer = format!(
             "{}{}{}",
             api_ca.bundle_pem(),
