@@ -63,9 +63,12 @@ use std::{error::Error, net::SocketAddr, sync::Arc};
 
 use http::HeaderMap;
 use mesh_core::{
-    error::{MESH_ERROR, ProxyErrorKind, UpstreamCause},
+    error::{ProxyErrorKind, UpstreamCause},
     labels::{Authorized, ResourceKind},
-    proxy::{NoEndpoints, queue::InFailFast},
+    proxy::{
+        NoEndpoints,
+        queue::{InFailFast, QueueRefusal},
+    },
 };
 use prometheus_client::{
     collector::Collector,
@@ -190,16 +193,11 @@ impl ProxyError {
                 ) => Self::Unexpected,
                 _ => Self::Io,
             },
-            ProxyErrorKind::Unavailable => {
-                let reason = headers.get(MESH_ERROR).map(http::HeaderValue::as_bytes);
-                if reason == Some(mesh_core::proxy::queue::IN_FAILFAST.as_bytes()) {
-                    Self::FailFast
-                } else if reason == Some(ProxyErrorKind::Unavailable.reason().as_bytes()) {
-                    Self::LoadShed
-                } else {
-                    Self::Unavailable
-                }
-            }
+            ProxyErrorKind::Unavailable => match QueueRefusal::of(headers) {
+                Some(QueueRefusal::FailedFast) => Self::FailFast,
+                Some(QueueRefusal::Shed) => Self::LoadShed,
+                _ => Self::Unavailable,
+            },
             ProxyErrorKind::Timeout => Self::ResponseTimeout,
             ProxyErrorKind::InvalidRequest => Self::InvalidRequest,
             ProxyErrorKind::Unsupported => Self::Unsupported,
@@ -499,6 +497,7 @@ impl ErrorHandles {
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
+    use mesh_core::error::MESH_ERROR;
 
     use super::*;
 

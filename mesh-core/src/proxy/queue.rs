@@ -86,11 +86,12 @@ use std::{
     time::Duration,
 };
 
+use http::HeaderMap;
 use tokio::{sync::Notify, time::Instant};
 
 use super::balance::QueueMetrics;
 use super::forward::NoEndpoints;
-use crate::error::BoxError;
+use crate::error::{BoxError, MESH_ERROR, ProxyErrorKind};
 
 #[cfg(test)]
 mod tests;
@@ -142,6 +143,38 @@ impl Queue {
 /// The `mesh-error` of a request answered while the service is in
 /// fail-fast: it had no endpoint ready for the fail-fast timeout.
 pub const IN_FAILFAST: &str = "service in fail-fast";
+
+/// Which of the balancer queue's two refusals the mesh's
+/// [`Unavailable`](ProxyErrorKind::Unavailable) answer is, told by its
+/// `mesh-error`: the retry layers retry one and not the other, and the
+/// metrics label them apart, as Linkerd's `FailFastError` and
+/// `LoadShedError` are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueRefusal {
+    /// Shed at once (`service unavailable`): the queue was full, or the
+    /// service was already in fail-fast.
+    Shed,
+    /// Waited until the service went into fail-fast ([`IN_FAILFAST`]).
+    FailedFast,
+}
+
+impl QueueRefusal {
+    /// The refusal the `headers` of an answer of kind
+    /// [`Unavailable`](ProxyErrorKind::Unavailable) say; `None` for the
+    /// kind's other answers (a route with no backend to draw, say). The
+    /// caller checks the kind, from the response's extensions: a
+    /// `mesh-error` alone may be another hop's.
+    pub fn of(headers: &HeaderMap) -> Option<Self> {
+        let reason = headers.get(MESH_ERROR)?.as_bytes();
+        if reason == ProxyErrorKind::Unavailable.reason().as_bytes() {
+            Some(Self::Shed)
+        } else if reason == IN_FAILFAST.as_bytes() {
+            Some(Self::FailedFast)
+        } else {
+            None
+        }
+    }
+}
 
 /// Why a connection or `CONNECT` that waited for an endpoint is refused
 /// when its service goes into fail-fast: no endpoint has been ready for

@@ -9,8 +9,8 @@ use mesh_core::{
         Classification, Classify, ErrorKind, FailureReason, GrpcCode, GrpcCodes, ResponseClass,
         StatusRanges,
     },
-    error::{MESH_ERROR, Unprocessed, is_unprocessed},
-    proxy::queue::IN_FAILFAST,
+    error::{Unprocessed, is_unprocessed},
+    proxy::queue::QueueRefusal,
 };
 
 use super::Backoff;
@@ -421,7 +421,7 @@ impl RetryPolicy {
     #[cold]
     #[inline(never)]
     fn queue_refusal<B>(&self, res: &Response<B>) -> Option<Option<Option<Duration>>> {
-        Some(match QueueRefusal::of(res)? {
+        Some(match QueueRefusal::of(res.headers())? {
             QueueRefusal::Shed => None,
             // A policy that retries neither connection errors nor failures
             // the upstream did not process (a ServiceProfile route's)
@@ -483,7 +483,7 @@ impl RetryPolicy {
                 || matches!(
                     res.extensions().get::<ProxyErrorKind>(),
                     Some(ProxyErrorKind::Unavailable)
-                ) && QueueRefusal::of(res) == Some(QueueRefusal::FailedFast))
+                ) && QueueRefusal::of(res.headers()) == Some(QueueRefusal::FailedFast))
     }
 
     /// Whether `error` proves the upstream did not process the request, and
@@ -503,33 +503,5 @@ impl RetryPolicy {
             self.classify.classify_response_to(grpc_call, res),
             Classification::Final(ResponseClass::Failure(_))
         )
-    }
-}
-
-/// Why the balancer's queue answered a request with the mesh's `503`
-/// (see [`RetryPolicy`]'s docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum QueueRefusal {
-    /// Shed: `service unavailable` (Linkerd's `LoadShedError`).
-    Shed,
-    /// Waited until fail-fast came: `service in fail-fast` (Linkerd's
-    /// `FailFastError`).
-    FailedFast,
-}
-
-impl QueueRefusal {
-    /// Which refusal `res`, an answer of kind
-    /// [`Unavailable`](ProxyErrorKind::Unavailable), is, by its
-    /// `mesh-error`; `None` for any other (a route with no backend to
-    /// draw, say), which its status decides.
-    fn of<B>(res: &Response<B>) -> Option<Self> {
-        let reason = res.headers().get(MESH_ERROR)?.as_bytes();
-        if reason == ProxyErrorKind::Unavailable.reason().as_bytes() {
-            Some(Self::Shed)
-        } else if reason == IN_FAILFAST.as_bytes() {
-            Some(Self::FailedFast)
-        } else {
-            None
-        }
     }
 }

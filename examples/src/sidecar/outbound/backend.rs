@@ -132,6 +132,7 @@ use mesh_core::{
     BoxError,
     classify::{Classify, ErrorKind},
     error::{ProxyErrorKind, UpstreamCause},
+    proxy::queue::QueueRefusal,
 };
 use mesh_retry::{
     Timeouts,
@@ -968,16 +969,10 @@ fn answer_label<B>(res: &Response<B>, timing: Timing, started: Instant) -> Optio
     let extensions = res.extensions();
     let kind = extensions.get::<ProxyErrorKind>().copied()?;
     Some(match kind {
-        ProxyErrorKind::Unavailable => {
-            let reason = res.headers().get(mesh_core::error::MESH_ERROR);
-            if reason
-                .is_some_and(|r| r.as_bytes() == ProxyErrorKind::Unavailable.reason().as_bytes())
-            {
-                linkerd::LOAD_SHED
-            } else {
-                linkerd::FAIL_FAST
-            }
-        }
+        ProxyErrorKind::Unavailable => match QueueRefusal::of(res.headers()) {
+            Some(QueueRefusal::Shed) => linkerd::LOAD_SHED,
+            _ => linkerd::FAIL_FAST,
+        },
         ProxyErrorKind::RateLimited => linkerd::LOAD_SHED,
         ProxyErrorKind::Timeout => {
             let sent = extensions
