@@ -96,6 +96,36 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Egress networks
+//!
+//! Traffic that leaves the cluster needs a policy as much as traffic that
+//! arrives. Linkerd 2.17+ describes it with the `EgressNetwork` resource
+//! (<https://linkerd.io/2.17/reference/egress-network/>): a set of
+//! addresses (`networks`, each a `cidr` less its `except`; when absent,
+//! every address outside [`Workload::cluster_networks`]) and a
+//! `trafficPolicy`, `Allow` or `Deny`, for what the workload sends there.
+//! This crate reads them with the other kinds and compiles, with each
+//! policy, the ones that apply to the workload's clients
+//! ([`Policy::egress_networks`]), so a reload changes them with the rest
+//! of the policy and a failed one keeps them; an embedder that sends a
+//! request to a destination no service names asks
+//! [`EgressNetworks::find`](egress::EgressNetworks::find) which network
+//! captures its address, and allows or refuses it by that network's
+//! policy.
+//!
+//! The network is chosen as Linkerd's policy controller chooses it
+//! (`resolve_egress_network`): only the networks of the workload's own
+//! namespace if it has any, even when none captures the address, else
+//! those of the global egress namespace
+//! ([`PolicyConfig::egress_namespace`], `linkerd-egress` by default);
+//! among those that capture the address, the one whose matching block is
+//! the smallest, then the older by `metadata.creationTimestamp`, then the
+//! first by name. One without a timestamp ranks after those with one, as
+//! routes and Servers do here (applied, it would be the newest; Linkerd's
+//! comparison puts it first, but in a cluster every resource has one).
+//! An empty `networks: []` is an error, as Linkerd's admission webhook
+//! refuses it. See [`egress`].
+//!
 //! # Semantics
 //!
 //! These follow Linkerd's.
@@ -366,6 +396,7 @@
 
 pub mod authorize;
 mod default_policy;
+pub mod egress;
 mod evaluate;
 mod explain;
 pub mod filters;
@@ -395,7 +426,8 @@ pub use self::{
     store::{PolicyFiles, PolicyStore, PolicyTexts, PolicyWatcher},
     warnings::{PolicyWarning, PolicyWarnings, WarningKind},
     workload::{
-        DEFAULT_PROBE_PATHS, DEFAULT_TRUST_DOMAIN, PolicyConfig, Workload, default_cluster_networks,
+        DEFAULT_EGRESS_NAMESPACE, DEFAULT_PROBE_PATHS, DEFAULT_TRUST_DOMAIN, PolicyConfig,
+        Workload, default_cluster_networks,
     },
 };
 

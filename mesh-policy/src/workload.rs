@@ -270,7 +270,18 @@ pub struct PolicyConfig {
     /// is not `gRPC` (as in Linkerd, a gRPC Server without `GRPCRoute`s
     /// has the default route alone). Default [`DEFAULT_PROBE_PATHS`].
     pub probe_paths: Vec<String>,
+    /// The global egress namespace: its `EgressNetwork`s apply to clients
+    /// of every namespace that has none of its own (see
+    /// [`egress`](crate::egress)), where those of any other namespace
+    /// apply to that namespace's clients only. Default
+    /// [`DEFAULT_EGRESS_NAMESPACE`], as Linkerd's Helm value
+    /// `egress.globalEgressNetworkNamespace`.
+    pub egress_namespace: String,
 }
+
+/// The global egress namespace of a [`PolicyConfig`] that names none:
+/// Linkerd's default, `linkerd-egress`.
+pub const DEFAULT_EGRESS_NAMESPACE: &str = "linkerd-egress";
 
 impl Default for PolicyConfig {
     fn default() -> Self {
@@ -280,6 +291,7 @@ impl Default for PolicyConfig {
                 .iter()
                 .map(|p| (*p).to_owned())
                 .collect(),
+            egress_namespace: DEFAULT_EGRESS_NAMESPACE.to_owned(),
         }
     }
 }
@@ -296,6 +308,13 @@ impl PolicyConfig {
     #[must_use]
     pub fn with_probe_paths(mut self, paths: Vec<String>) -> Self {
         self.probe_paths = paths;
+        self
+    }
+
+    /// Sets the global egress namespace.
+    #[must_use]
+    pub fn with_egress_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.egress_namespace = namespace.into();
         self
     }
 }

@@ -499,11 +499,7 @@ fn a_kind_linkerds_policy_group_does_not_have_is_refused() {
     );
     // Linkerd's kinds that authorization does not enforce are warnings.
     // So is a ServiceProfile in this group, as published guides write it.
-    for kind in [
-        "EgressNetwork",
-        "HTTPLocalConcurrencyLimitPolicy",
-        "ServiceProfile",
-    ] {
+    for kind in ["HTTPLocalConcurrencyLimitPolicy", "ServiceProfile"] {
         let doc = format!(
             "apiVersion: policy.linkerd.io/v1alpha1\nkind: {kind}\nmetadata: {{name: x, namespace: ns}}\nspec: {{}}\n"
         );

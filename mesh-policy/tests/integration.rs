@@ -16,6 +16,7 @@ mod decisions;
 mod default_server_port;
 mod dual_stack;
 mod e2e;
+mod egress_network;
 mod errors;
 mod explain;
 mod filters;

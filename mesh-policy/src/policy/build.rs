@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, Workload,
+    egress::{EgressNetwork, EgressNetworks, TrafficPolicy},
     metrics::GroupKind,
     resource::{self, PortRef, ProxyProtocol, Resources, read::error},
     warnings::{PolicyWarnings, WarningKind},
@@ -55,6 +56,8 @@ pub(super) fn compile(
         workload,
     )?;
     refs::check_duplicates(&r.rate_limits, |s| &s.metadata, one_group, workload)?;
+    refs::check_duplicates(&r.egress_networks, |s| &s.metadata, one_group, workload)?;
+    let egress = egress_networks(&r, workload, config)?;
     for entry in &r.servers {
         let spec = &entry.value.spec;
         // Linkerd's CRD has `accessPolicy` at v1beta3 only: the API server
@@ -219,9 +222,64 @@ pub(super) fn compile(
             defaults: DefaultServers::new(probes, metrics.clone()),
             workload: workload.clone(),
             config: config.clone(),
+            egress,
         },
         warnings,
     })
+}
+
+/// The `EgressNetwork`s that apply to the workload's clients, checked
+/// (each of every namespace, as other kinds are) and ready for lookups.
+/// An empty `networks` is refused, as Linkerd's admission webhook refuses
+/// it: absent means every address outside the cluster, and an empty list
+/// read as none would still hide the global namespace's networks from the
+/// namespace's clients while capturing nothing.
+fn egress_networks(
+    r: &Resources<'_>,
+    workload: &Workload,
+    config: &PolicyConfig,
+) -> Result<EgressNetworks, ResourceError> {
+    let mut all = Vec::with_capacity(r.egress_networks.len());
+    for (i, entry) in r.egress_networks.iter().enumerate() {
+        let resource::EgressNetwork { metadata, spec, .. } = &entry.value;
+        let Some(traffic_policy) = spec.traffic_policy else {
+            // At the line of `spec`, which has no `trafficPolicy` to point at.
+            return Err(error(
+                entry,
+                Kind::MissingField,
+                "spec",
+                format!(
+                    "trafficPolicy is required: {}",
+                    TrafficPolicy::VALUES.join(" or ")
+                ),
+            )
+            .at_field("spec.trafficPolicy"));
+        };
+        if let Some(networks) = &spec.networks {
+            if networks.is_empty() {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    "spec.networks",
+                    "at least one network is required; leave networks out to capture every address outside the cluster networks",
+                ));
+            }
+            refs::check_networks(entry, networks, "spec.networks")?;
+        }
+        all.push(EgressNetwork::new(
+            &metadata.name,
+            ns(metadata, workload),
+            traffic_policy,
+            spec.networks.as_deref(),
+            &workload.cluster_networks,
+            r.egress_created.get(i).copied().flatten(),
+        ));
+    }
+    Ok(EgressNetworks::new(
+        all,
+        &workload.namespace,
+        &config.egress_namespace,
+    ))
 }
 
 /// What a Server selects of the workload.
@@ -509,6 +567,7 @@ pub(super) fn empty(workload: &Workload, config: &PolicyConfig, metrics: &Policy
         defaults: DefaultServers::new(probes, metrics.clone()),
         workload: workload.clone(),
         config: config.clone(),
+        egress: EgressNetworks::default(),
     }
 }
 

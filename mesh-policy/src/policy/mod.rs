@@ -43,6 +43,7 @@ pub(crate) use self::{
 };
 use crate::{
     DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, PolicyWarnings, Workload,
+    egress::EgressNetworks,
     evaluate::Client,
     metrics::{ByTls, GroupKind},
     ratelimit::LocalRateLimit,
@@ -72,6 +73,8 @@ pub struct Policy {
     defaults: DefaultServers,
     workload: Workload,
     config: PolicyConfig,
+    /// The `EgressNetwork`s that apply to the workload's clients.
+    egress: EgressNetworks,
 }
 
 /// A policy and what it did not enforce.
@@ -81,6 +84,13 @@ pub struct Compiled {
     pub policy: Policy,
     /// Kinds, fields and filters read but not enforced.
     pub warnings: PolicyWarnings,
+}
+
+impl Compiled {
+    /// The policy's egress networks ([`Policy::egress_networks`]).
+    pub fn egress_networks(&self) -> &EgressNetworks {
+        self.policy.egress_networks()
+    }
 }
 
 impl Policy {
@@ -117,6 +127,15 @@ impl Policy {
     /// The configuration the policy was compiled with.
     pub fn config(&self) -> &PolicyConfig {
         &self.config
+    }
+
+    /// The `EgressNetwork`s that apply to the workload's clients: those of
+    /// its namespace, else those of the global egress namespace, ready for
+    /// [`EgressNetworks::find`]. They are part of the policy, so that a
+    /// [`PolicyStore`](crate::PolicyStore) reload puts them in force with
+    /// the rest of it, and one that fails keeps the last good ones.
+    pub fn egress_networks(&self) -> &EgressNetworks {
+        &self.egress
     }
 
     /// The ports Servers cover, with each Server's name and protocol, in

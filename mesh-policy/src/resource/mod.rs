@@ -6,6 +6,7 @@
 
 mod authn;
 mod authz;
+mod egress;
 mod ratelimit;
 pub(crate) mod read;
 mod selector;
@@ -24,6 +25,7 @@ pub use self::{
         AuthorizationPolicy, AuthorizationPolicySpec, ClientSpec, MeshTlsClient,
         ServerAuthorization, ServerAuthorizationSpec, ServerRef, ServiceAccountRef,
     },
+    egress::{EgressNetwork, EgressNetworkSpec},
     ratelimit::{HttpLocalRateLimitPolicy, HttpLocalRateLimitPolicySpec, Limit, RateLimitOverride},
     read::{PolicySource, read_sources},
     selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator},

@@ -7,8 +7,8 @@ use mesh_core::resource::{
 use serde::Deserialize;
 
 use super::{
-    AuthorizationPolicy, HttpLocalRateLimitPolicy, MeshTlsAuthentication, NetworkAuthentication,
-    Server, ServerAuthorization,
+    AuthorizationPolicy, EgressNetwork, HttpLocalRateLimitPolicy, MeshTlsAuthentication,
+    NetworkAuthentication, Server, ServerAuthorization,
 };
 use crate::warnings::{PolicyWarnings, WarningKind};
 
@@ -63,6 +63,11 @@ pub(crate) struct Resources<'t> {
     /// [`GrpcRouteMatch::precedence`]: mesh_core::resource::GrpcRouteMatch::precedence
     pub(crate) route_grpc: Vec<Option<GrpcRanks>>,
     pub(crate) rate_limits: Vec<Entry<'t, HttpLocalRateLimitPolicy>>,
+    pub(crate) egress_networks: Vec<Entry<'t, EgressNetwork>>,
+    /// The `metadata.creationTimestamp` of each of `egress_networks`, at
+    /// the same index: of two networks that capture an address with
+    /// blocks of one size, the older wins.
+    pub(crate) egress_created: Vec<Option<Timestamp>>,
     pub(crate) warnings: PolicyWarnings,
 }
 
@@ -174,6 +179,13 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     strict_limit(&parsed)?;
                     push(&mut r.rate_limits, &mut r.warnings, parsed)
                 }
+                EgressNetwork::KIND => {
+                    let index = document.index();
+                    let parsed = document.read()?;
+                    strict_egress(&parsed)?;
+                    r.egress_created.push(again.created(index)?);
+                    push(&mut r.egress_networks, &mut r.warnings, parsed)
+                }
                 kind if is_list(kind) => return Err(list_error(document)),
                 kind if document.api_version().group() == LINKERD_POLICY
                     && !LINKERD_UNREAD.contains(&kind) =>
@@ -206,6 +218,7 @@ const LINKERD_READ: &[&str] = &[
     NetworkAuthentication::KIND,
     HttpRoute::KIND,
     HttpLocalRateLimitPolicy::KIND,
+    EgressNetwork::KIND,
 ];
 
 /// The kinds of [`LINKERD_POLICY`] that authorization does not enforce,
@@ -215,11 +228,7 @@ const LINKERD_READ: &[&str] = &[
 /// leave its port to the default policy. `ServiceProfile` is `linkerd.io`'s,
 /// but published guides write it in this group, and the same files carry
 /// it to the mesh's routing, which reads it either way.
-const LINKERD_UNREAD: &[&str] = &[
-    "EgressNetwork",
-    "HTTPLocalConcurrencyLimitPolicy",
-    "ServiceProfile",
-];
+const LINKERD_UNREAD: &[&str] = &["HTTPLocalConcurrencyLimitPolicy", "ServiceProfile"];
 
 /// Whether a document of `kind` is a list of resources: `kubectl get -o
 /// yaml` writes a `List` (of `v1`), the API server a `<Kind>List`.
@@ -233,6 +242,7 @@ fn is_list(kind: &str) -> bool {
         HttpRoute::KIND,
         GrpcRoute::KIND,
         HttpLocalRateLimitPolicy::KIND,
+        EgressNetwork::KIND,
     ];
     kind == "List"
         || kind
@@ -364,6 +374,13 @@ fn strict<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
 /// limit, as `kubectl apply`'s strict field validation would refuse it.
 fn strict_limit<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
     strict_spec(parsed, "let through requests it was meant to limit")
+}
+
+/// Fails on a field of an `EgressNetwork`'s `spec` that was not read: a
+/// misspelt `networks` would leave the network capturing every address
+/// outside the cluster, where it was meant to capture a few.
+fn strict_egress<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
+    strict_spec(parsed, "capture addresses it was not meant to")
 }
 
 /// Fails on the first field of `spec` that was not read, saying what the
