@@ -6,7 +6,7 @@
 //! resources, so this crate reads those manifests unchanged (`Server`,
 //! `ServerAuthorization`, `AuthorizationPolicy`, `MeshTLSAuthentication`,
 //! `NetworkAuthentication`, `HTTPRoute`, `GRPCRoute`,
-//! `HTTPLocalRateLimitPolicy`) and
+//! `HTTPLocalRateLimitPolicy` and `EgressNetwork`) and
 //! enforces them as tower layers, in process or in the reference sidecar.
 //! It adds what operators ask other meshes for: an audit (dry-run) mode, a
 //! counter per rule that decides, and [`Policy::explain`], which says why
