@@ -29,6 +29,17 @@
 //!    (one without a timestamp after those with one, as routes and
 //!    Servers are ordered); then the first by namespace, then name.
 //!
+//! A block's size is, as in Linkerd (`Network::block_size`), the addresses
+//! of its `cidr` less those of its `except`: `0.0.0.0/0` except the
+//! cluster networks (a network without `networks`) is smaller than a
+//! written `0.0.0.0/0`, and `10.0.0.0/16` except all but `10.0.224.0/19`
+//! is smaller than `10.0.192.0/18`. Addresses are counted exactly, where
+//! Linkerd counts `ipnet`'s hosts: it leaves two addresses out of each
+//! IPv4 block larger than a /31 (so blocks that cover the same addresses
+//! can differ in size there, and tie here), adds up exceptions that
+//! overlap (counted once here), and cannot count an IPv6 block of a /64
+//! or more (its count overflows).
+//!
 //! [`EgressNetworks`] is built once per compiled policy, with every block
 //! sorted in that order, so [`EgressNetworks::find`] is a scan that stops
 //! at the first block containing the address, and allocates nothing.
@@ -213,8 +224,51 @@ pub struct EgressNetworks {
 struct Block {
     cidr: IpNet,
     except: Vec<IpNet>,
+    /// How many addresses it captures, less one (so that all of `::/0`
+    /// fits): those of `cidr` not in `except`. The smallest wins.
+    size: u128,
     /// Its network, by index into [`EgressNetworks::networks`].
     network: usize,
+}
+
+impl Block {
+    fn new(cidr: IpNet, except: Vec<IpNet>, network: usize) -> Self {
+        Self {
+            size: captured_less_one(cidr, &except),
+            cidr,
+            except,
+            network,
+        }
+    }
+}
+
+/// The number of addresses of `cidr` outside every one of `except`, less
+/// one; `0` when the exceptions cover it all (it then captures nothing,
+/// and its rank does not matter). An exception inside another is counted
+/// once.
+fn captured_less_one(cidr: IpNet, except: &[IpNet]) -> u128 {
+    let host_bits = |net: &IpNet| u32::from(net.max_prefix_len() - net.prefix_len());
+    // 2^bits, which for a whole family's IPv6 space does not fit: it is
+    // then `u128::MAX`, and the subtractions below saturate.
+    let addresses = |net: &IpNet| 1u128.checked_shl(host_bits(net)).unwrap_or(u128::MAX);
+    let all_less_one = match host_bits(&cidr) {
+        0 => 0,
+        bits => u128::MAX >> (128 - bits),
+    };
+    let mut excepted: u128 = 0;
+    for (i, e) in except.iter().enumerate() {
+        // Exceptions are within the cidr (checked when read, or cluster
+        // networks of its family); count each address once, by leaving
+        // out one inside another (an equal one, after the first).
+        let inside_another = except
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && o.contains(e) && (o != e || j < i));
+        if cidr.contains(e) && !inside_another {
+            excepted = excepted.saturating_add(addresses(e));
+        }
+    }
+    all_less_one.saturating_sub(excepted)
 }
 
 impl EgressNetworks {
@@ -237,21 +291,17 @@ impl EgressNetworks {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (i, network) in networks.iter().enumerate() {
             for net in &network.networks {
-                let block = Block {
-                    cidr: net.cidr.0,
-                    except: net.except.iter().map(|e| e.0).collect(),
-                    network: i,
-                };
+                let block = Block::new(net.cidr.0, net.except.iter().map(|e| e.0).collect(), i);
                 match net.cidr.0 {
                     IpNet::V4(_) => v4.push(block),
                     IpNet::V6(_) => v6.push(block),
                 }
             }
         }
-        // The longest prefix is the smallest block; the sort is stable,
-        // so blocks of one size stay in their networks' precedence order.
+        // The smallest block first; the sort is stable, so blocks of one
+        // size stay in their networks' precedence order.
         for blocks in [&mut v4, &mut v6] {
-            blocks.sort_by_key(|b| std::cmp::Reverse(b.cidr.prefix_len()));
+            blocks.sort_by_key(|b| b.size);
         }
         Self { networks, v4, v6 }
     }
@@ -359,6 +409,30 @@ mod tests {
             "g",
         );
         assert_eq!(found(&set, "::ffff:203.0.113.9").as_deref(), Some("ns/v4"));
+    }
+
+    #[test]
+    fn sizes_are_counted_exactly_at_the_ends_of_each_family() {
+        let size = |cidr: &str, except: &[&str]| {
+            let except: Vec<IpNet> = except.iter().map(|e| e.parse().unwrap()).collect();
+            captured_less_one(cidr.parse().unwrap(), &except)
+        };
+        assert_eq!(size("0.0.0.0/0", &[]), u128::from(u32::MAX));
+        assert_eq!(size("203.0.113.7/32", &[]), 0);
+        assert_eq!(size("2001:db8::1/128", &[]), 0);
+        assert_eq!(size("::/0", &[]), u128::MAX);
+        assert_eq!(size("::/0", &["::/1"]), u128::MAX >> 1);
+        // One address less than all of `::/0`: smaller, though
+        // `2^128 - 1` is `u128::MAX`.
+        assert_eq!(size("::/0", &["::1/128"]), u128::MAX - 1);
+        assert_eq!(
+            size("0.0.0.0/0", &["10.0.0.0/8", "10.0.0.0/8"]),
+            (1 << 32) - (1 << 24) - 1
+        );
+        assert_eq!(size("10.0.0.0/8", &["10.0.0.0/9", "10.128.0.0/9"]), 0);
+        assert_eq!(size("::/0", &["::/1", "8000::/1"]), 0);
+        // A cluster network of all the family's addresses.
+        assert_eq!(size("::/0", &["::/0"]), 0);
     }
 
     #[test]

@@ -504,3 +504,81 @@ fn a_bad_reload_keeps_the_last_good_networks() {
     store.reload(&[]).unwrap();
     assert!(store.load().egress_networks().is_empty());
 }
+
+#[test]
+fn a_blocks_size_leaves_out_its_exceptions_as_linkerds_does() {
+    // The network without `networks` is `0.0.0.0/0` and `::/0` less the
+    // cluster networks: smaller than a written `0.0.0.0/0`, so it wins
+    // whatever the age and names, as in Linkerd.
+    let text = docs(&[
+        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\nmetadata: {name: a-everything, namespace: app, creationTimestamp: \"2024-05-01T00:00:00Z\"}\nspec:\n  trafficPolicy: Allow\n  networks: [{cidr: 0.0.0.0/0}, {cidr: \"::/0\"}]\n".to_owned(),
+        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\nmetadata: {name: z-outside, namespace: app, creationTimestamp: \"2024-05-02T00:00:00Z\"}\nspec:\n  trafficPolicy: Deny\n".to_owned(),
+    ]);
+    let compiled = compile(&text);
+    let networks = compiled.egress_networks();
+    for outside in ["8.8.8.8", "2001:db8::1", "::ffff:8.8.4.4"] {
+        assert_eq!(
+            found(networks, outside).as_deref(),
+            Some("app/z-outside"),
+            "{outside}"
+        );
+    }
+    // The cluster networks are the written one's alone.
+    for inside in ["10.1.2.3", "fd00::1"] {
+        assert_eq!(
+            found(networks, inside).as_deref(),
+            Some("app/a-everything"),
+            "{inside}"
+        );
+    }
+
+    // A shorter prefix whose exceptions leave fewer addresses than a
+    // longer one's block is the smaller block.
+    let text = docs(&[
+        egress(
+            "a-slash18",
+            "app",
+            "  trafficPolicy: Allow\n  networks: [{cidr: 10.0.192.0/18}, {cidr: \"2001:db8:c000::/34\"}]\n",
+        ),
+        egress(
+            "b-last-eighth",
+            "app",
+            "  trafficPolicy: Deny\n  networks:\n  - cidr: 10.0.0.0/16\n    except: [10.0.0.0/17, 10.0.128.0/18, 10.0.192.0/19]\n  - cidr: 2001:db8::/32\n    except: [\"2001:db8::/33\", \"2001:db8:8000::/34\", \"2001:db8:c000::/35\"]\n",
+        ),
+    ]);
+    let compiled = compile(&text);
+    let networks = compiled.egress_networks();
+    for (ip, network) in [
+        ("10.0.224.1", "app/b-last-eighth"),
+        ("10.0.200.1", "app/a-slash18"),
+        ("10.0.1.1", "none"),
+        ("2001:db8:e000::1", "app/b-last-eighth"),
+        ("2001:db8:c000::1", "app/a-slash18"),
+    ] {
+        assert_eq!(
+            found(networks, ip).as_deref().unwrap_or("none"),
+            network,
+            "{ip}"
+        );
+    }
+
+    // An exception inside another is counted once: what is left of the
+    // /24 is a /25, the size of the other network's block, and the two
+    // tie, going to the first by name.
+    let text = docs(&[
+        egress(
+            "b-overlap",
+            "app",
+            "  trafficPolicy: Deny\n  networks:\n  - cidr: 203.0.113.0/24\n    except: [203.0.113.0/25, 203.0.113.0/26]\n",
+        ),
+        egress(
+            "a-half",
+            "app",
+            "  trafficPolicy: Allow\n  networks: [{cidr: 203.0.113.128/25}]\n",
+        ),
+    ]);
+    assert_eq!(
+        found(compile(&text).egress_networks(), "203.0.113.200").as_deref(),
+        Some("app/a-half")
+    );
+}
