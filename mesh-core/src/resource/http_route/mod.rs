@@ -5,8 +5,10 @@
 //! `AuthorizationPolicy` admits. Outbound routing reads the routes whose
 //! parent is a `Service`: their timeouts, retries and Linkerd's
 //! `retry.linkerd.io/*` and `timeout.linkerd.io/*` annotations apply to the
-//! requests they match. Each reader picks its routes with
-//! [`ParentReference::is_server`] or [`ParentReference::is_service`].
+//! requests they match; so do those whose parent is a Linkerd
+//! `EgressNetwork`, for the traffic it captures on its way out of the
+//! cluster. Each reader picks its routes with [`ParentReference::is_server`],
+//! [`ParentReference::is_service`] or [`ParentReference::is_egress_network`].
 //!
 //! The model is faithful to the manifest: strings stay strings until
 //! [`HttpRoute::rule_matches`] (or the per-rule and per-match forms) turns
@@ -50,11 +52,17 @@ pub use self::{
 /// The Gateway API group, the default group of a parent reference.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
-/// Linkerd's policy group, the group of `Server` parents.
+/// Linkerd's policy group, the group of `Server` and `EgressNetwork`
+/// parents.
 pub const POLICY_GROUP: &str = "policy.linkerd.io";
 
 /// An `HTTPRoute` (`policy.linkerd.io/v1beta1`..`v1beta3`, or
-/// `gateway.networking.k8s.io/v1beta1` and `v1`).
+/// `gateway.networking.k8s.io/v1alpha2`, `v1beta1` and `v1`).
+///
+/// `gateway.networking.k8s.io/v1alpha2` is read because Linkerd 2.17's
+/// own Gateway API CRDs (bundle v0.7.1) serve `HTTPRoute`s at it, and its
+/// documentation writes them so, as in its egress walkthrough; the
+/// fields read here have the same shape at all three versions.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRoute {
@@ -74,6 +82,7 @@ impl Resource for HttpRoute {
         "policy.linkerd.io/v1beta1",
         "policy.linkerd.io/v1beta2",
         "policy.linkerd.io/v1beta3",
+        "gateway.networking.k8s.io/v1alpha2",
         "gateway.networking.k8s.io/v1beta1",
         "gateway.networking.k8s.io/v1",
     ];
@@ -119,7 +128,9 @@ pub struct ParentReference {
     /// `sectionName`: a named part of the parent (a listener, a port name).
     #[serde(default)]
     pub section_name: Option<String>,
-    /// `port` of the parent, for a `Service` parent: 1 to 65535.
+    /// `port` of the parent, for a `Service` parent (or an
+    /// `EgressNetwork`, where it is the destination port the route takes
+    /// traffic to): 1 to 65535.
     #[serde(default, deserialize_with = "port")]
     pub port: Option<u16>,
 }
@@ -150,6 +161,15 @@ impl ParentReference {
         (group.is_empty() || group.eq_ignore_ascii_case("core"))
             && self.kind().eq_ignore_ascii_case("Service")
     }
+
+    /// Whether the parent is a Linkerd `EgressNetwork` (group
+    /// `policy.linkerd.io`), which attaches the route to the traffic the
+    /// network captures as it leaves the cluster; compared as
+    /// [`is_server`](Self::is_server) compares.
+    pub fn is_egress_network(&self) -> bool {
+        self.group().eq_ignore_ascii_case(POLICY_GROUP)
+            && self.kind().eq_ignore_ascii_case("EgressNetwork")
+    }
 }
 
 /// A `backendRefs` entry.
@@ -174,6 +194,24 @@ pub struct BackendReference {
     /// most 1,000,000.
     #[serde(default, deserialize_with = "weight")]
     pub weight: Option<u32>,
+}
+
+impl BackendReference {
+    /// Whether the backend is a Linkerd `EgressNetwork` (group
+    /// `policy.linkerd.io`, which must be written: the default group is
+    /// the core one), which Linkerd reads as the original destination of
+    /// the traffic the network captured. Group and kind are compared
+    /// without regard to ASCII case, as Linkerd's policy controller
+    /// compares them.
+    pub fn is_egress_network(&self) -> bool {
+        self.group
+            .as_deref()
+            .is_some_and(|g| g.eq_ignore_ascii_case(POLICY_GROUP))
+            && self
+                .kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("EgressNetwork"))
+    }
 }
 
 /// The most a backend's weight may be: the Gateway API's limit.
