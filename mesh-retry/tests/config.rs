@@ -431,6 +431,7 @@ fn a_rules_backend_refs_are_its_backends_with_their_weights() {
         name: name.into(),
         namespace: Some(namespace.into()),
         weight,
+        kind: mesh_retry::config::BackendKind::Service,
     };
     assert_eq!(
         books.routes[0].backends,

@@ -12,7 +12,9 @@ use mesh_core::{
 };
 use serde::Deserialize;
 
-use super::{ConfigWarning, GoDuration, LinkerdAnnotations, RouteBackend, RouteRetryPolicy};
+use super::{
+    BackendKind, ConfigWarning, GoDuration, LinkerdAnnotations, RouteBackend, RouteRetryPolicy,
+};
 use crate::{Backoff, RetryPolicy, Timeouts};
 
 /// What the `HTTPRoute` model leaves out and this reader needs: the
@@ -299,8 +301,10 @@ fn warn_unsupported_filters(
     }
 }
 
-/// The rule's `backendRefs`, checked: each a `Service`, each weight within
-/// the Gateway API's limit.
+/// The rule's `backendRefs`, checked: each a `Service` or an
+/// `EgressNetwork` (the original destination, which the reader checks
+/// against each parent of the route), each weight within the Gateway
+/// API's limit.
 ///
 /// A rule whose backends all have weight 0 is valid, and kept with its
 /// backends: the Gateway API's `BackendRef.weight` sends no traffic to a
@@ -327,17 +331,29 @@ fn backends(
             let field = |name: &str| format!("{at}.backendRefs[{j}].{name}");
             let group = backend.group.as_deref().unwrap_or("");
             let kind = backend.kind.as_deref().unwrap_or("Service");
-            if !matches!(group, "" | "core") || kind != "Service" {
+            let kind = if backend.is_egress_network() {
+                BackendKind::OriginalDestination
+            } else if matches!(group, "" | "core") && kind == "Service" {
+                BackendKind::Service
+            } else {
                 return Err(invalid(
                     field("kind"),
-                    format!("backends of kind {kind} in group {group:?} are not supported, only Services"),
+                    format!(
+                        "backends of kind {kind} in group {group:?} are not supported, only \
+                         Services and the route's parent EgressNetwork"
+                    ),
                 ));
-            }
+            };
             // The reader refused a weight above MAX_BACKEND_WEIGHT.
             Ok(RouteBackend {
                 name: backend.name.clone(),
-                namespace: backend.namespace.as_deref().or(namespace).map(str::to_owned),
+                namespace: backend
+                    .namespace
+                    .as_deref()
+                    .or(namespace)
+                    .map(str::to_owned),
                 weight: backend.weight.unwrap_or(1),
+                kind,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

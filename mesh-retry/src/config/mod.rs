@@ -29,6 +29,27 @@
 //!   annotations on the route (not `retry.linkerd.io/http`, which Linkerd
 //!   reads on `HTTPRoute`s only); once they turn retries on, the route's
 //!   calls are retried, POSTs as they are.
+//! - **`HTTPRoute`s and `GRPCRoute`s whose parent is Linkerd's
+//!   `EgressNetwork`** (group `policy.linkerd.io`), into
+//!   [`RetryResources::egress_networks`], apart from the services: Linkerd
+//!   2.17 attaches Gateway API routes to an `EgressNetwork` to allow and
+//!   shape the traffic that leaves the cluster
+//!   (<https://linkerd.io/2.17/tasks/managing-egress-traffic/>). They are
+//!   read as a service's routes are, with all that follows (precedence,
+//!   hostnames, consumer routes, `GRPCRoute`s setting `HTTPRoute`s aside,
+//!   duplicates, merging), and with three differences, Linkerd's. The
+//!   `parentRefs` entry's `port` is the destination port the route takes
+//!   traffic to, and a route without one takes every port: Linkerd's
+//!   policy controller serves each port of the network the routes of that
+//!   port and those without one, ranked and set aside among themselves,
+//!   which [`ServiceRetryPolicy::for_port`] selects. A `backendRefs` entry
+//!   of kind `EgressNetwork` naming the parent network is the traffic's
+//!   original destination ([`BackendKind::OriginalDestination`]), as a
+//!   rule without `backendRefs` is; one naming another network, or on a
+//!   route attached to a Service, is refused, as Linkerd fails the
+//!   requests it would take. And a request none of the routes takes goes
+//!   to the network's default route, which its `trafficPolicy` decides
+//!   ([`Unmatched::EgressNetwork`]), not to a 404.
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`. As in
@@ -120,7 +141,9 @@
 //! named in a [`ConfigWarning`] on the `parentRefs` entry that attached
 //! it, and a request no `GRPCRoute` matches takes no `HTTPRoute` rule.
 //! The decision is per service, as the routes are: a `parentRefs` port
-//! does not divide a service here, where Linkerd decides per port.
+//! does not divide a service here, where Linkerd decides per port. It
+//! does divide an `EgressNetwork`'s routes (above): an `HTTPRoute` is set
+//! aside where a `GRPCRoute` takes the same port, or every port.
 //! Among themselves a `GRPCRoute`'s matches rank by the `GRPCRoute`'s
 //! precedence, not by that of the paths they amount to: a match naming
 //! the call's service first (given exactly or by a regular expression,
@@ -271,15 +294,19 @@ pub struct RouteRetryPolicy {
     pub response_headers: HeaderEdit,
 }
 
-/// A service a route's requests go to, and its share of them: one of an
-/// `HTTPRoute` rule's `backendRefs`. A canary release is a rule with two,
-/// `weight: 90` on the stable service and `weight: 10` on the new one.
+/// Where a route's requests go, and the share of them that goes there:
+/// one of an `HTTPRoute` rule's `backendRefs`, a service or, on a route
+/// attached to an `EgressNetwork`, the original destination. A canary
+/// release is a rule with two, `weight: 90` on the stable service and
+/// `weight: 10` on the new one.
 ///
 /// The entry's `port` is not read: the outbound service it names already
-/// lists its endpoints with their ports.
+/// lists its endpoints with their ports, and the original destination has
+/// its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteBackend {
-    /// The service's name.
+    /// The service's name; for the original destination, the name of the
+    /// `EgressNetwork` the entry names, the route's parent.
     pub name: String,
     /// Its namespace: the entry's, else the route's; `None` when neither
     /// names one.
@@ -288,6 +315,55 @@ pub struct RouteBackend {
     /// `weight`, 1 when absent, at most [`MAX_BACKEND_WEIGHT`]. A backend
     /// of weight 0 gets no requests.
     pub weight: u32,
+    /// What the entry names: a Service, or the parent `EgressNetwork`,
+    /// which stands for the original destination.
+    pub kind: BackendKind,
+}
+
+/// What a [`RouteBackend`] names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// A Kubernetes `Service` (an entry without `kind`, or of kind
+    /// `Service` in the core group): the requests go to its endpoints.
+    #[default]
+    Service,
+    /// The `EgressNetwork` the route is attached to (kind `EgressNetwork`,
+    /// group `policy.linkerd.io`): the requests go on to the address they
+    /// were sent to, outside the cluster, as Linkerd forwards them to the
+    /// original destination. A rule without `backendRefs` on such a route
+    /// goes there too, with no backend listed.
+    OriginalDestination,
+}
+
+/// What a [`ServiceRetryPolicy`]'s routes are attached to: the kind of
+/// their `parentRefs` entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ParentKind {
+    /// A Kubernetes `Service`: [`RetryResources::services`].
+    #[default]
+    Service,
+    /// A Linkerd `EgressNetwork`, for the traffic it captures on its way
+    /// out of the cluster: [`RetryResources::egress_networks`].
+    EgressNetwork,
+}
+
+impl ParentKind {
+    /// The parent's API group, as Linkerd's metrics label it
+    /// (`parent_group`): `core`, or `policy.linkerd.io`.
+    pub fn group(self) -> &'static str {
+        match self {
+            Self::Service => "core",
+            Self::EgressNetwork => mesh_core::resource::POLICY_GROUP,
+        }
+    }
+
+    /// The parent's kind (`parent_kind`): `Service` or `EgressNetwork`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Service => "Service",
+            Self::EgressNetwork => "EgressNetwork",
+        }
+    }
 }
 
 /// The largest `backendRefs` weight the Gateway API allows, which
@@ -301,14 +377,22 @@ impl RouteRetryPolicy {
     }
 }
 
-/// A service's routes, and its retry budget. A request takes the route of
-/// the first match it meets in [`match_order`](Self::match_order).
+/// A service's routes, and its retry budget; or an `EgressNetwork`'s
+/// routes ([`parent`](Self::parent)), with the default budget. A request
+/// takes the route of the first match it meets in
+/// [`match_order`](Self::match_order).
 #[derive(Clone, Debug)]
 pub struct ServiceRetryPolicy {
-    /// The service's name.
+    /// The service's name (or the `EgressNetwork`'s).
     pub name: String,
     /// The service's namespace, when the resources name one.
     pub namespace: Option<String>,
+    /// What the routes are attached to.
+    parent: ParentKind,
+    /// The destination port [`for_port`](Self::for_port) selected the
+    /// routes of, for an `EgressNetwork`: routes without a port of their
+    /// own take it. `None` before a selection.
+    port: Option<u16>,
     /// The budget its routes share: the ServiceProfile's `retryBudget`, or
     /// the default.
     pub budget: BudgetConfig,
@@ -475,6 +559,12 @@ pub enum Unmatched {
     /// Gateway API requires: for a service whose routes are all
     /// `HTTPRoute` or `GRPCRoute` rules.
     NotFound,
+    /// The `EgressNetwork`'s default route, which its `trafficPolicy`
+    /// decides: the original destination for `Allow`, a refusal for
+    /// `Deny`. Linkerd's policy controller serves an `EgressNetwork` its
+    /// routes followed by that default route (`http-egress-allow` or
+    /// `http-egress-deny`), where a Service's routes replace its own.
+    EgressNetwork,
 }
 
 /// The route object a rule was read from: [`ServiceRetryPolicy::rule_route`].
@@ -501,10 +591,12 @@ pub struct RouteRedirect {
 }
 
 impl ServiceRetryPolicy {
-    fn new(name: String, namespace: Option<String>) -> Self {
+    fn new(name: String, namespace: Option<String>, parent: ParentKind) -> Self {
         Self {
             name,
             namespace,
+            parent,
+            port: None,
             budget: BudgetConfig::default(),
             routes: Vec::new(),
             redirects: Vec::new(),
@@ -764,6 +856,84 @@ impl ServiceRetryPolicy {
             .collect();
         selected.retain_routes(&keep);
         selected.apply_client_profile(namespace);
+        if selected.parent == ParentKind::EgressNetwork {
+            // What for_port selects from: the routes before any is set
+            // aside, since one set aside here may apply on a port alone.
+            selected.read = Some(Box::new(selected.as_read()));
+        }
+        let warnings = selected.set_aside_http_routes();
+        selected.aside_warnings.clone_from(&warnings);
+        selected.rank();
+        (selected, warnings)
+    }
+
+    /// What the routes are attached to: a Service, or an `EgressNetwork`.
+    pub fn parent(&self) -> ParentKind {
+        self.parent
+    }
+
+    /// The destination port [`for_port`](Self::for_port) selected these
+    /// routes for; `None` when they were not selected for one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The port route `index` (of [`routes`](Self::routes)) takes
+    /// traffic to, for an `EgressNetwork`'s route: the `port` of the
+    /// `parentRefs` entry that attached it. `None` for a route that takes
+    /// every port, for a Service's route (a `parentRefs` port does not
+    /// divide a service here, see the [module](self) docs), and for a
+    /// ServiceProfile route or one added by hand.
+    pub fn parent_port(&self, index: usize) -> Option<u16> {
+        match self.origins.get(index) {
+            Some(Origin::Rule(rule)) => rule.source.port,
+            Some(Origin::Written | Origin::Profile(_)) | None => None,
+        }
+    }
+
+    /// The ports the routes name, each once, lowest first; empty when every
+    /// route takes every port, as a Service's do. A planner plans each of
+    /// these with [`for_port`](Self::for_port) once, and any other port
+    /// once more, with the routes that take every port.
+    pub fn ports(&self) -> Vec<u16> {
+        let read = self.read.as_deref().unwrap_or(self);
+        let mut ports: Vec<u16> = read
+            .origins
+            .iter()
+            .filter_map(|origin| match origin {
+                Origin::Rule(rule) => rule.source.port,
+                Origin::Written | Origin::Profile(_) => None,
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// The routes of an `EgressNetwork` for traffic to destination port
+    /// `port`, with a warning for each `HTTPRoute` set aside there: those
+    /// attached with that `port`, and those attached without one, which
+    /// take every port, as Linkerd's policy controller serves each port
+    /// of a parent. The `GRPCRoute`s among them set the `HTTPRoute`s aside
+    /// and the matches are ranked among them alone, so that a `GRPCRoute`
+    /// on another port sets nothing aside here. Selected from the routes
+    /// as read, as [`for_namespace`](Self::for_namespace) selects (which
+    /// may come before or after).
+    ///
+    /// A Service's routes, which a port does not divide here, are
+    /// returned whole, as they are.
+    pub fn for_port(&self, port: u16) -> (Self, Vec<ConfigWarning>) {
+        if self.parent != ParentKind::EgressNetwork {
+            return (self.clone(), self.aside_warnings.clone());
+        }
+        let mut read = self.read.as_deref().unwrap_or(self).as_read();
+        read.port = Some(port);
+        let keep: Vec<bool> = (0..read.routes.len())
+            .map(|i| read.parent_port(i).is_none_or(|p| p == port))
+            .collect();
+        read.retain_routes(&keep);
+        let mut selected = read.clone();
+        selected.read = Some(Box::new(read));
         let warnings = selected.set_aside_http_routes();
         selected.aside_warnings.clone_from(&warnings);
         selected.rank();
@@ -826,6 +996,13 @@ impl ServiceRetryPolicy {
     /// [`served_by_profile`](Self::served_by_profile), the profile, which
     /// serves it in place of either kind
     /// ([`set_aside_for_profile`](Self::set_aside_for_profile)).
+    ///
+    /// An `EgressNetwork`'s routes are divided by port: an `HTTPRoute`
+    /// rule is set aside where a `GRPCRoute` takes every port it takes,
+    /// the `GRPCRoute` having no port, or the same one (a route without a
+    /// port takes [`port`](Self::port) once a selection has one). A
+    /// service's routes have no port here, so any `GRPCRoute` sets every
+    /// `HTTPRoute` aside.
     fn set_aside_http_routes(&mut self) -> Vec<ConfigWarning> {
         fn rule(origin: Option<&Origin>) -> Option<&RuleOrigin> {
             match origin {
@@ -833,47 +1010,76 @@ impl ServiceRetryPolicy {
                 _ => None,
             }
         }
-        let mut grpc: Vec<&RuleOrigin> = Vec::new();
-        for origin in self.origins.iter().filter_map(|o| rule(Some(o))) {
-            if origin.is_grpc() && !grpc.iter().any(|g| g.route == origin.route) {
-                grpc.push(origin);
-            }
-        }
+        let selected = self.port;
+        let port = |rule: &RuleOrigin| rule.source.port.or(selected);
+        // Whether GRPCRoute rule `g` takes every port HTTPRoute rule `h`
+        // takes.
+        let covers = |g: &RuleOrigin, h: &RuleOrigin| port(g).is_none() || port(g) == port(h);
+        let grpc: Vec<&RuleOrigin> = self
+            .origins
+            .iter()
+            .filter_map(|o| rule(Some(o)))
+            .filter(|o| o.is_grpc())
+            .collect();
         if grpc.is_empty() {
             return Vec::new();
         }
         let keep: Vec<bool> = (0..self.routes.len())
-            .map(|i| rule(self.origins.get(i)).is_none_or(RuleOrigin::is_grpc))
+            .map(|i| {
+                rule(self.origins.get(i))
+                    .is_none_or(|h| h.is_grpc() || !grpc.iter().any(|g| covers(g, h)))
+            })
             .collect();
-        let service = match &self.namespace {
+        let parent = match &self.namespace {
             Some(namespace) => format!("{namespace}/{}", self.name),
             None => self.name.clone(),
         };
-        let winners = grpc
-            .iter()
-            .map(|g| g.source.named(None).to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
         // A service its profile serves alone is served neither kind: name
         // the profile, which sets the GRPCRoutes aside too
         // (set_aside_for_profile), rather than the GRPCRoutes.
-        let message = self.profile_aside_message().unwrap_or_else(|| {
-            format!(
-                "set aside for service {service}, whose GRPCRoutes ({winners}) take its \
-                 requests: a service is served its GRPCRoutes or its HTTPRoutes, not both, and \
-                 GRPCRoutes win, as in Linkerd (GEP-1294)"
-            )
-        });
+        let profile = self.profile_aside_message();
         let mut warnings: Vec<ConfigWarning> = Vec::new();
-        for origin in self.origins.iter().filter_map(|o| rule(Some(o))) {
-            let source = &origin.source;
-            if origin.is_grpc()
+        for (i, origin) in self.origins.iter().enumerate() {
+            let Some(h) = rule(Some(origin)) else {
+                continue;
+            };
+            let source = &h.source;
+            if keep.get(i).copied().unwrap_or(true)
                 || warnings
                     .iter()
                     .any(|w| w.origin == source.origin && w.document == source.document)
             {
                 continue;
             }
+            let message = profile.clone().unwrap_or_else(|| {
+                let mut winners: Vec<&RuleOrigin> = Vec::new();
+                for g in grpc.iter().filter(|g| covers(g, h)) {
+                    if !winners.iter().any(|w| w.route == g.route) {
+                        winners.push(g);
+                    }
+                }
+                let winners = winners
+                    .iter()
+                    .map(|g| g.source.named(None).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match self.parent {
+                    ParentKind::Service => format!(
+                        "set aside for service {parent}, whose GRPCRoutes ({winners}) take its \
+                         requests: a service is served its GRPCRoutes or its HTTPRoutes, not \
+                         both, and GRPCRoutes win, as in Linkerd (GEP-1294)"
+                    ),
+                    ParentKind::EgressNetwork => {
+                        let at = port(h).map(|p| format!(" on port {p}")).unwrap_or_default();
+                        format!(
+                            "set aside for EgressNetwork {parent}{at}, whose GRPCRoutes \
+                             ({winners}) take its traffic{at}: a port of an EgressNetwork is \
+                             served its GRPCRoutes or its HTTPRoutes, not both, and GRPCRoutes \
+                             win, as in Linkerd (GEP-1294)"
+                        )
+                    }
+                }
+            });
             warnings.push(ConfigWarning {
                 origin: source.origin.clone(),
                 document: source.document,
@@ -881,7 +1087,7 @@ impl ServiceRetryPolicy {
                 namespace: source.namespace.clone(),
                 name: Some(source.name.clone()),
                 field: format!("spec.parentRefs[{}]", source.parent),
-                message: message.clone(),
+                message,
             });
         }
         self.retain_routes(&keep);
@@ -1005,11 +1211,17 @@ impl ServiceRetryPolicy {
     /// hand to [`routes`](Self::routes) counts as a ServiceProfile's. See
     /// the [module](self) docs.
     ///
+    /// For an `EgressNetwork`, whatever its routes,
+    /// [`Unmatched::EgressNetwork`].
+    ///
     /// A service [`served_by_profile`](Self::served_by_profile) for its
     /// `dstOverrides` alone, with rules beside them, is answered 404 here
     /// until [`set_aside_for_profile`](Self::set_aside_for_profile) sets
     /// the rules aside, as Linkerd's proxy does; then the service.
     pub fn unmatched(&self) -> Unmatched {
+        if self.parent == ParentKind::EgressNetwork {
+            return Unmatched::EgressNetwork;
+        }
         let rules = (0..self.routes.len())
             .filter(|&i| matches!(self.origins.get(i), Some(Origin::Rule(_))))
             .count();
@@ -1233,6 +1445,11 @@ impl ServiceRetryPolicy {
 pub struct RetryResources {
     /// The services, in the order they were first named.
     pub services: Vec<ServiceRetryPolicy>,
+    /// The `EgressNetwork`s that routes are attached to, in the order
+    /// they were first named, each with its routes (see the [module](self)
+    /// docs): apart from the services, as a network and a service of one
+    /// name are two parents.
+    pub egress_networks: Vec<ServiceRetryPolicy>,
     /// What was read but is not applied.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -1240,15 +1457,24 @@ pub struct RetryResources {
 impl RetryResources {
     /// The policy of service `name` in `namespace`.
     pub fn service(&self, name: &str, namespace: Option<&str>) -> Option<&ServiceRetryPolicy> {
-        self.services
-            .iter()
-            .find(|s| s.name == name && s.namespace.as_deref() == namespace)
+        find(&self.services, name, namespace)
+    }
+
+    /// The routes of `EgressNetwork` `name` in `namespace`, every port's:
+    /// select a destination port's with
+    /// [`ServiceRetryPolicy::for_port`].
+    pub fn egress_network(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Option<&ServiceRetryPolicy> {
+        find(&self.egress_networks, name, namespace)
     }
 
     /// Adds what `other` read (another file's resources) as if read after
-    /// these: its warnings, and its services, each merged into the one of
-    /// the same name and namespace ([`ServiceRetryPolicy::merge`]) or
-    /// added after the others.
+    /// these: its warnings, and its services and `EgressNetwork`s, each
+    /// merged into the one of the same name and namespace
+    /// ([`ServiceRetryPolicy::merge`]) or added after the others.
     ///
     /// A route of `other` with the API group, kind, namespace and name of
     /// one already read from another text is named in a [`ConfigWarning`]:
@@ -1258,8 +1484,8 @@ impl RetryResources {
     /// text in the same namespace: the service's, or a client's, whose
     /// clients are then served the later in place of the earlier.
     pub fn merge(&mut self, other: Self) {
-        let known = route_objects(&self.services);
-        for (key, source) in route_objects(&other.services) {
+        let known = route_objects(self.services.iter().chain(&self.egress_networks));
+        for (key, source) in route_objects(other.services.iter().chain(&other.egress_networks)) {
             let Some((_, first)) = known
                 .iter()
                 .find(|(k, first)| *k == key && first.origin != source.origin)
@@ -1284,97 +1510,144 @@ impl RetryResources {
             });
         }
         self.warnings.extend(other.warnings);
-        for service in other.services {
-            let same = self
-                .services
-                .iter_mut()
-                .find(|s| s.name == service.name && s.namespace == service.namespace);
-            match same {
-                Some(known) => {
-                    let second = match (&known.profile, &service.profile) {
-                        (Some(first), Some(second)) if first.origin != second.origin => {
-                            Some(second_profile(&service, first, second))
-                        }
-                        _ => None,
-                    };
-                    self.warnings.extend(second);
-                    // Of two for one client namespace, the later is
-                    // served in place of the earlier, as for the service's
-                    // own: say so, naming both.
-                    for client in &service.client_profiles {
-                        let first = known.client_profiles.iter().rev().find(|p| {
-                            p.namespace == client.namespace
-                                && p.source.origin != client.source.origin
-                        });
-                        if let Some(first) = first {
-                            self.warnings.push(second_client_profile(
-                                &service,
-                                &first.source,
-                                &client.source,
-                            ));
-                        }
-                    }
-                    // HTTPRoutes either text set aside for GRPCRoutes,
-                    // which a profile of the other may now serve alone.
-                    let earlier: Vec<ConfigWarning> = known
-                        .aside_warnings
-                        .iter()
-                        .chain(&service.aside_warnings)
-                        .cloned()
-                        .collect();
-                    let aside = known.merge_warning(service);
-                    self.warnings.extend(aside);
-                    if let Some(message) = known.profile_aside_message() {
-                        let warnings = self.warnings.iter_mut();
-                        for warning in warnings.chain(known.aside_warnings.iter_mut()) {
-                            if earlier.contains(warning) {
-                                warning.message.clone_from(&message);
-                            }
-                        }
-                    }
-                }
-                None => self.services.push(service),
-            }
-        }
+        merge_parents(&mut self.services, &mut self.warnings, other.services);
+        merge_parents(
+            &mut self.egress_networks,
+            &mut self.warnings,
+            other.egress_networks,
+        );
     }
 
     /// The resources as a client in `namespace` is served them: each
     /// service's producer routes and the consumer routes of `namespace`
-    /// ([`ServiceRetryPolicy::for_namespace`]), with the warnings for the
-    /// `HTTPRoute`s set aside for that client in place of those for a
-    /// client anywhere. A route written without a namespace ranks in
-    /// `namespace`, where it is applied for that client.
+    /// ([`ServiceRetryPolicy::for_namespace`]), and each `EgressNetwork`'s
+    /// likewise, with the warnings for the `HTTPRoute`s set aside for that
+    /// client in place of those for a client anywhere. A route written
+    /// without a namespace ranks in `namespace`, where it is applied for
+    /// that client.
     pub fn for_namespace(&self, namespace: &str) -> Self {
         let mut warnings = self.warnings.clone();
-        let mut services = Vec::with_capacity(self.services.len());
         let mut aside = Vec::new();
-        for service in &self.services {
-            let (selected, set_aside) = service.for_namespace(namespace);
-            if service.read.is_some() {
-                warnings.retain(|w| !service.aside_warnings.contains(w));
-                aside.extend(set_aside);
+        let mut select = |parents: &[ServiceRetryPolicy]| -> Vec<ServiceRetryPolicy> {
+            let mut selected = Vec::with_capacity(parents.len());
+            for parent in parents {
+                let (one, set_aside) = parent.for_namespace(namespace);
+                if parent.read.is_some() {
+                    warnings.retain(|w| !parent.aside_warnings.contains(w));
+                    aside.extend(set_aside);
+                }
+                selected.push(one);
             }
-            services.push(selected);
-        }
+            selected
+        };
+        let services = select(&self.services);
+        let egress_networks = select(&self.egress_networks);
         warnings.extend(aside);
-        Self { services, warnings }
+        Self {
+            services,
+            egress_networks,
+            warnings,
+        }
     }
 
-    fn service_mut(&mut self, name: &str, namespace: Option<&str>) -> &mut ServiceRetryPolicy {
-        let i = match self
-            .services
+    /// The policy of `name` in `namespace` among the parents of kind
+    /// `parent`, added after the others when there is none yet.
+    fn parent_mut(
+        &mut self,
+        parent: ParentKind,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> &mut ServiceRetryPolicy {
+        let parents = match parent {
+            ParentKind::Service => &mut self.services,
+            ParentKind::EgressNetwork => &mut self.egress_networks,
+        };
+        let i = match parents
             .iter()
             .position(|s| s.name == name && s.namespace.as_deref() == namespace)
         {
             Some(i) => i,
             None => {
-                let service =
-                    ServiceRetryPolicy::new(name.to_owned(), namespace.map(str::to_owned));
-                self.services.push(service);
-                self.services.len() - 1
+                parents.push(ServiceRetryPolicy::new(
+                    name.to_owned(),
+                    namespace.map(str::to_owned),
+                    parent,
+                ));
+                parents.len() - 1
             }
         };
-        &mut self.services[i]
+        &mut parents[i]
+    }
+
+    fn service_mut(&mut self, name: &str, namespace: Option<&str>) -> &mut ServiceRetryPolicy {
+        self.parent_mut(ParentKind::Service, name, namespace)
+    }
+}
+
+/// The policy of `name` in `namespace` among `parents`.
+fn find<'a>(
+    parents: &'a [ServiceRetryPolicy],
+    name: &str,
+    namespace: Option<&str>,
+) -> Option<&'a ServiceRetryPolicy> {
+    parents
+        .iter()
+        .find(|s| s.name == name && s.namespace.as_deref() == namespace)
+}
+
+/// Merges `other`, another text's parents of one kind, into `parents`, as
+/// [`RetryResources::merge`] does, adding its warnings to `warnings`.
+fn merge_parents(
+    parents: &mut Vec<ServiceRetryPolicy>,
+    warnings: &mut Vec<ConfigWarning>,
+    other: Vec<ServiceRetryPolicy>,
+) {
+    for service in other {
+        let same = parents
+            .iter_mut()
+            .find(|s| s.name == service.name && s.namespace == service.namespace);
+        let Some(known) = same else {
+            parents.push(service);
+            continue;
+        };
+        let second = match (&known.profile, &service.profile) {
+            (Some(first), Some(second)) if first.origin != second.origin => {
+                Some(second_profile(&service, first, second))
+            }
+            _ => None,
+        };
+        warnings.extend(second);
+        // Of two for one client namespace, the later is served in place
+        // of the earlier, as for the service's own: say so, naming both.
+        for client in &service.client_profiles {
+            let first = known.client_profiles.iter().rev().find(|p| {
+                p.namespace == client.namespace && p.source.origin != client.source.origin
+            });
+            if let Some(first) = first {
+                warnings.push(second_client_profile(
+                    &service,
+                    &first.source,
+                    &client.source,
+                ));
+            }
+        }
+        // HTTPRoutes either text set aside for GRPCRoutes, which a profile
+        // of the other may now serve alone.
+        let earlier: Vec<ConfigWarning> = known
+            .aside_warnings
+            .iter()
+            .chain(&service.aside_warnings)
+            .cloned()
+            .collect();
+        let aside = known.merge_warning(service);
+        warnings.extend(aside);
+        if let Some(message) = known.profile_aside_message() {
+            for warning in warnings.iter_mut().chain(known.aside_warnings.iter_mut()) {
+                if earlier.contains(warning) {
+                    warning.message.clone_from(&message);
+                }
+            }
+        }
     }
 }
 
@@ -1488,9 +1761,11 @@ type RouteObject = (String, &'static str, Arc<str>);
 
 /// The route objects the rules of `services` were read from, each once,
 /// with where it was read.
-fn route_objects(services: &[ServiceRetryPolicy]) -> Vec<(RouteObject, Arc<RouteSource>)> {
+fn route_objects<'a>(
+    services: impl Iterator<Item = &'a ServiceRetryPolicy>,
+) -> Vec<(RouteObject, Arc<RouteSource>)> {
     let mut objects: Vec<(RouteObject, Arc<RouteSource>)> = Vec::new();
-    let rules = services.iter().flat_map(|service| {
+    let rules = services.flat_map(|service| {
         let read = service.read.as_deref().unwrap_or(service);
         read.origins.iter()
     });
@@ -1558,18 +1833,33 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 let ranks = grpc_ranks(&parsed.value);
                 (route, parsed.context, parsed.ignored, Some(ranks))
             };
-            let parents: Vec<(String, Option<String>, usize)> = route
+            // The Services and EgressNetworks the route is attached to;
+            // other parents (a Server, a Gateway) are left to their readers.
+            let parents: Vec<Parent> = route
                 .spec
                 .parent_refs
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.is_service())
-                .map(|(i, p)| {
-                    let ns = p
+                .filter_map(|(i, p)| {
+                    let kind = if p.is_service() {
+                        ParentKind::Service
+                    } else if p.is_egress_network() {
+                        ParentKind::EgressNetwork
+                    } else {
+                        return None;
+                    };
+                    let namespace = p
                         .namespace
                         .clone()
                         .or_else(|| route.metadata.namespace.clone());
-                    (p.name.clone(), ns, i)
+                    Some(Parent {
+                        kind,
+                        name: p.name.clone(),
+                        namespace,
+                        index: i,
+                        // A Service's routes are not divided by port here.
+                        port: p.port.filter(|_| kind == ParentKind::EgressNetwork),
+                    })
                 })
                 .collect();
             if parents.is_empty() {
@@ -1645,7 +1935,15 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 &mut loaded.warnings,
             )?;
             let hosts = RouteHosts::new(&route.spec.hostnames);
-            for (name, namespace, parent) in parents {
+            for parent in parents {
+                original_destinations(&rules, &parent, &context)?;
+                let Parent {
+                    kind,
+                    name,
+                    namespace,
+                    index,
+                    port,
+                } = parent;
                 // A route in another namespace than its parent's is a
                 // consumer route, for the clients of its own namespace.
                 let consumer: Option<Arc<str>> = route
@@ -1660,9 +1958,10 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                     namespace: context.namespace().map(str::to_owned),
                     name: route.metadata.name.clone(),
                     group: group.clone(),
-                    parent,
+                    parent: index,
+                    port,
                 });
-                let service = loaded.service_mut(&name, namespace.as_deref());
+                let service = loaded.parent_mut(kind, &name, namespace.as_deref());
                 for (rule, (policy, redirect)) in rules.iter().enumerate() {
                     if let Some(redirect) = redirect {
                         service.redirects.push(RouteRedirect {
@@ -1725,7 +2024,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                     ),
                 ));
             }
-            let mut service = ServiceRetryPolicy::new(name, namespace);
+            let mut service = ServiceRetryPolicy::new(name, namespace, ParentKind::Service);
             service.profile = Some(Arc::new(ProfileSource {
                 origin: context.origin().to_owned(),
                 document: context.index(),
@@ -1820,8 +2119,14 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     for ((name, namespace), split) in splits {
         loaded.service_mut(&name, namespace.as_deref()).split = Some(split);
     }
-    for service in &mut loaded.services {
-        if service.has_consumer_routes() {
+    for service in loaded
+        .services
+        .iter_mut()
+        .chain(&mut loaded.egress_networks)
+    {
+        // An EgressNetwork keeps its routes as read, for for_port to
+        // select a port's from and name each HTTPRoute set aside there.
+        if service.has_consumer_routes() || service.parent == ParentKind::EgressNetwork {
             service.read = Some(Box::new(service.clone()));
         }
         let warnings = service.set_aside_http_routes();
@@ -1831,6 +2136,92 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         service.rank();
     }
     Ok(loaded)
+}
+
+/// A `parentRefs` entry the reader attaches a route to.
+struct Parent {
+    /// A Service or an EgressNetwork.
+    kind: ParentKind,
+    /// The parent's name.
+    name: String,
+    /// The entry's namespace, else the route's.
+    namespace: Option<String>,
+    /// The entry's index in `parentRefs`.
+    index: usize,
+    /// The entry's `port`, for an EgressNetwork.
+    port: Option<u16>,
+}
+
+/// Checks that each backend of `rules` that stands for the original
+/// destination (a `backendRefs` entry of kind `EgressNetwork`) names
+/// `parent`, the route's parent it is read for: the original destination
+/// is that of the traffic an EgressNetwork captured, which a Service's
+/// traffic has not, and one network's route cannot send it through
+/// another. Linkerd's policy controller accepts such a route but marks the
+/// backend invalid, and its proxy fails the requests the backend would
+/// take; refused here, as other backends this reader cannot serve are.
+fn original_destinations(
+    rules: &[(RouteRetryPolicy, Option<Redirect>)],
+    parent: &Parent,
+    context: &DocumentContext<'_>,
+) -> Result<(), ResourceError> {
+    let entries = rules.iter().enumerate().flat_map(|(i, (policy, _))| {
+        policy
+            .backends
+            .iter()
+            .enumerate()
+            .map(move |(j, backend)| (i, j, backend))
+    });
+    for (i, j, backend) in entries {
+        if backend.kind != BackendKind::OriginalDestination {
+            continue;
+        }
+        let named = |namespace: Option<&str>, name: &str| match namespace {
+            Some(namespace) => format!("{namespace}/{name}"),
+            None => name.to_owned(),
+        };
+        let network = named(backend.namespace.as_deref(), &backend.name);
+        let at = format!("spec.rules[{i}].backendRefs[{j}]");
+        let (field, message) = match parent.kind {
+            ParentKind::Service => (
+                format!("{at}.kind"),
+                format!(
+                    "backend EgressNetwork {network} stands for the original destination of \
+                     the traffic an EgressNetwork captures, and parentRefs[{}] attaches the \
+                     route to Service {}, whose traffic has none: Linkerd fails the requests \
+                     of such a backend; name a Service, or attach the route to the \
+                     EgressNetwork",
+                    parent.index,
+                    named(parent.namespace.as_deref(), &parent.name)
+                ),
+            ),
+            ParentKind::EgressNetwork => {
+                // A namespace left unwritten on either side is the
+                // route's, which the reader does not know: the same.
+                let same_namespace = match (&backend.namespace, &parent.namespace) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                if backend.name == parent.name && same_namespace {
+                    continue;
+                }
+                (
+                    format!("{at}.name"),
+                    format!(
+                        "backend EgressNetwork {network} is not the route's parent \
+                         EgressNetwork {} (parentRefs[{}]): an EgressNetwork backend stands \
+                         for the original destination of the traffic its own network \
+                         captured, and Linkerd fails the requests of one naming another; \
+                         name the parent, or a Service",
+                        named(parent.namespace.as_deref(), &parent.name),
+                        parent.index
+                    ),
+                )
+            }
+        };
+        return Err(context.error(ResourceErrorKind::InvalidValue, &field, message));
+    }
+    Ok(())
 }
 
 /// Makes each match of `route`, the `HTTPRoute` a `GRPCRoute` amounts

@@ -126,6 +126,10 @@ pub(super) struct RouteSource {
     pub(super) group: String,
     /// The `parentRefs` entry that attaches it to the service.
     pub(super) parent: usize,
+    /// The entry's `port`, for an `EgressNetwork` parent: the destination
+    /// port the route takes traffic to; `None` for every port, and for a
+    /// Service parent, whose routes are not divided by port here.
+    pub(super) port: Option<u16>,
 }
 
 impl RouteSource {
@@ -372,6 +376,7 @@ mod tests {
                 name: route.into(),
                 group: String::new(),
                 parent: 0,
+                port: None,
             }),
             hosts: RouteHosts::default(),
             consumer: None,
