@@ -116,7 +116,8 @@
 //! [`BudgetConfig`]. The [`config`] module reads them from the resources
 //! users already write: a Gateway API `HTTPRoute` rule's `timeouts` and
 //! `retry` (GEP-1742, GEP-1731), Linkerd's `retry.linkerd.io/*` and
-//! `timeout.linkerd.io/*` annotations, and a Linkerd `ServiceProfile`'s
+//! `timeout.linkerd.io/*` annotations (on routes attached to a Service or
+//! to a Linkerd `EgressNetwork`), and a Linkerd `ServiceProfile`'s
 //! `retryBudget`, `routes[].isRetryable`, `routes[].timeout` and
 //! `responseClasses`, and its `dstOverrides` (the weighted split of the
 //! whole service, for the sidecar's planner to apply).
