@@ -582,3 +582,96 @@ fn a_blocks_size_leaves_out_its_exceptions_as_linkerds_does() {
         Some("app/a-half")
     );
 }
+
+#[test]
+fn edge_blocks_exceptions_and_cluster_networks() {
+    // One resource's smaller block excepted from its wider one: the
+    // smaller block still captures for it, the rest of the wider one is
+    // sized without the exception.
+    let text = docs(&[
+        egress(
+            "carved",
+            "app",
+            "  trafficPolicy: Deny\n  networks:\n  - cidr: 10.0.0.0/8\n    except: [10.1.0.0/16]\n  - cidr: 10.1.0.0/16\n",
+        ),
+        egress(
+            "middle",
+            "app",
+            "  trafficPolicy: Allow\n  networks: [{cidr: 10.0.0.0/12}]\n",
+        ),
+        // Single addresses, each family's as written and IPv4-mapped.
+        egress(
+            "hosts",
+            "app",
+            "  trafficPolicy: Allow\n  networks: [{cidr: 203.0.113.7}, {cidr: \"2001:db8::7/128\"}, {cidr: \"::ffff:198.51.100.0/120\"}]\n",
+        ),
+    ]);
+    let compiled = compile(&text);
+    let networks = compiled.egress_networks();
+    for (ip, network) in [
+        ("10.1.2.3", "app/carved"),
+        ("10.2.0.1", "app/middle"),
+        ("10.16.0.1", "app/carved"),
+        ("203.0.113.7", "app/hosts"),
+        ("::ffff:203.0.113.7", "app/hosts"),
+        ("203.0.113.8", "none"),
+        ("2001:db8::7", "app/hosts"),
+        ("2001:db8::8", "none"),
+        ("198.51.100.9", "app/hosts"),
+        ("::ffff:198.51.100.9", "app/hosts"),
+    ] {
+        assert_eq!(
+            found(networks, ip).as_deref().unwrap_or("none"),
+            network,
+            "{ip}"
+        );
+    }
+
+    // An exception equal to its cidr leaves nothing: refused, at /0, /32
+    // and /128 alike.
+    for (cidr, except) in [
+        ("0.0.0.0/0", "0.0.0.0/0"),
+        ("\"::/0\"", "\"::/0\""),
+        ("203.0.113.7/32", "203.0.113.7"),
+        ("\"2001:db8::7/128\"", "\"2001:db8::7\""),
+    ] {
+        let err = compile_err(&egress(
+            "out",
+            "app",
+            &format!(
+                "  trafficPolicy: Allow\n  networks: [{{cidr: {cidr}, except: [{except}]}}]\n"
+            ),
+        ));
+        assert_error(
+            &err,
+            Kind::InvalidValue,
+            1,
+            "out",
+            "spec.networks[0].except[0]",
+        );
+        assert!(err.message().contains("matches no address"), "{err}");
+    }
+
+    // Without `networks`, the cluster networks of each family are left
+    // out of that family alone: none at all leaves every address.
+    let outside = |cluster: &[&str], ip: &str| {
+        let workload = Workload::new("app")
+            .with_cluster_networks(cluster.iter().map(|n| n.parse().unwrap()).collect());
+        let compiled = compile_for(
+            &egress("out", "", "  trafficPolicy: Deny\n"),
+            &workload,
+            &PolicyConfig::default(),
+        );
+        found(compiled.egress_networks(), ip).is_some()
+    };
+    for ip in ["10.1.2.3", "8.8.8.8", "fd00::1", "2001:db8::1"] {
+        assert!(outside(&[], ip), "{ip}");
+    }
+    assert!(!outside(&["10.0.0.0/8"], "10.1.2.3"));
+    assert!(outside(&["10.0.0.0/8"], "fd00::1"));
+    assert!(!outside(&["fd00::/8"], "fd00::1"));
+    assert!(outside(&["fd00::/8"], "10.1.2.3"));
+    // A cluster of every IPv4 address leaves IPv6 captured.
+    assert!(!outside(&["0.0.0.0/0"], "8.8.8.8"));
+    assert!(outside(&["0.0.0.0/0"], "2001:db8::1"));
+}
