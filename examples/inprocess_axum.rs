@@ -58,7 +58,7 @@ use axum::{
     routing::{get, post},
 };
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use mesh_core::{
     BoxError, ConnectionInfo, Identity,
@@ -90,12 +90,11 @@ const POLICY: &str = include_str!("inprocess_axum_policy.yaml");
 /// A client of the upstream, shared by handlers through the router's
 /// state, which axum wants `Sync`.
 ///
-/// Its requests' body is `Full<Bytes>`, not mesh-core's `BoxBody`: a
-/// handler that awaits a call whose request body type names
-/// `dyn Error + Send + Sync` is refused by axum, as rustc cannot prove the
-/// handler's future `Send` for every lifetime of that trait object
-/// ("implementation of `Service` is not general enough").
-type Upstream = BoxCloneSyncService<Request<Full<Bytes>>, Response<axum::body::Body>, BoxError>;
+/// Its requests carry mesh-core's `BoxBody`, as the mesh's other clients'
+/// do. `BoxBody` is a struct, not an alias of a boxed body, so that a
+/// handler awaiting such a call compiles: through an alias naming
+/// `dyn Error + Send + Sync`, rustc cannot prove the handler's future `Send`.
+type Upstream = BoxCloneSyncService<Request<BoxBody>, Response<axum::body::Body>, BoxError>;
 
 #[derive(Clone)]
 struct AppState {
@@ -138,7 +137,7 @@ async fn order(
 ) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
     let bad_gateway = |e: BoxError| (StatusCode::BAD_GATEWAY, e.to_string());
     let req = Request::get(format!("http://{}/stock/{}", app.stock, order.item))
-        .body(Full::default())
+        .body(BoxBody::default())
         .map_err(|e| bad_gateway(e.into()))?;
     let res = app.upstream.oneshot(req).await.map_err(bad_gateway)?;
     if !res.status().is_success() {
@@ -218,7 +217,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 // type of the responses it passes on: `Proxied` gives
                 // hyper's `Incoming` the empty value that needs.
                 .map_response(|res: Response<Incoming>| res.map(Proxied::from))
-                .service(Client::<ReplayBody<Full<Bytes>>, _>::with_connector(
+                .service(Client::<ReplayBody<BoxBody>, _>::with_connector(
                     &config, connector,
                 )),
         )

@@ -18,6 +18,7 @@ mod authority;
 mod authority_h2;
 mod authz_opaque;
 mod await_ready;
+mod axum_box_body;
 mod backend_timeouts;
 mod balancer_metrics;
 mod balancer_queue;

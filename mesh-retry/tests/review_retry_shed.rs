@@ -21,10 +21,10 @@ use std::{
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{Full, StreamBody};
 use hyper::body::Frame;
 use mesh_core::{
-    BoxError, ProxyErrorKind,
+    ProxyErrorKind,
     body::{BoxBody, Proxied, full},
     classify::{GrpcCode, GrpcCodes},
     proxy::queue::IN_FAILFAST,
@@ -170,9 +170,7 @@ async fn a_streamed_post_that_failed_fast_is_retried_with_its_whole_body() {
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|frame| (frame, rx))
         });
-        let body = StreamBody::new(stream)
-            .map_err(BoxError::from)
-            .boxed_unsync();
+        let body = BoxBody::new(StreamBody::new(stream));
         let req = Request::post(upstream.uri("/items")).body(body).unwrap();
         tokio::spawn(async move {
             tx.send(Ok(Frame::data(Bytes::from_static(b"ord"))))
