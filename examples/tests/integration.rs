@@ -61,6 +61,7 @@ mod detect_timeout_opaque;
 mod dns_endpoints;
 mod dst_overrides;
 mod edges;
+mod egress;
 mod env_unknown;
 mod error_labels_parity;
 mod errors_connections;

@@ -41,7 +41,7 @@ use tower::Layer;
 use super::{
     config::{InboundPort, OutboundConfig, PortProtocol, SidecarConfig},
     inbound,
-    outbound::{NoHttp, Outbound, TcpServices},
+    outbound::{EgressSource, NoHttp, Outbound, TcpServices},
 };
 
 /// What every runtime shares, built once in [`start`](super::start).
@@ -365,6 +365,8 @@ impl Worker {
         // handshake's.
         let connect_timeout =
             shared.client.connect_timeout + ConnectConfig::default().handshake_timeout;
+        // Egress reads the EgressNetworks of the policy in force.
+        let egress: Arc<dyn EgressSource> = Arc::new(shared.policy.clone());
         let tcp = Arc::new(shared.outbound.tcp_services(connect_timeout));
         let ports = shared.config.inbound.ports().iter();
         for (index, (port, listener)) in ports.zip(listeners.inbound).enumerate() {
@@ -394,7 +396,7 @@ impl Worker {
                     Direction::Outbound,
                     None,
                 ));
-            let (stack, updates) = shared.outbound.stack(&shared.client);
+            let (stack, updates) = shared.outbound.stack(&shared.client, egress);
             let targets = {
                 let tcp = tcp.clone();
                 move |authority: &Authority| tcp.by_authority(authority)

@@ -77,12 +77,15 @@ impl Default for PolicySettings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with workload, default_policy, probe_paths, files, inline and watch_interval"
+    expecting = "a mapping with workload, default_policy, probe_paths, egress_namespace, files, inline and watch_interval"
 )]
 pub(super) struct PolicySection {
     workload: Option<WorkloadSection>,
     default_policy: Option<DefaultPolicyName>,
     probe_paths: Option<Vec<ProbePath>>,
+    /// The namespace whose `EgressNetwork`s apply to clients of every
+    /// namespace: Linkerd's `egress.globalEgressNetworkNamespace`.
+    egress_namespace: Option<Namespace>,
     files: Option<Vec<FilePath>>,
     inline: Option<String>,
     watch_interval: Option<Timeout>,
@@ -282,6 +285,9 @@ pub(super) fn resolve_policy(
     }
     if let Some(paths) = section.probe_paths {
         settings.config.probe_paths = paths.into_iter().map(|p| p.0).collect();
+    }
+    if let Some(namespace) = section.egress_namespace {
+        settings.config.egress_namespace = namespace.0;
     }
     settings.sources.files = section
         .files

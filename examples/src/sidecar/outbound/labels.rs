@@ -30,11 +30,34 @@ use std::{fmt, sync::Arc};
 
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 
-/// A service, as a parent or a backend of a route.
+/// A service, as a parent or a backend of a route; or an
+/// `EgressNetwork`, the parent and backend of a request that leaves the
+/// mesh ([`egress`](super::egress)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ServiceRef {
+    kind: RefKind,
     namespace: Arc<str>,
     name: Arc<str>,
+    /// Empty for a service, which takes requests for any port of its
+    /// name; the destination port for an `EgressNetwork`, as Linkerd
+    /// labels its egress traffic.
+    port: Arc<str>,
+}
+
+/// What a [`ServiceRef`] names: its `group` and `kind` labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum RefKind {
+    Service,
+    EgressNetwork,
+}
+
+impl RefKind {
+    const fn group_and_kind(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Service => ("core", "Service"),
+            Self::EgressNetwork => ("policy.linkerd.io", "EgressNetwork"),
+        }
+    }
 }
 
 impl ServiceRef {
@@ -43,8 +66,22 @@ impl ServiceRef {
     pub(crate) fn new(name: &str, namespace: &str) -> Self {
         let in_namespace = name.split('.').nth(1).unwrap_or(namespace);
         Self {
+            kind: RefKind::Service,
             namespace: Arc::from(in_namespace),
             name: Arc::from(name),
+            port: Arc::from(""),
+        }
+    }
+
+    /// The `EgressNetwork` `namespace/name`, for traffic to `port`, as
+    /// Linkerd labels the parent of egress traffic:
+    /// `group="policy.linkerd.io"`, `kind="EgressNetwork"`.
+    pub(crate) fn egress_network(namespace: &str, name: &str, port: u16) -> Self {
+        Self {
+            kind: RefKind::EgressNetwork,
+            namespace: Arc::from(namespace),
+            name: Arc::from(name),
+            port: Arc::from(port.to_string()),
         }
     }
 
@@ -55,12 +92,13 @@ impl ServiceRef {
 
     fn encode(&self, scope: Scope, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
         let [group, kind, namespace, name, port, section] = scope.service_keys();
+        let (group_value, kind_value) = self.kind.group_and_kind();
         [
-            (group, "core"),
-            (kind, "Service"),
+            (group, group_value),
+            (kind, kind_value),
             (namespace, &*self.namespace),
             (name, &*self.name),
-            (port, ""),
+            (port, &*self.port),
             (section, ""),
         ]
         .encode(encoder)
@@ -144,17 +182,32 @@ impl Scope {
 
 /// The labels of a route's own families, over its retries: its parent,
 /// the route, and `hostname`, which Linkerd writes empty unless its proxy
-/// is told to export hostnames (off by default), as the sidecar never
-/// does: a request's host is no bounded label.
+/// is told to export hostnames (off by default), as the sidecar does for
+/// a service's routes: a request's host is no bounded label. Egress is
+/// the exception, as in Linkerd, which fills `hostname` for the default
+/// egress routes: the sidecar writes the request's host there, a bounded
+/// number of them per route ([`egress`](super::egress)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RouteLabels {
     parent: ServiceRef,
     route: RouteRef,
+    hostname: Arc<str>,
 }
 
 impl RouteLabels {
     pub(crate) fn new(parent: ServiceRef, route: RouteRef) -> Self {
-        Self { parent, route }
+        Self {
+            parent,
+            route,
+            hostname: Arc::from(""),
+        }
+    }
+
+    /// The same labels, with `hostname` the host egress traffic was sent
+    /// to.
+    pub(crate) fn with_hostname(mut self, hostname: &str) -> Self {
+        self.hostname = Arc::from(hostname);
+        self
     }
 
     /// The labels of what this route sends `backend`.
@@ -171,7 +224,7 @@ impl EncodeLabelSet for RouteLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
         self.parent.encode(Scope::Parent, encoder)?;
         self.route.encode(encoder)?;
-        [("hostname", "")].encode(encoder)
+        [("hostname", &*self.hostname)].encode(encoder)
     }
 }
 

@@ -100,6 +100,7 @@
 mod backend;
 mod dst_override;
 mod duration;
+mod egress;
 mod endpoints;
 mod ends;
 mod labels;
@@ -130,6 +131,9 @@ use tower::Layer;
 
 pub(crate) use self::backend::BackendMetrics;
 use self::backend::{Counted, CountedBody};
+use self::egress::Egress;
+use self::egress::EgressShared;
+pub(crate) use self::egress::EgressSource;
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
 use self::labels::ServiceRef;
@@ -165,22 +169,17 @@ pub(crate) type RouteStack = Metrics<
     >,
 >;
 
-/// What answers requests for unknown authorities, counted like the rest.
-type NotFound = Metrics<
-    NoRoute<
-        CountedBody<
-            TimeoutBody<
-                PeekBody<
-                    CountedBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
-                >,
-            >,
-        >,
-        BoxError,
-    >,
+/// The body of a route's responses, under its counters.
+type RouteBody = TimeoutBody<
+    PeekBody<CountedBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>>,
 >;
 
-/// The outbound stack of one runtime.
-pub(crate) type Stack = OutboundRouter<RouteStack, NotFound>;
+/// What answers requests for unknown authorities, counted like the rest.
+type NotFound = Metrics<NoRoute<CountedBody<RouteBody>, BoxError>>;
+
+/// The outbound stack of one runtime: the services' routes, and egress
+/// for the requests that name none ([`egress`]).
+pub(crate) type Stack = OutboundRouter<RouteStack, Egress>;
 
 /// Everything outbound that is built once, in `start`, and shared by every
 /// runtime: the connectors (and their TLS configurations), the metrics,
@@ -201,6 +200,8 @@ pub(crate) struct Outbound {
     /// The service of each `outbound.ports` entry, as an index into
     /// `services` ([`tcp`]).
     tcp_ports: Vec<Option<usize>>,
+    /// What every runtime's egress shares ([`egress`]).
+    egress: Arc<EgressShared>,
 }
 
 #[derive(Debug)]
@@ -332,6 +333,27 @@ impl Outbound {
             .collect();
         let planner = Planner::new(config, namespace, metrics.retry, metrics.backend);
         let plans = planner.plan(resources, None);
+        // Egress leaves the mesh: plaintext, whatever identity the
+        // sidecar has.
+        let egress = ServiceConnectors::new(
+            client,
+            store,
+            &mesh_tls::OutboundTls::Plaintext,
+            local_identity,
+            false,
+            metrics.tcp,
+        )
+        .map_err(|source| StartError::Tls {
+            field: "egress".to_owned(),
+            source,
+        })?;
+        let egress = EgressShared::new(
+            egress,
+            RouteLayers {
+                metrics: http.clone(),
+                backends: metrics.backend.clone(),
+            },
+        );
         Ok(Self {
             services,
             metrics: http,
@@ -340,6 +362,7 @@ impl Outbound {
             routes: watch::Sender::new(Arc::new(plans)),
             ingress_mode: config.ingress_mode,
             tcp_ports,
+            egress: Arc::new(egress),
         })
     }
 
@@ -354,8 +377,12 @@ impl Outbound {
 
     /// The outbound stack of one runtime, with its own connection pools,
     /// and the task that rebuilds its routes over those pools when they
-    /// are reloaded.
-    pub(crate) fn stack(&self, client: &ClientConfig) -> (Stack, RouteUpdates) {
+    /// are reloaded. `egress` says which `EgressNetwork`s are in force.
+    pub(crate) fn stack(
+        &self,
+        client: &ClientConfig,
+        egress: Arc<dyn EgressSource>,
+    ) -> (Stack, RouteUpdates) {
         let endpoints: Arc<[Option<Endpoint>]> = self
             .services
             .iter()
@@ -367,8 +394,10 @@ impl Outbound {
             backends: self.backends.clone(),
         };
         let table = RouteTable::new(routes_of(&layers, &endpoints, &routes.borrow()));
-        let router = OutboundRouter::new(table.clone(), self.metrics.layer(NoRoute::new()))
-            .with_ingress_mode(self.ingress_mode);
+        let not_found = self.metrics.layer(NoRoute::new());
+        let egress = Egress::new(not_found, self.egress.clone(), egress, client);
+        let router =
+            OutboundRouter::new(table.clone(), egress).with_ingress_mode(self.ingress_mode);
         let updates = RouteUpdates {
             endpoints,
             layers,

@@ -225,7 +225,7 @@ fn lowercased<S>(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>)
 /// the route was not chosen for. RFC 9113 §8.3.1 has an intermediary make
 /// `Host` from `:authority`. (An HTTP/1 request in absolute form gets the
 /// same from `Forward`.)
-fn host_from_authority<B>(req: &mut Request<B>) {
+pub(super) fn host_from_authority<B>(req: &mut Request<B>) {
     if req.version() != Version::HTTP_2 {
         return;
     }
@@ -285,9 +285,27 @@ fn invalid_host<RB: Default>(grpc: bool) -> Response<RB> {
     ProxyErrorKind::InvalidRequest.response_with_reason(grpc, "invalid host")
 }
 
+/// Marks a request whose authority names no service, outside ingress
+/// mode's destination override: the requests [egress](super::egress)
+/// may send out of the mesh. One whose override names no service, or
+/// none of whose service's routes matches, is not one: those keep the
+/// mesh's 404.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnknownAuthority;
+
+/// The answer [`NoRoute`] gives a request that carries it, in place of
+/// its 404: the mesh's own answer of `kind`, with `reason` in
+/// `mesh-error` (and `grpc-message`). [Egress](super::egress) refuses a
+/// request so, under the metrics that count it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MeshAnswer {
+    pub(crate) kind: ProxyErrorKind,
+    pub(crate) reason: &'static str,
+}
+
 /// Answers every request with the mesh's 404 (`mesh-error: no route`),
 /// or gRPC `NOT_FOUND`; one marked [`InvalidHost`] with a 400, or gRPC
-/// `INTERNAL`.
+/// `INTERNAL`; one that carries a [`MeshAnswer`] with that answer.
 #[derive(Debug)]
 pub(crate) struct NoRoute<RB, E> {
     _marker: PhantomData<fn() -> (RB, E)>,
@@ -320,6 +338,10 @@ impl<B, RB: Default, E> Service<Request<B>> for NoRoute<RB, E> {
         if req.extensions().get::<InvalidHost>().is_some() {
             return ready(Ok(invalid_host(is_grpc(req.headers()))));
         }
+        if let Some(answer) = req.extensions().get::<MeshAnswer>() {
+            let grpc = is_grpc(req.headers());
+            return ready(Ok(answer.kind.response_with_reason(grpc, answer.reason)));
+        }
         ready(Ok(ProxyErrorKind::NoRoute.response(&req)))
     }
 }
@@ -350,6 +372,7 @@ where
         } else {
             DstOverride::Absent
         };
+        let by_authority = over == DstOverride::Absent;
         let found = match over {
             DstOverride::Absent => by_host(&**services, &req),
             DstOverride::Host(host) => {
@@ -366,6 +389,9 @@ where
         };
         let Some(service) = found else {
             tracing::debug!(uri = %req.uri(), "no service for the request");
+            if by_authority {
+                req.extensions_mut().insert(UnknownAuthority);
+            }
             return Either::Right(self.not_found.clone().oneshot(req));
         };
         strip(req.headers_mut());

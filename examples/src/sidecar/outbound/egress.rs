@@ -1,0 +1,583 @@
+//! Egress: requests, and `CONNECT`s, for names no outbound service has,
+//! sent out of the mesh or refused by Linkerd's `EgressNetwork`s.
+//!
+//! # Why
+//!
+//! Linkerd 2.17 lets operators observe and control the traffic that
+//! leaves the cluster with the `EgressNetwork` resource
+//! (<https://linkerd.io/2.17/reference/egress-network/>): a network
+//! captures the destination addresses of its `networks` (every address
+//! outside the cluster networks when it names none), and its
+//! `trafficPolicy` allows or refuses what goes there; the walkthrough
+//! (<https://linkerd.io/2.17/tasks/managing-egress-traffic/>) then reads
+//! that traffic in the outbound route families, under the network. The
+//! sidecar reads the same resource (mesh-policy's
+//! [`EgressNetworks`](mesh_policy::egress::EgressNetworks), compiled with
+//! the rest of the policy and reloaded with it), so a Linkerd user's
+//! `EgressNetwork` does here what it does there.
+//!
+//! Linkerd's proxy is transparent: it sees the address the application
+//! connected to, and forwards an address no service has as it is, by
+//! default. The sidecar is an explicit proxy: it has only the name the
+//! application gave it (the request's authority, or the `CONNECT`'s
+//! target), and without an `EgressNetwork` such a request gets the mesh's
+//! 404 (`mesh-error: no route`), as it always has. Opening egress is one
+//! resource away (`trafficPolicy: Allow`, no `networks`).
+//!
+//! # How
+//!
+//! The router hands a request whose authority names no service to
+//! [`Egress`] (ingress mode's destination override aside, which keeps its
+//! 404). When the policy has no `EgressNetwork`, that is the 404, and
+//! nothing more is done. Otherwise the authority's host (an IP literal,
+//! or a name looked up, [`HostCache`]) and port (else 80) give the
+//! destination address, and the network that captures it
+//! ([`EgressNetworks::find`](mesh_policy::egress::EgressNetworks::find))
+//! decides:
+//!
+//! - none: the 404 of today (an address in the cluster networks, say);
+//! - `Deny`: `403` with `mesh-error: egress denied` ([`EGRESS_DENIED`]),
+//!   gRPC `PERMISSION_DENIED` (7), as the mesh refuses other calls;
+//!   nothing is sent. The network is logged at debug; the answer does not
+//!   name it, so that clients and metrics can match one text;
+//! - `Allow`: the request is sent in plaintext to the destination address
+//!   (no mutual TLS: it leaves the mesh), its `Host` unchanged, through
+//!   a pooled client of this runtime; a connect that fails is answered as
+//!   a service's is (`502`, `mesh-error: upstream connect error`).
+//!
+//! A name that does not resolve is answered `502` with `mesh-error:
+//! upstream connect error`, the name in the debug log: the request could
+//! not be sent anywhere. A name is looked up at most once every
+//! [`HOST_TTL`] (a failed one every [`FAILED_HOST_TTL`]) in a cache of
+//! [`CACHED_HOSTS`] names; concurrent requests for a name share its
+//! lookup, so a name server that hangs holds one thread of the blocking
+//! pool per name. Its first address is the destination.
+//!
+//! Egress takes Linkerd's default egress routes: no retries, no
+//! timeouts. Their requests are counted in the outbound route families as
+//! Linkerd labels them: the parent and the backend are the network
+//! (`group="policy.linkerd.io"`, `kind="EgressNetwork"`, its namespace and
+//! name, `port` the destination port), the route is `kind="default"`
+//! named `http-egress-allow` or `http-egress-deny` (`grpc-egress-*` for a
+//! gRPC call), and `hostname` is the request's host. Hosts are
+//! unbounded, so each route labels at most [`HOSTNAMES_PER_ROUTE`]
+//! distinct ones, and counts the rest under `hostname=""`. The golden
+//! `request_total`/`response_total` count egress under
+//! `dst_service="EgressNetwork/<namespace>/<name>"` and the route's name:
+//! one series per network, however many hosts.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::future::{BoxFuture, Either, FutureExt, Shared};
+use http::{Request, Response, header, uri::Authority};
+use hyper::body::Incoming;
+use mesh_core::{
+    BoxError, ProxyErrorKind, RouteId,
+    error::is_grpc,
+    labels::DstService,
+    proxy::Forward,
+    route::{EditHeadersLayer, HeaderEdit},
+};
+use mesh_metrics::http::ResponseBody;
+use mesh_retry::{Budget, RetryPolicy, RouteRetryPolicy, Timeouts, replay::ReplayBody};
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt, util::Oneshot};
+
+use super::backend::{Counted, CountedBody, RouteTimeouts};
+use super::dst_override::strip;
+use super::labels::{RouteLabels, RouteRef, ServiceRef};
+use super::router::{MeshAnswer, NoRoute, UnknownAuthority, host_from_authority};
+use super::split::{Backend, Rescue, Split};
+use super::upstream::Upstream;
+use super::{NotFound, RouteBody, RouteLayers, RouteStack, ServiceConnectors};
+use crate::sidecar::inbound::strip_connection_listed;
+
+/// The `mesh-error` (and `grpc-message`) of a request, or `CONNECT`, an
+/// `EgressNetwork` with `trafficPolicy: Deny` refused: one text whatever
+/// the network, which the debug log names.
+pub(crate) const EGRESS_DENIED: &str = "egress denied";
+
+/// The distinct hosts one egress route labels its families with; the
+/// rest are counted under `hostname=""`.
+pub(crate) const HOSTNAMES_PER_ROUTE: usize = 100;
+
+/// The names the lookup cache holds; when full, the expired ones go, and
+/// if none has, all of them.
+pub(crate) const CACHED_HOSTS: usize = 1024;
+
+/// How long a name's address is used before it is looked up again.
+pub(crate) const HOST_TTL: Duration = Duration::from_secs(30);
+
+/// How long a name that did not resolve is answered so before it is
+/// looked up again.
+pub(crate) const FAILED_HOST_TTL: Duration = Duration::from_secs(5);
+
+/// The route stacks one runtime keeps (one per network, route, host
+/// label and destination); when full, they are all dropped and built
+/// again as requests come.
+const CACHED_STACKS: usize = 1024;
+
+/// An `EgressNetwork` that captures an address: what egress needs of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Captured {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) allow: bool,
+}
+
+/// Where egress reads the `EgressNetwork`s in force: the policy store,
+/// whose policy a reload replaces whole, so that egress changes with the
+/// rest of the policy, and a refused reload leaves the last good
+/// networks.
+pub(crate) trait EgressSource: fmt::Debug + Send + Sync + 'static {
+    /// Whether the policy has no `EgressNetwork` for this workload.
+    fn is_empty(&self) -> bool;
+    /// The network that captures `ip` for this workload, if any.
+    fn find(&self, ip: IpAddr) -> Option<Captured>;
+}
+
+impl EgressSource for mesh_policy::PolicyStore {
+    fn is_empty(&self) -> bool {
+        self.current().egress_networks().is_empty()
+    }
+
+    fn find(&self, ip: IpAddr) -> Option<Captured> {
+        let policy = self.current();
+        let network = policy.egress_networks().find(ip)?;
+        Some(Captured {
+            namespace: network.namespace().to_owned(),
+            name: network.name().to_owned(),
+            allow: network.traffic_policy() == mesh_policy::egress::TrafficPolicy::Allow,
+        })
+    }
+}
+
+/// The host and port a request is for: its target's authority, else its
+/// `Host`; the port 80 when it names none. The host is lowercased, without
+/// an IPv6 literal's brackets or a name's trailing dot.
+pub(crate) fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
+    let authority = match req.uri().authority() {
+        Some(authority) => authority.clone(),
+        None => {
+            let host = req.headers().get(header::HOST)?;
+            Authority::try_from(host.as_bytes()).ok()?
+        }
+    };
+    let port = authority.port_u16().unwrap_or(80);
+    Some((host_of(&authority), port))
+}
+
+/// `authority`'s host, lowercased, without brackets or a trailing dot.
+pub(crate) fn host_of(authority: &Authority) -> String {
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+}
+
+type Lookup = Shared<BoxFuture<'static, Option<IpAddr>>>;
+
+#[derive(Clone)]
+enum Cached {
+    Ready { at: Instant, addr: Option<IpAddr> },
+    Looking(Lookup),
+}
+
+/// The addresses of the names egress requests are for, looked up with
+/// the system's resolver on the blocking pool, each at most once every
+/// [`HOST_TTL`]. See the [module docs](self).
+pub(crate) struct HostCache {
+    entries: Mutex<HashMap<Box<str>, Cached>>,
+}
+
+impl fmt::Debug for HostCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostCache").finish_non_exhaustive()
+    }
+}
+
+impl HostCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The address of `host`: itself when it is an IP literal, else the
+    /// first its lookup gives; `None` when it does not resolve.
+    pub(crate) async fn resolve(&self, host: &str) -> Option<IpAddr> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(ip);
+        }
+        let lookup = {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            match entries.get(host) {
+                Some(Cached::Ready { at, addr }) if fresh(*at, *addr) => return *addr,
+                Some(Cached::Looking(lookup)) => lookup.clone(),
+                _ => {
+                    if entries.len() >= CACHED_HOSTS {
+                        entries.retain(|_, cached| match cached {
+                            Cached::Ready { at, addr } => fresh(*at, *addr),
+                            Cached::Looking(_) => true,
+                        });
+                        if entries.len() >= CACHED_HOSTS {
+                            entries.clear();
+                        }
+                    }
+                    let lookup = look_up(host.to_owned()).boxed().shared();
+                    entries.insert(host.into(), Cached::Looking(lookup.clone()));
+                    lookup
+                }
+            }
+        };
+        let addr = lookup.await;
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = entries.get_mut(host)
+            && matches!(cached, Cached::Looking(_))
+        {
+            *cached = Cached::Ready {
+                at: Instant::now(),
+                addr,
+            };
+        }
+        addr
+    }
+}
+
+fn fresh(at: Instant, addr: Option<IpAddr>) -> bool {
+    let ttl = if addr.is_some() {
+        HOST_TTL
+    } else {
+        FAILED_HOST_TTL
+    };
+    at.elapsed() < ttl
+}
+
+/// Looks `host` up on the blocking pool, for at most
+/// [`LOOKUP_TIMEOUT`](mesh_core::proxy::resolve::LOOKUP_TIMEOUT).
+async fn look_up(host: String) -> Option<IpAddr> {
+    let name = host.clone();
+    let task = tokio::task::spawn_blocking(move || super::endpoints::lookup::system(&name, 0));
+    let looked = tokio::time::timeout(mesh_core::proxy::resolve::LOOKUP_TIMEOUT, task).await;
+    match looked {
+        Ok(Ok(Ok(addrs))) => {
+            let addr = addrs.first().map(SocketAddr::ip);
+            if addr.is_none() {
+                tracing::debug!(host, "egress: the name has no address");
+            }
+            addr
+        }
+        Ok(Ok(Err(error))) => {
+            tracing::debug!(host, %error, "egress: the name does not resolve");
+            None
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(host, %error, "egress: the lookup failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(host, "egress: the lookup timed out");
+            None
+        }
+    }
+}
+
+/// The hosts each egress route has labelled its families with, at most
+/// [`HOSTNAMES_PER_ROUTE`] per route: shared by every runtime, so that
+/// the bound is the process's.
+#[derive(Debug, Default)]
+pub(crate) struct Hostnames(Mutex<HashMap<(Captured, &'static str), HashSet<String>>>);
+
+impl Hostnames {
+    /// The `hostname` label of `host` on the route `route` of `network`:
+    /// `host` itself, unless the route already labels as many others as
+    /// it may, when it is empty.
+    pub(crate) fn label(&self, network: &Captured, route: &'static str, host: &str) -> String {
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let hosts = seen.entry((network.clone(), route)).or_default();
+        if hosts.contains(host) {
+            return host.to_owned();
+        }
+        if hosts.len() < HOSTNAMES_PER_ROUTE {
+            hosts.insert(host.to_owned());
+            return host.to_owned();
+        }
+        String::new()
+    }
+}
+
+/// The name of Linkerd's default egress route for `network`'s policy, an
+/// HTTP request's or a gRPC call's (`grpc`).
+pub(crate) fn route_name(allow: bool, grpc: bool) -> &'static str {
+    match (grpc, allow) {
+        (false, true) => "http-egress-allow",
+        (false, false) => "http-egress-deny",
+        (true, true) => "grpc-egress-allow",
+        (true, false) => "grpc-egress-deny",
+    }
+}
+
+/// The golden families' `dst_service` of egress through `network`.
+fn dst_service(network: &Captured) -> DstService {
+    DstService(Arc::from(format!(
+        "EgressNetwork/{}/{}",
+        network.namespace, network.name
+    )))
+}
+
+/// What every runtime's egress shares: the lookups, the hostname labels,
+/// the plaintext connectors, and the families.
+#[derive(Debug)]
+pub(crate) struct EgressShared {
+    pub(crate) hosts: HostCache,
+    hostnames: Hostnames,
+    connectors: ServiceConnectors,
+    layers: RouteLayers,
+    budget: Arc<Budget>,
+}
+
+impl EgressShared {
+    pub(super) fn new(connectors: ServiceConnectors, layers: RouteLayers) -> Self {
+        Self {
+            hosts: HostCache::new(),
+            hostnames: Hostnames::default(),
+            connectors,
+            layers,
+            budget: Arc::new(Budget::default()),
+        }
+    }
+}
+
+/// A refused egress request's stack: counted as the route's, answered by
+/// the mesh ([`MeshAnswer`]).
+type DenyStack = mesh_metrics::http::Metrics<Counted<NoRoute<RouteBody, BoxError>>>;
+
+// Each request takes a clone of its stack by value: boxing the larger
+// variant would only add an allocation to that clone.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum EgressStack {
+    Allow(RouteStack),
+    Deny(DenyStack),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct StackKey {
+    network: Captured,
+    route: &'static str,
+    hostname: String,
+    dst: SocketAddr,
+}
+
+/// One runtime's egress: the requests the router found no service for.
+/// See the [module docs](self).
+#[derive(Clone, Debug)]
+pub(crate) struct Egress {
+    not_found: NotFound,
+    runtime: Arc<EgressRuntime>,
+}
+
+struct EgressRuntime {
+    shared: Arc<EgressShared>,
+    source: Arc<dyn EgressSource>,
+    upstream: Upstream<ReplayBody<Incoming>>,
+    stacks: Mutex<HashMap<StackKey, EgressStack>>,
+}
+
+impl fmt::Debug for EgressRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EgressRuntime")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Egress {
+    /// Egress of one runtime, over its `client`: `not_found` answers what
+    /// it does not send.
+    pub(super) fn new(
+        not_found: NotFound,
+        shared: Arc<EgressShared>,
+        source: Arc<dyn EgressSource>,
+        client: &mesh_core::client::ClientConfig,
+    ) -> Self {
+        let upstream = shared.connectors.client(client);
+        Self {
+            not_found,
+            runtime: Arc::new(EgressRuntime {
+                shared,
+                source,
+                upstream,
+                stacks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// The body of what the outbound stack answers.
+type StackBody = ResponseBody<CountedBody<RouteBody>>;
+
+impl Service<Request<Incoming>> for Egress {
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = Either<
+        Oneshot<NotFound, Request<Incoming>>,
+        BoxFuture<'static, Result<Response<StackBody>, BoxError>>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        if req.extensions().get::<UnknownAuthority>().is_none() || self.runtime.source.is_empty() {
+            return Either::Left(self.not_found.clone().oneshot(req));
+        }
+        let Some((host, port)) = destination(&req) else {
+            return Either::Left(self.not_found.clone().oneshot(req));
+        };
+        let runtime = self.runtime.clone();
+        let not_found = self.not_found.clone();
+        // The lookup alone is awaited here; what follows is one of three
+        // services' futures.
+        let resolved = async move {
+            let ip = runtime.shared.hosts.resolve(&host).await;
+            (runtime, host, ip)
+        };
+        Either::Right(Box::pin(resolved.then(move |(runtime, host, ip)| {
+            runtime.dispatch(req, not_found, &host, port, ip)
+        })))
+    }
+}
+
+type Dispatched = Either<
+    Oneshot<NotFound, Request<Incoming>>,
+    Either<Oneshot<RouteStack, Request<Incoming>>, Oneshot<DenyStack, Request<Incoming>>>,
+>;
+
+impl EgressRuntime {
+    /// Sends `req`, for `host` (whose address is `ip`) and `port`, where
+    /// the network that captures the address says.
+    fn dispatch(
+        &self,
+        mut req: Request<Incoming>,
+        not_found: NotFound,
+        host: &str,
+        port: u16,
+        ip: Option<IpAddr>,
+    ) -> Dispatched {
+        let Some(ip) = ip else {
+            tracing::debug!(host, "egress: no address for the host");
+            req.extensions_mut().insert(MeshAnswer {
+                kind: ProxyErrorKind::UpstreamUnreachable,
+                reason: ProxyErrorKind::UpstreamUnreachable.reason(),
+            });
+            return Either::Left(not_found.oneshot(req));
+        };
+        let Some(network) = self.source.find(ip) else {
+            tracing::debug!(host, %ip, "egress: no EgressNetwork captures the address");
+            return Either::Left(not_found.oneshot(req));
+        };
+        let route = route_name(network.allow, is_grpc(req.headers()));
+        tracing::debug!(
+            host,
+            %ip,
+            namespace = network.namespace,
+            network = network.name,
+            route,
+            "egress"
+        );
+        let hostname = self.shared.hostnames.label(&network, route, host);
+        let dst = SocketAddr::new(ip, port);
+        let (dst_service, id) = (dst_service(&network), RouteId::new(route));
+        let key = StackKey {
+            network,
+            route,
+            hostname,
+            dst,
+        };
+        let Some(stack) = self.stack(key) else {
+            return Either::Left(not_found.oneshot(req));
+        };
+        strip(req.headers_mut());
+        host_from_authority(&mut req);
+        strip_connection_listed(req.headers_mut());
+        let extensions = req.extensions_mut();
+        extensions.insert(dst_service);
+        extensions.insert(id);
+        match stack {
+            EgressStack::Allow(stack) => Either::Right(Either::Left(stack.oneshot(req))),
+            EgressStack::Deny(stack) => {
+                req.extensions_mut().insert(MeshAnswer {
+                    kind: ProxyErrorKind::Denied,
+                    reason: EGRESS_DENIED,
+                });
+                Either::Right(Either::Right(stack.oneshot(req)))
+            }
+        }
+    }
+
+    /// The stack of `key`, kept or built.
+    fn stack(&self, key: StackKey) -> Option<EgressStack> {
+        let mut stacks = self.stacks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(stack) = stacks.get(&key) {
+            return Some(stack.clone());
+        }
+        let stack = self.build(&key)?;
+        if stacks.len() >= CACHED_STACKS {
+            stacks.clear();
+        }
+        stacks.insert(key, stack.clone());
+        Some(stack)
+    }
+
+    fn build(&self, key: &StackKey) -> Option<EgressStack> {
+        let layers = &self.shared.layers;
+        let network = &key.network;
+        let parent = ServiceRef::egress_network(&network.namespace, &network.name, key.dst.port());
+        let labels = RouteLabels::new(parent.clone(), RouteRef::default_named(key.route))
+            .with_hostname(&key.hostname);
+        let timeouts = RouteTimeouts::default();
+        let route = layers.backends.route(&labels, None, None);
+        if !network.allow {
+            let deny = Counted::new(NoRoute::new(), route).of_route(timeouts);
+            return Some(EgressStack::Deny(layers.metrics.layer(deny)));
+        }
+        let forward = Forward::new(self.upstream.clone(), [key.dst]).ok()?;
+        let backend = Counted::new(
+            Backend::Service(forward),
+            layers.backends.backend(&labels, parent, None),
+        )
+        .of_attempts(timeouts);
+        // Linkerd's default egress routes neither retry nor time out.
+        let policy = RouteRetryPolicy {
+            name: Arc::from(key.route),
+            matches: Vec::new(),
+            retry: RetryPolicy::never(),
+            timeouts: Timeouts::default(),
+            backends: Vec::new(),
+            request_headers: HeaderEdit::default(),
+            response_headers: HeaderEdit::default(),
+        };
+        let retry = policy.layer(self.shared.budget.clone());
+        let edits = EditHeadersLayer::new(HeaderEdit::default(), HeaderEdit::default());
+        let stack = Counted::new(
+            edits.layer(
+                Rescue::new(retry.peek_grpc_trailers().layer(Split::One(backend)))
+                    .of_route(timeouts),
+            ),
+            route,
+        )
+        .of_route(timeouts);
+        Some(EgressStack::Allow(layers.metrics.layer(stack)))
+    }
+}

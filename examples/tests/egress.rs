@@ -1,0 +1,365 @@
+//! Egress through a real sidecar: a request, or a `CONNECT`, for a name no
+//! outbound service has goes where Linkerd's `EgressNetwork` says: sent
+//! out of the mesh in plaintext (`Allow`), refused with a 403 (`Deny`),
+//! or, when no network captures its address or the policy has none,
+//! answered with the mesh's 404 as before. 127.0.0.1 is outside the
+//! default cluster networks, so a network without `networks` captures a
+//! local upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::atomic::Ordering,
+};
+
+use http::{Request, StatusCode};
+use mesh_examples::sidecar::Running;
+use support::upstreams::{named, reloaded};
+use support::*;
+
+/// An `EgressNetwork` of the workload's namespace with `policy`, and
+/// `networks` (YAML, one line) when not empty.
+fn network(name: &str, policy: &str, networks: &str) -> String {
+    let networks = if networks.is_empty() {
+        String::new()
+    } else {
+        format!("  networks: {networks}\n")
+    };
+    format!(
+        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
+         metadata: {{name: {name}, namespace: emojivoto}}\n\
+         spec:\n  trafficPolicy: {policy}\n{networks}"
+    )
+}
+
+/// A plaintext sidecar in `emojivoto`, on two runtimes, without outbound
+/// services, with `policy` as its policy file (read again every 50 ms).
+fn egress_sidecar(dir: &Path, policy: &str) -> (Running, PathBuf) {
+    let file = dir.join("policy.yaml");
+    std::fs::write(&file, policy).unwrap();
+    let running = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
+        file.display()
+    ));
+    (running, file)
+}
+
+/// Sends `method` `path` for `host` to the outbound listener at `outbound`
+/// over HTTP/1.1 with `body`: the status, the `mesh-error`, and the body.
+async fn send(
+    outbound: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, Option<String>, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{outbound}{path}"))
+        .header("host", host)
+        .body(full(body.to_owned()))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    let status = res.status();
+    let error = res
+        .headers()
+        .get("mesh-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    (status, error, body)
+}
+
+#[tokio::test]
+async fn an_allowed_request_is_sent_out_of_the_mesh_with_its_host_and_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, _) = backend().await;
+    let (running, _) = egress_sidecar(dir.path(), &network("all", "Allow", ""));
+    let port = upstream.port();
+
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let (status, error, body) = send(running.outbound, &host, "POST", "/echo", "ping").await;
+        assert_eq!(
+            (status, error, body.as_str()),
+            (StatusCode::OK, None, "ping")
+        );
+        let (status, _, headers) = send(running.outbound, &host, "GET", "/headers", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            headers.lines().any(|l| l == format!("host: {host}")),
+            "{host}: {headers}"
+        );
+    }
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn a_denied_request_is_answered_403_and_sent_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let (running, _) = egress_sidecar(dir.path(), &network("closed", "Deny", ""));
+    let host = format!("127.0.0.1:{}", upstream.port());
+
+    let (status, error, _) = send(running.outbound, &host, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error.as_deref(), Some("egress denied"));
+
+    let call = emoji_call(&host, "ListAll").body(full("")).unwrap();
+    let res = h2_via(running.outbound, call).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "7");
+    assert_eq!(res.headers()["mesh-error"], "egress denied");
+
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn an_address_no_network_captures_gets_the_404_of_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let port = upstream.port();
+    // 127.0.0.2 is excepted, and in none of the other network's blocks.
+    let policy = network(
+        "local",
+        "Allow",
+        "[{cidr: 127.0.0.0/8, except: [127.0.0.2/32]}, {cidr: 10.0.0.0/8}]",
+    );
+    let (running, _) = egress_sidecar(dir.path(), &policy);
+    let (status, error, _) = send(
+        running.outbound,
+        &format!("127.0.0.2:{port}"),
+        "GET",
+        "/",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error.as_deref(), Some("no route"));
+    let (status, _, body) = send(
+        running.outbound,
+        &format!("127.0.0.1:{port}"),
+        "GET",
+        "/",
+        "",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "upstream"));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    stop(running).await;
+}
+
+/// Without an `EgressNetwork`, nothing changes.
+#[tokio::test]
+async fn without_egress_networks_a_request_to_no_service_gets_the_404_of_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let (running, _) = egress_sidecar(dir.path(), "");
+    let host = format!("127.0.0.1:{}", upstream.port());
+    let (status, error, _) = send(running.outbound, &host, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error.as_deref(), Some("no route"));
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_answered_502() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, _) = egress_sidecar(dir.path(), &network("all", "Allow", ""));
+    let (status, error, _) = send(running.outbound, "nowhere.invalid", "GET", "/", "").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(error.as_deref(), Some("upstream connect error"));
+    stop(running).await;
+}
+
+/// The labels Linkerd writes for the default egress route `route` of the
+/// network `name` in `emojivoto`, to `port`.
+fn egress_route(name: &str, port: u16, route: &str) -> String {
+    format!(
+        "parent_group=\"policy.linkerd.io\",parent_kind=\"EgressNetwork\",\
+         parent_namespace=\"emojivoto\",parent_name=\"{name}\",parent_port=\"{port}\",\
+         parent_section_name=\"\",route_group=\"\",route_kind=\"default\",\
+         route_namespace=\"\",route_name=\"{route}\""
+    )
+}
+
+#[tokio::test]
+async fn egress_is_counted_in_the_route_families_under_its_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let (open, _) = named("open").await;
+    let (closed, closed_hits) = named("closed").await;
+    // Two networks of one address each: the smaller block wins, so each
+    // upstream's address has its own policy.
+    let policy = format!(
+        "{}---\n{}",
+        network("open", "Allow", "[{cidr: 127.0.0.1/32}]"),
+        network("closed", "Deny", "[{cidr: 127.0.0.0/8}]")
+    );
+    let (running, _) = egress_sidecar(dir.path(), &policy);
+    let open_host = format!("127.0.0.1:{}", open.port());
+    let (status, _, body) = send(running.outbound, &open_host, "GET", "/", "").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "open"));
+    let closed_host = format!("127.0.0.2:{}", closed.port());
+    let (status, _, _) = send(running.outbound, &closed_host, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(closed_hits.load(Ordering::SeqCst), 0);
+
+    let metrics = scrape(running.admin).await;
+    let allow = egress_route("open", open.port(), "http-egress-allow");
+    let deny = egress_route("closed", closed.port(), "http-egress-deny");
+    for expected in [
+        format!(
+            "outbound_http_route_request_statuses_total{{{allow},hostname=\"127.0.0.1\",\
+             http_status=\"200\",error=\"\"}} 1"
+        ),
+        format!(
+            "outbound_http_route_backend_requests_total{{{allow},\
+             backend_group=\"policy.linkerd.io\",backend_kind=\"EgressNetwork\",\
+             backend_namespace=\"emojivoto\",backend_name=\"open\",\
+             backend_port=\"{}\",backend_section_name=\"\"}} 1",
+            open.port()
+        ),
+        format!(
+            "outbound_http_route_request_statuses_total{{{deny},hostname=\"127.0.0.2\",\
+             http_status=\"403\",error=\"UNKNOWN\"}} 1"
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == expected),
+            "{expected} not in {metrics}"
+        );
+    }
+    // The golden families, one series per network.
+    assert_eq!(
+        series(
+            &metrics,
+            "response_total",
+            &[
+                "dst_service=\"EgressNetwork/emojivoto/open\"",
+                "route_name=\"http-egress-allow\"",
+                "status_code=\"200\""
+            ]
+        ),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            "response_total",
+            &[
+                "dst_service=\"EgressNetwork/emojivoto/closed\"",
+                "route_name=\"http-egress-deny\"",
+                "status_code=\"403\""
+            ]
+        ),
+        1,
+        "{metrics}"
+    );
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn a_route_labels_a_hundred_hosts_and_counts_the_rest_unnamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, _) = egress_sidecar(dir.path(), &network("closed", "Deny", ""));
+    // 105 addresses of 127.0.0.0/8, all refused: none is reached.
+    for n in 1..=105 {
+        let host = format!("127.0.0.{n}:8080");
+        let (status, _, _) = send(running.outbound, &host, "GET", "/", "").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+    }
+    let metrics = scrape(running.admin).await;
+    let deny = egress_route("closed", 8080, "http-egress-deny");
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(&format!(
+                "outbound_http_route_request_statuses_total{{{deny}"
+            ))
+        })
+        .collect();
+    assert_eq!(counted.len(), 101, "{counted:#?}");
+    let unnamed = format!(
+        "outbound_http_route_request_statuses_total{{{deny},hostname=\"\",\
+         http_status=\"403\",error=\"UNKNOWN\"}} 5"
+    );
+    assert!(counted.contains(&unnamed.as_str()), "{counted:#?}");
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn a_reload_flips_egress_and_a_bad_one_keeps_the_last_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let (running, file) = egress_sidecar(dir.path(), &network("all", "Allow", ""));
+    let host = format!("127.0.0.1:{}", upstream.port());
+    let (status, _, _) = send(running.outbound, &host, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::OK);
+
+    replace_file(&file, network("all", "Deny", ""));
+    reloaded(running.admin, "ok", 1).await;
+    let (status, error, _) = send(running.outbound, &host, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error.as_deref(), Some("egress denied"));
+
+    // A trafficPolicy that is neither Allow nor Deny: refused whole.
+    replace_file(&file, network("all", "Maybe", ""));
+    reloaded(running.admin, "error", 1).await;
+    let (status, _, _) = send(running.outbound, &host, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    stop(running).await;
+}
+
+#[test]
+fn the_global_egress_namespace_is_configured_and_checked_like_a_namespace() {
+    use mesh_examples::sidecar::config::ConfigErrorKind;
+    use support::config::{assert_error, parse, reject};
+
+    let default = parse("").unwrap().policy.config;
+    assert_eq!(default.egress_namespace, "linkerd-egress");
+    let config = parse("policy:\n  egress_namespace: mesh-egress\n").unwrap();
+    assert_eq!(config.policy.config.egress_namespace, "mesh-egress");
+    let error = reject("policy:\n  egress_namespace: Mesh_Egress\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "policy.egress_namespace",
+        2,
+    );
+}
+
+/// An `EgressNetwork` of the configured global egress namespace applies to
+/// a workload of another namespace that has none of its own.
+#[tokio::test]
+async fn a_network_of_the_global_egress_namespace_applies_to_every_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, _) = named("upstream").await;
+    let file = dir.path().join("policy.yaml");
+    let global =
+        network("all", "Allow", "").replace("namespace: emojivoto", "namespace: mesh-egress");
+    std::fs::write(&file, global).unwrap();
+    let running = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  egress_namespace: mesh-egress\n\
+         \x20 files: [{}]\n",
+        file.display()
+    ));
+    let host = format!("127.0.0.1:{}", upstream.port());
+    let (status, _, body) = send(running.outbound, &host, "GET", "/", "").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "upstream"));
+    let metrics = scrape(running.admin).await;
+    let allow = egress_route("all", upstream.port(), "http-egress-allow").replace(
+        "parent_namespace=\"emojivoto\"",
+        "parent_namespace=\"mesh-egress\"",
+    );
+    assert!(metrics.contains(&allow), "{metrics}");
+    stop(running).await;
+}
