@@ -119,7 +119,9 @@
 //! those of the global egress namespace
 //! ([`PolicyConfig::egress_namespace`], `linkerd-egress` by default);
 //! among those that capture the address, the one whose matching block is
-//! the smallest, then the older by `metadata.creationTimestamp`, then the
+//! the smallest (its addresses less those of its `except`, as Linkerd
+//! sizes it: a network without `networks` is smaller than a written
+//! `0.0.0.0/0`), then the older by `metadata.creationTimestamp`, then the
 //! first by name. One without a timestamp ranks after those with one, as
 //! routes and Servers do here (applied, it would be the newest; Linkerd's
 //! comparison puts it first, but in a cluster every resource has one).

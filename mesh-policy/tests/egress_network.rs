@@ -193,6 +193,25 @@ fn written_networks_and_their_exceptions_capture_only_what_they_say() {
 }
 
 #[test]
+fn a_null_except_is_no_exceptions_as_the_api_server_reads_it() {
+    let text = egress(
+        "partners",
+        "app",
+        "  trafficPolicy: Allow\n  networks:\n  - cidr: 203.0.113.0/24\n    except: null\n",
+    );
+    let compiled = compile(&text);
+    assert_eq!(
+        found(compiled.egress_networks(), "203.0.113.7").as_deref(),
+        Some("app/partners")
+    );
+    // NetworkAuthentication's networks are the same type, read alike.
+    let authn = "apiVersion: policy.linkerd.io/v1alpha1\nkind: NetworkAuthentication\n\
+                 metadata: {name: office, namespace: app}\nspec:\n  networks:\n  \
+                 - cidr: 203.0.113.0/24\n    except: null\n";
+    compile(authn);
+}
+
+#[test]
 fn the_namespaces_own_networks_hide_the_global_ones_even_where_they_capture_nothing() {
     let text = docs(&[
         egress(

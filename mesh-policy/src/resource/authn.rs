@@ -80,9 +80,20 @@ pub struct Network {
     pub cidr: Cidr,
     /// `except`: networks within `cidr` that do not match. One that covers
     /// all of `cidr` is refused, as Linkerd's admission webhook refuses it:
-    /// the network would match no address.
-    #[serde(default)]
+    /// the network would match no address. Absent or `null`, none: the
+    /// API server keeps a `null` it is sent for a field that is not
+    /// nullable out of the object, so a manifest with `except: null` is
+    /// one without it.
+    #[serde(default, deserialize_with = "null_as_none")]
     pub except: Vec<Cidr>,
+}
+
+/// `except`, with `null` read as no exceptions.
+fn null_as_none<'de, D>(deserializer: D) -> Result<Vec<Cidr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<Vec<Cidr>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Network {
