@@ -19,6 +19,7 @@ use http::{Request, StatusCode};
 use mesh_examples::sidecar::Running;
 use support::upstreams::{named, reloaded};
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An `EgressNetwork` of the workload's namespace with `policy`, and
 /// `networks` (YAML, one line) when not empty.
@@ -314,6 +315,50 @@ async fn a_reload_flips_egress_and_a_bad_one_keeps_the_last_good() {
     let (status, _, _) = send(running.outbound, &host, "GET", "/", "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn an_allowed_connect_is_tunnelled_and_a_denied_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, accepted) = tcp_echo().await;
+    let (running, file) = egress_sidecar(dir.path(), &network("all", "Allow", ""));
+
+    for authority in [
+        format!("127.0.0.1:{}", echo.port()),
+        format!("localhost:{}", echo.port()),
+    ] {
+        let (mut tunnel, head) = connect_head(running.outbound, &authority).await;
+        assert!(head.starts_with("HTTP/1.1 200 "), "{authority}: {head}");
+        tunnel.write_all(b"ping").await.unwrap();
+        let mut got = [0; 4];
+        tunnel.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping", "{authority}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    replace_file(&file, network("all", "Deny", ""));
+    reloaded(running.admin, "ok", 1).await;
+    for authority in [
+        format!("127.0.0.1:{}", echo.port()),
+        format!("localhost:{}", echo.port()),
+    ] {
+        let (_conn, head) = connect_head(running.outbound, &authority).await;
+        assert!(head.starts_with("HTTP/1.1 403 "), "{authority}: {head}");
+        assert!(head.contains("mesh-error: egress denied\r\n"), "{head}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn a_connect_without_egress_networks_gets_the_404_of_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, accepted) = tcp_echo().await;
+    let (running, _) = egress_sidecar(dir.path(), "");
+    let (_conn, head) = connect_head(running.outbound, &format!("127.0.0.1:{}", echo.port())).await;
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
     stop(running).await;
 }
 

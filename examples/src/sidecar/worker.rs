@@ -41,7 +41,7 @@ use tower::Layer;
 use super::{
     config::{InboundPort, OutboundConfig, PortProtocol, SidecarConfig},
     inbound,
-    outbound::{EgressSource, NoHttp, Outbound, TcpServices},
+    outbound::{EgressSource, NoHttp, Outbound, ResolveConnect, TcpServices},
 };
 
 /// What every runtime shares, built once in [`start`](super::start).
@@ -367,7 +367,11 @@ impl Worker {
             shared.client.connect_timeout + ConnectConfig::default().handshake_timeout;
         // Egress reads the EgressNetworks of the policy in force.
         let egress: Arc<dyn EgressSource> = Arc::new(shared.policy.clone());
-        let tcp = Arc::new(shared.outbound.tcp_services(connect_timeout));
+        let tcp = Arc::new(
+            shared
+                .outbound
+                .tcp_services(connect_timeout, egress.clone()),
+        );
         let ports = shared.config.inbound.ports().iter();
         for (index, (port, listener)) in ports.zip(listeners.inbound).enumerate() {
             let Ok(listener) = tokio_listener(listener) else {
@@ -399,7 +403,7 @@ impl Worker {
             let (stack, updates) = shared.outbound.stack(&shared.client, egress);
             let targets = {
                 let tcp = tcp.clone();
-                move |authority: &Authority| tcp.by_authority(authority)
+                move |authority: &Authority| tcp.target(authority)
             };
             // A tunnel holds the lease of the connection it came on (the
             // server gives every CONNECT one), so the server drains it,
@@ -412,6 +416,8 @@ impl Worker {
             let stack = ConnectTunnel::new(stack, targets).on_error(move |kind, headers, cause| {
                 http_metrics.count_outbound_answer(kind, headers, cause)
             });
+            // A CONNECT that may be egress has its host looked up first.
+            let stack = ResolveConnect::new(stack, tcp.clone());
             let stack = TapLayer::new(&shared.tap, Direction::Outbound).layer(stack);
             let stack = TraceLayer::outbound(shared.tracer.clone()).layer(stack);
             // Ends with the runtime.

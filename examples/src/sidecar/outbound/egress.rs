@@ -251,6 +251,20 @@ impl HostCache {
         }
         addr
     }
+
+    /// The address of `host` if it is an IP literal or its last lookup is
+    /// fresh, without waiting: what a `CONNECT`'s target is checked with,
+    /// after [`resolve`](Self::resolve) has run.
+    pub(crate) fn peek(&self, host: &str) -> Option<IpAddr> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(ip);
+        }
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        match entries.get(host)? {
+            Cached::Ready { at, addr } if fresh(*at, *addr) => *addr,
+            _ => None,
+        }
+    }
 }
 
 fn fresh(at: Instant, addr: Option<IpAddr>) -> bool {
@@ -354,6 +368,11 @@ impl EgressShared {
             layers,
             budget: Arc::new(Budget::default()),
         }
+    }
+
+    /// The plaintext TCP connector egress `CONNECT`s use.
+    pub(crate) fn tcp(&self) -> super::upstream::Connector {
+        self.connectors.tcp()
     }
 }
 

@@ -22,7 +22,9 @@
 //! The lookup does no I/O and answers nothing itself except the 404 of an
 //! unknown authority or override and the 400 of a request that names no
 //! one authority (two `Host`s, or userinfo in its `Host` or target), both
-//! of which go through metrics too; it
+//! of which go through metrics too (an unknown authority goes to
+//! [`egress`] first, which looks its host up only when the policy has
+//! `EgressNetwork`s); it
 //! comes first so that metrics, retries and timeouts can read the service
 //! and route it names. Metrics then see every request as the application does: one
 //! logical request, whatever the retries below. The request timeout covers
@@ -95,7 +97,16 @@
 //! A `CONNECT` to the outbound listener whose authority names a service
 //! is tunnelled the same way, through the same forwarders, before any
 //! route is looked up (mesh-core's `ConnectTunnel`, set up in the
-//! worker); one to an unknown authority gets the router's 404.
+//! worker); one to an unknown authority is egress, as below.
+//!
+//! A request whose authority names no service is egress ([`egress`]):
+//! Linkerd's `EgressNetwork`s, compiled with the policy, decide by the
+//! address its host resolves to. `Allow` sends it there in plaintext,
+//! over a default route without retries or timeouts; `Deny` answers
+//! `403`; an address no network captures, or a policy without any
+//! network, gets the router's 404 as before. A `CONNECT` to such an
+//! authority is tunnelled in plain TCP to an `Allow` network's address,
+//! and refused by egress otherwise ([`tcp`]).
 
 mod backend;
 mod dst_override;
@@ -142,7 +153,7 @@ use self::plan::{PlannedBackend, Planner, RoutePlan, RoutePlans};
 use self::profile::ProfileLevel;
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
 use self::split::{Backend, Rescue, Split};
-pub(crate) use self::tcp::{NoHttp, TcpServices};
+pub(crate) use self::tcp::{NoHttp, ResolveConnect, TcpServices};
 pub(crate) use self::upstream::{ServiceConnectors, Upstream, tls_label};
 use super::config::{OutboundConfig, ServiceName};
 use super::start_error::StartError;

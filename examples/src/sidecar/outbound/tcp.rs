@@ -35,18 +35,33 @@
 //! or `503` before any `200`. Both wait for an endpoint when none is
 //! ready, for `outbound.tcp_failfast_timeout` at most, in a queue of
 //! `outbound.tcp_queue_capacity` places.
+//!
+//! A `CONNECT` whose authority names no service is egress when the policy
+//! has `EgressNetwork`s ([`egress`](super::egress)): its host (an IP
+//! literal, or a name looked up first, [`ResolveConnect`]) and port give
+//! the destination address, and the network that captures it decides. An
+//! `Allow` network's is connected to in plain TCP (the bytes leave the
+//! mesh), answered `200` and tunnelled; a `Deny` network's goes on to the
+//! router, whose egress answers it `403` (`mesh-error: egress denied`),
+//! counted in the HTTP route families under the network as a refused
+//! request is; and one no network captures gets the router's 404.
 
 use std::{
     convert::Infallible,
     future::Ready,
+    net::SocketAddr,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
-use http::{Request, Response, uri::Authority};
+use futures_util::future::{BoxFuture, Either, FutureExt};
+use http::{Method, Request, Response, uri::Authority};
 use hyper::body::Incoming;
 use mesh_core::{body::BoxBody, error::ProxyErrorKind, proxy::ForwardTcp};
+use tower::Service;
 
+use super::egress::{EgressShared, EgressSource, host_of};
 use super::{Outbound, upstream::Connector};
 use crate::sidecar::config::ServiceName;
 
@@ -59,6 +74,23 @@ pub(crate) type TcpForward = ForwardTcp<Connector>;
 pub(crate) struct TcpServices {
     services: Vec<(ServiceName, Option<TcpForward>)>,
     ports: Vec<Option<usize>>,
+    egress: EgressTcp,
+}
+
+/// What a `CONNECT` to no service needs to leave the mesh: the
+/// `EgressNetwork`s in force, the lookups, and the plaintext connector.
+struct EgressTcp {
+    shared: Arc<EgressShared>,
+    source: Arc<dyn EgressSource>,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for EgressTcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressTcp")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TcpServices {
@@ -87,6 +119,114 @@ impl TcpServices {
             .1
             .clone()
     }
+
+    /// Whether `authority` names one of the services.
+    fn names_service(&self, authority: &Authority) -> bool {
+        self.services
+            .iter()
+            .any(|(name, _)| name.matches_authority(authority.as_str()))
+    }
+
+    /// The forwarder a `CONNECT` to `authority` is tunnelled through: its
+    /// service's ([`by_authority`](Self::by_authority)), else, for one
+    /// that names no service, a plain TCP connection to its address when
+    /// an `Allow` `EgressNetwork` captures it. `None` for the rest, which
+    /// the router answers: a `Deny` network's with its `403`. A name is
+    /// read from the lookups [`ResolveConnect`] made before.
+    pub(crate) fn target(&self, authority: &Authority) -> Option<TcpForward> {
+        if let Some(forward) = self.by_authority(authority) {
+            return Some(forward);
+        }
+        if authority.as_str().contains('@') || self.names_service(authority) {
+            return None;
+        }
+        let egress = &self.egress;
+        if egress.source.is_empty() {
+            return None;
+        }
+        let port = authority.port_u16()?;
+        let host = host_of(authority);
+        let ip = egress.shared.hosts.peek(&host)?;
+        let network = egress.source.find(ip)?;
+        if !network.allow {
+            return None;
+        }
+        tracing::debug!(
+            host,
+            %ip,
+            namespace = network.namespace,
+            network = network.name,
+            "egress CONNECT"
+        );
+        let forward = ForwardTcp::new(egress.shared.tcp(), [SocketAddr::new(ip, port)]).ok()?;
+        Some(forward.with_connect_timeout(egress.connect_timeout))
+    }
+
+    /// Whether a `CONNECT` to `authority` may be egress whose host must be
+    /// looked up first: a name, not a service's, while the policy has
+    /// `EgressNetwork`s.
+    fn needs_lookup(&self, authority: &Authority) -> Option<String> {
+        if authority.as_str().contains('@')
+            || self.egress.source.is_empty()
+            || self.names_service(authority)
+        {
+            return None;
+        }
+        let host = host_of(authority);
+        host.parse::<std::net::IpAddr>().is_err().then_some(host)
+    }
+}
+
+/// Looks up the host of a `CONNECT` that may be egress before the tunnel
+/// reads it ([`TcpServices::target`], which cannot wait): every other
+/// request goes straight to `inner`.
+#[derive(Clone, Debug)]
+pub(crate) struct ResolveConnect<S> {
+    inner: S,
+    tcp: Arc<TcpServices>,
+}
+
+impl<S> ResolveConnect<S> {
+    pub(crate) fn new(inner: S, tcp: Arc<TcpServices>) -> Self {
+        Self { inner, tcp }
+    }
+}
+
+impl<S, B> Service<Request<B>> for ResolveConnect<S>
+where
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, BoxFuture<'static, Result<S::Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let host = (req.method() == Method::CONNECT
+            && req.extensions().get::<hyper::ext::Protocol>().is_none())
+        .then(|| req.uri().authority())
+        .flatten()
+        .and_then(|authority| self.tcp.needs_lookup(authority));
+        let Some(host) = host else {
+            return Either::Left(self.inner.call(req));
+        };
+        // The clone that was made ready takes the request, as tower asks.
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let shared = self.tcp.egress.shared.clone();
+        let resolved = async move {
+            shared.hosts.resolve(&host).await;
+        };
+        Either::Right(Box::pin(resolved.then(move |()| {
+            let mut inner = inner;
+            inner.call(req)
+        })))
+    }
 }
 
 impl Outbound {
@@ -94,7 +234,11 @@ impl Outbound {
     /// own, and the connectors every runtime shares. A connect may take
     /// the TCP connect timeout and the TLS handshake timeout, each of
     /// which the connector enforces on its own.
-    pub(crate) fn tcp_services(&self, connect_timeout: Duration) -> TcpServices {
+    pub(crate) fn tcp_services(
+        &self,
+        connect_timeout: Duration,
+        egress: Arc<dyn EgressSource>,
+    ) -> TcpServices {
         let services = self
             .services
             .iter()
@@ -109,6 +253,11 @@ impl Outbound {
         TcpServices {
             services,
             ports: self.tcp_ports.clone(),
+            egress: EgressTcp {
+                shared: self.egress.clone(),
+                source: egress,
+                connect_timeout,
+            },
         }
     }
 }
