@@ -408,3 +408,42 @@ async fn a_network_of_the_global_egress_namespace_applies_to_every_namespace() {
     assert!(metrics.contains(&allow), "{metrics}");
     stop(running).await;
 }
+
+/// The sidecar's own outbound listener is never a destination: a request
+/// sent there would come back as egress, again and again.
+#[tokio::test]
+async fn the_sidecars_own_listener_is_never_egress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, _) = egress_sidecar(dir.path(), &network("all", "Allow", ""));
+    let own = running.outbound.to_string();
+    let answer = tokio::time::timeout(WAIT_BOUND, send(running.outbound, &own, "GET", "/", ""));
+    let (status, error, _) = answer.await.expect("the request looped");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error.as_deref(), Some("no route"));
+    let connect = tokio::time::timeout(WAIT_BOUND, connect_head(running.outbound, &own));
+    let (_conn, head) = connect.await.expect("the CONNECT looped");
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn a_refused_grpc_call_is_counted_on_the_grpc_egress_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, _) = egress_sidecar(dir.path(), &network("closed", "Deny", ""));
+    let call = emoji_call("127.0.0.1:8080", "ListAll")
+        .body(full(""))
+        .unwrap();
+    let res = h2_via(running.outbound, call).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "7");
+    let metrics = scrape(running.admin).await;
+    let deny = egress_route("closed", 8080, "grpc-egress-deny");
+    let expected = format!(
+        "outbound_grpc_route_request_statuses_total{{{deny},hostname=\"127.0.0.1\",\
+         grpc_status=\"PERMISSION_DENIED\",error=\"UNKNOWN\"}} 1"
+    );
+    assert!(
+        metrics.lines().any(|l| l == expected),
+        "{expected} not in {metrics}"
+    );
+    stop(running).await;
+}

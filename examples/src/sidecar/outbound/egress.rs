@@ -36,6 +36,8 @@
 //! decides:
 //!
 //! - none: the 404 of today (an address in the cluster networks, say);
+//!   so does an address of the sidecar's own outbound listeners, where
+//!   the request would loop ([`EgressShared::loops`]);
 //! - `Deny`: `403` with `mesh-error: egress denied` ([`EGRESS_DENIED`]),
 //!   gRPC `PERMISSION_DENIED` (7), as the mesh refuses other calls;
 //!   nothing is sent. The network is logged at debug; the answer does not
@@ -353,6 +355,9 @@ fn dst_service(network: &Captured) -> DstService {
 #[derive(Debug)]
 pub(crate) struct EgressShared {
     pub(crate) hosts: HostCache,
+    /// The sidecar's own outbound listeners, as bound: never a
+    /// destination, where a request would loop (see `endpoints/own.rs`).
+    listeners: Vec<SocketAddr>,
     hostnames: Hostnames,
     connectors: ServiceConnectors,
     layers: RouteLayers,
@@ -360,14 +365,34 @@ pub(crate) struct EgressShared {
 }
 
 impl EgressShared {
-    pub(super) fn new(connectors: ServiceConnectors, layers: RouteLayers) -> Self {
+    pub(super) fn new(
+        connectors: ServiceConnectors,
+        layers: RouteLayers,
+        listeners: &[SocketAddr],
+    ) -> Self {
         Self {
             hosts: HostCache::new(),
+            listeners: listeners.to_vec(),
             hostnames: Hostnames::default(),
             connectors,
             layers,
             budget: Arc::new(Budget::default()),
         }
+    }
+
+    /// Whether a connection to `dst` would arrive at one of the sidecar's
+    /// own outbound listeners: egress there would loop, each round on a
+    /// new connection, until the connection limit. Such an address is
+    /// never egress: it gets the 404 of an unknown authority.
+    pub(crate) fn loops(&self, dst: SocketAddr) -> bool {
+        let own = self
+            .listeners
+            .iter()
+            .any(|&listener| crate::sidecar::config::reaches(dst, listener));
+        if own {
+            tracing::debug!(%dst, "egress to the sidecar's own outbound listener refused");
+        }
+        own
     }
 
     /// The plaintext TCP connector egress `CONNECT`s use.
@@ -502,6 +527,10 @@ impl EgressRuntime {
             });
             return Either::Left(not_found.oneshot(req));
         };
+        let dst = SocketAddr::new(ip, port);
+        if self.shared.loops(dst) {
+            return Either::Left(not_found.oneshot(req));
+        }
         let Some(network) = self.source.find(ip) else {
             tracing::debug!(host, %ip, "egress: no EgressNetwork captures the address");
             return Either::Left(not_found.oneshot(req));
@@ -516,7 +545,6 @@ impl EgressRuntime {
             "egress"
         );
         let hostname = self.shared.hostnames.label(&network, route, host);
-        let dst = SocketAddr::new(ip, port);
         let (dst_service, id) = (dst_service(&network), RouteId::new(route));
         let key = StackKey {
             network,

@@ -364,6 +364,7 @@ impl Outbound {
                 metrics: http.clone(),
                 backends: metrics.backend.clone(),
             },
+            listeners,
         );
         Ok(Self {
             services,

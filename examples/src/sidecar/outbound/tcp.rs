@@ -147,6 +147,10 @@ impl TcpServices {
         let port = authority.port_u16()?;
         let host = host_of(authority);
         let ip = egress.shared.hosts.peek(&host)?;
+        let dst = SocketAddr::new(ip, port);
+        if egress.shared.loops(dst) {
+            return None;
+        }
         let network = egress.source.find(ip)?;
         if !network.allow {
             return None;
@@ -158,7 +162,7 @@ impl TcpServices {
             network = network.name,
             "egress CONNECT"
         );
-        let forward = ForwardTcp::new(egress.shared.tcp(), [SocketAddr::new(ip, port)]).ok()?;
+        let forward = ForwardTcp::new(egress.shared.tcp(), [dst]).ok()?;
         Some(forward.with_connect_timeout(egress.connect_timeout))
     }
 
