@@ -19,6 +19,9 @@
 //!   kubectl names a resource), the field path and the line;
 //! - [`HttpRoute`] is the routing resource both authorization (routes under
 //!   a `Server`) and outbound routing (routes under a `Service`) read;
+//!   [`TlsRoute`] and [`TcpRoute`] route connections rather than requests
+//!   (by SNI, or by port), as Linkerd 2.17 reads them for the traffic an
+//!   `EgressNetwork` captures;
 //! - [`Timestamp`] reads `metadata.creationTimestamp`, which both of them
 //!   use to break ties between routes: the oldest wins.
 //!
@@ -135,8 +138,9 @@ pub use self::{
         GrpcRouteSpec, HeaderModifier, HttpHeader, HttpHeaderMatch, HttpPathMatch,
         HttpPathModifier, HttpQueryParamMatch, HttpRoute, HttpRouteFilter, HttpRouteMatch,
         HttpRouteRetry, HttpRouteRule, HttpRouteSpec, HttpRouteTimeouts, InvalidMatch,
-        InvalidMatchReason, MAX_BACKEND_WEIGHT, POLICY_GROUP, ParentReference, PathMatchType,
-        PathModifierType, RequestRedirect, ValueMatchType,
+        InvalidMatchReason, L4RouteRule, MAX_BACKEND_WEIGHT, POLICY_GROUP, ParentReference,
+        PathMatchType, PathModifierType, RequestRedirect, TcpRoute, TcpRouteSpec, TlsRoute,
+        TlsRouteSpec, ValueMatchType,
     },
     ignored::IgnoredField,
     load::{Document, DocumentContext, Documents, Loaded, OtherResource, Parsed, Resource, load},

@@ -38,6 +38,7 @@ mod convert;
 mod filter;
 mod grpc;
 mod hostname;
+mod l4;
 mod limits;
 
 pub use self::{
@@ -47,6 +48,7 @@ pub use self::{
         RequestRedirect,
     },
     grpc::{GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule, GrpcRouteSpec},
+    l4::{L4RouteRule, TcpRoute, TcpRouteSpec, TlsRoute, TlsRouteSpec},
 };
 
 /// The Gateway API group, the default group of a parent reference.
