@@ -26,6 +26,7 @@ mod config_ranges;
 mod config_traffic_split;
 mod config_warning_namespaces;
 mod deadline_under_a_millisecond;
+mod egress_l4_routes;
 mod egress_routes;
 mod expired;
 mod grpc_route_precedence;

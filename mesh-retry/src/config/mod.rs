@@ -50,6 +50,27 @@
 //!   requests it would take. And a request none of the routes takes goes
 //!   to the network's default route, which its `trafficPolicy` decides
 //!   ([`Unmatched::EgressNetwork`]), not to a 404.
+//! - **`TLSRoute`s and `TCPRoute`s whose parent is an `EgressNetwork`**
+//!   (`gateway.networking.k8s.io/v1alpha2`; a `TLSRoute` at `v1alpha3` and
+//!   `v1` too), beside that network's HTTP routes: Linkerd 2.17 allows and
+//!   shapes the egress traffic that is not plain HTTP with them, HTTPS by
+//!   the SNI of its ClientHello, other TCP by port (the walkthrough
+//!   above). Each is kept with its name, parent port, hostnames and
+//!   backends ([`L4Route`]), and [`ServiceRetryPolicy::tls_route`] and
+//!   [`ServiceRetryPolicy::tcp_route`] give the route that takes a
+//!   connection, by port and SNI, as Linkerd's proxy picks it (an exact
+//!   hostname, then the longest wildcard, then none; ties to the oldest,
+//!   then by name), or `None` for the network's default route
+//!   (`tls-egress-*`, `tcp-egress-*`). [`ServiceRetryPolicy::routes_on`]
+//!   says which kind a port is served, as Linkerd decides it: HTTP routes
+//!   before `TLSRoute`s before `TCPRoute`s. They are selected by port,
+//!   consumer namespace, merged and refused when duplicated as the HTTP
+//!   routes are. A backend is the original destination (the parent
+//!   network) or a Service with its `port`, which the Gateway API
+//!   requires; a route holds one rule, as Linkerd serves no other. One
+//!   attached to a Service, which Linkerd 2.17 also serves, or to any
+//!   other parent, is named in one [`ConfigWarning`] per route: its
+//!   connections are routed without it. Authorization reads neither kind.
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`. As in
@@ -62,7 +83,9 @@
 //!   `v1alpha2`): the apex service's split, as linkerd-smi writes it into
 //!   the service's ServiceProfile `dstOverrides`.
 //!
-//! Other kinds are left to their readers and are not reported.
+//! Other kinds are left to their readers and are not reported, but for
+//! `TLSRoute`s and `TCPRoute`s, which no other reader reads: a parent of
+//! theirs this reader leaves is named in a warning (above).
 //!
 //! A request takes the route of the first match it meets in
 //! [`ServiceRetryPolicy::match_order`], which is the Gateway API's
@@ -225,8 +248,8 @@ use http::Request;
 use mesh_core::{
     classify::Classify,
     resource::{
-        DocumentContext, Documents, GrpcRoute, HttpRoute, ResourceError, ResourceErrorKind,
-        ResourceName,
+        DocumentContext, Documents, GrpcRoute, HttpRoute, ObjectMeta, ResourceError,
+        ResourceErrorKind, ResourceName, TcpRoute, TlsRoute,
     },
     route::{HeaderEdit, Redirect, RouteMatch},
 };
@@ -242,6 +265,7 @@ mod dst_overrides;
 mod duration;
 mod hosts;
 mod http_route;
+mod l4_route;
 mod numbers;
 mod precedence;
 mod service_profile;
@@ -255,6 +279,7 @@ pub use self::{
     },
     duration::{GoDuration, InvalidGoDuration},
     hosts::{HostRank, RouteHosts, request_host},
+    l4_route::{L4Backend, L4Route, L4RouteKind, PortRoutes},
     precedence::MatchRef,
     service_profile::{
         ProfileRoute, RequestCondition, ResponseClassSpec, ResponseCondition, ServiceProfile,
@@ -435,6 +460,9 @@ pub struct ServiceRetryPolicy {
     /// each for the clients of its namespace alone
     /// ([`for_namespace`](Self::for_namespace)).
     client_profiles: Vec<ClientProfile>,
+    /// An `EgressNetwork`'s `TLSRoute`s and `TCPRoute`s
+    /// ([`tls_route`](Self::tls_route), [`tcp_route`](Self::tcp_route)).
+    l4: l4_route::L4Routes,
 }
 
 /// A ServiceProfile in another namespace than its service's. Linkerd's
@@ -607,6 +635,7 @@ impl ServiceRetryPolicy {
             profile: None,
             split: None,
             client_profiles: Vec::new(),
+            l4: l4_route::L4Routes::default(),
         }
     }
 
@@ -805,6 +834,7 @@ impl ServiceRetryPolicy {
         }
         // Of two for one namespace, the later is served.
         self.client_profiles.extend(other.client_profiles);
+        self.l4.append(other.l4);
     }
 
     /// Whether any of the routes is a consumer route: one in another
@@ -813,6 +843,7 @@ impl ServiceRetryPolicy {
         self.origins
             .iter()
             .any(|o| matches!(o, Origin::Rule(rule) if rule.consumer.is_some()))
+            || self.l4.has_consumer_routes()
     }
 
     /// The service as a client in `namespace` is served it, with a warning
@@ -855,6 +886,7 @@ impl ServiceRetryPolicy {
             })
             .collect();
         selected.retain_routes(&keep);
+        selected.l4.retain_for(namespace);
         selected.apply_client_profile(namespace);
         if selected.parent == ParentKind::EgressNetwork {
             // What for_port selects from: the routes before any is set
@@ -894,7 +926,10 @@ impl ServiceRetryPolicy {
     /// The ports the routes name, each once, lowest first; empty when every
     /// route takes every port, as a Service's do. A planner plans each of
     /// these with [`for_port`](Self::for_port) once, and any other port
-    /// once more, with the routes that take every port.
+    /// once more, with the routes that take every port. The HTTP routes'
+    /// ports only: a `TLSRoute` or `TCPRoute` names its own
+    /// ([`L4Route::port`]), and [`routes_on`](Self::routes_on) says which
+    /// kind a port is served.
     pub fn ports(&self) -> Vec<u16> {
         let read = self.read.as_deref().unwrap_or(self);
         let mut ports: Vec<u16> = read
@@ -908,6 +943,75 @@ impl ServiceRetryPolicy {
         ports.sort_unstable();
         ports.dedup();
         ports
+    }
+
+    /// The `TLSRoute`s of an `EgressNetwork`, in the order Linkerd serves
+    /// a port's: the oldest by `metadata.creationTimestamp` first, then by
+    /// `{namespace}/{name}` (see [`tls_route`](Self::tls_route)). Each
+    /// takes the port its `parentRefs` entry names, or every port. None
+    /// for a Service, whose `TLSRoute`s are not read (see the
+    /// [module](self) docs).
+    pub fn tls_routes(&self) -> &[L4Route] {
+        &self.l4.tls
+    }
+
+    /// The `TCPRoute`s of an `EgressNetwork`, in the order of
+    /// [`tls_routes`](Self::tls_routes).
+    pub fn tcp_routes(&self) -> &[L4Route] {
+        &self.l4.tcp
+    }
+
+    /// The `TLSRoute` that takes a TLS connection to destination port
+    /// `port` whose ClientHello names `sni` (`None` when it names none),
+    /// or `None`: the network's default route (`tls-egress-allow` or
+    /// `tls-egress-deny`, by its `trafficPolicy`) takes it.
+    ///
+    /// Of the routes that take `port` (attached with it, or without a
+    /// port) and whose hostnames match `sni`, the one that matches it
+    /// most specifically ([`HostRank`]): an exact hostname, then the
+    /// longest wildcard (`*.example.com` takes `api.example.com`, not
+    /// `example.com`), then a route without hostnames, which takes any
+    /// SNI and a connection without one; among those alike, the first in
+    /// [`tls_routes`](Self::tls_routes), the oldest. As in Linkerd's
+    /// proxy; hostnames compare without regard to case or a final dot.
+    /// Allocates nothing.
+    pub fn tls_route(&self, port: u16, sni: Option<&str>) -> Option<&L4Route> {
+        self.l4.tls_route(port, sni)
+    }
+
+    /// The `TCPRoute` that takes a connection to destination port `port`:
+    /// the first in [`tcp_routes`](Self::tcp_routes) attached with that
+    /// port or without one, the oldest, as Linkerd's proxy takes the first
+    /// route it is served; `None` when none does, and the network's
+    /// default route (`tcp-egress-allow` or `tcp-egress-deny`) takes it.
+    /// Allocates nothing.
+    pub fn tcp_route(&self, port: u16) -> Option<&L4Route> {
+        self.l4.tcp_route(port)
+    }
+
+    /// Which kind of route takes destination port `port` of an
+    /// `EgressNetwork`, as Linkerd's policy controller decides a port's
+    /// protocol from the routes attached to it (with that port, or
+    /// without one): its `GRPCRoute`s or `HTTPRoute`s when it has any,
+    /// else its `TLSRoute`s, else its `TCPRoute`s; [`PortRoutes::None`]
+    /// when it has none. A `TLSRoute` on a port that an `HTTPRoute` also
+    /// takes is not served there.
+    pub fn routes_on(&self, port: u16) -> PortRoutes {
+        let read = self.read.as_deref().unwrap_or(self);
+        let takes = |p: Option<u16>| p.is_none_or(|p| p == port);
+        let http = read.origins.iter().any(|origin| match origin {
+            Origin::Rule(rule) => takes(rule.source.port),
+            Origin::Written | Origin::Profile(_) => false,
+        });
+        if http {
+            PortRoutes::Http
+        } else if read.l4.tls.iter().any(|r| takes(r.port)) {
+            PortRoutes::Tls
+        } else if read.l4.tcp.iter().any(|r| takes(r.port)) {
+            PortRoutes::Tcp
+        } else {
+            PortRoutes::None
+        }
     }
 
     /// The routes of an `EgressNetwork` for traffic to destination port
@@ -932,6 +1036,7 @@ impl ServiceRetryPolicy {
             .map(|i| read.parent_port(i).is_none_or(|p| p == port))
             .collect();
         read.retain_routes(&keep);
+        read.l4.retain_port(port);
         let mut selected = read.clone();
         selected.read = Some(Box::new(read));
         let warnings = selected.set_aside_http_routes();
@@ -951,7 +1056,7 @@ impl ServiceRetryPolicy {
                 changed |= rule.apply_in(namespace);
             }
         }
-        changed
+        changed | self.l4.apply_in(namespace)
     }
 
     /// Keeps the routes (with their origins and redirects) whose entry of
@@ -986,6 +1091,7 @@ impl ServiceRetryPolicy {
     /// are now, for every lookup to use until they change.
     fn rank(&mut self) {
         self.ranked = Ranked::new(&self.routes, &self.origins);
+        self.l4.rank();
     }
 
     /// Sets the service's `HTTPRoute` rules aside when it has `GRPCRoute`
@@ -1294,6 +1400,12 @@ impl ServiceRetryPolicy {
                 source.named(Some(kind)),
                 source.parent
             );
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+        for route in read.l4.iter() {
+            let place = route.place();
             if !places.contains(&place) {
                 places.push(place);
             }
@@ -1762,13 +1874,14 @@ type RouteObject = (String, &'static str, Arc<str>);
 /// The route objects the rules of `services` were read from, each once,
 /// with where it was read.
 fn route_objects<'a>(
-    services: impl Iterator<Item = &'a ServiceRetryPolicy>,
+    services: impl Iterator<Item = &'a ServiceRetryPolicy> + Clone,
 ) -> Vec<(RouteObject, Arc<RouteSource>)> {
     let mut objects: Vec<(RouteObject, Arc<RouteSource>)> = Vec::new();
-    let rules = services.flat_map(|service| {
-        let read = service.read.as_deref().unwrap_or(service);
-        read.origins.iter()
-    });
+    let read = |service: &'a ServiceRetryPolicy| service.read.as_deref().unwrap_or(service);
+    let rules = services
+        .clone()
+        .flat_map(|service| read(service).origins.iter());
+    let l4 = services.flat_map(|service| read(service).l4.iter());
     for origin in rules {
         let Origin::Rule(rule) = origin else {
             continue;
@@ -1781,6 +1894,12 @@ fn route_objects<'a>(
         let key = (rule.source.group.clone(), kind, rule.route.clone());
         if !objects.iter().any(|(k, _)| *k == key) {
             objects.push((key, rule.source.clone()));
+        }
+    }
+    for route in l4 {
+        let (key, source) = route.object();
+        if !objects.iter().any(|(k, _)| *k == key) {
+            objects.push((key, source));
         }
     }
     objects
@@ -1813,7 +1932,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     let mut position = 0;
     // Each route read, by group, kind, namespace and name, with its
     // document: the cluster keeps one object for each.
-    let mut named: Vec<(String, String, String, String, usize)> = Vec::new();
+    let mut named: NamedRoutes = Vec::new();
     for document in Documents::new(origin, text) {
         let document = document?;
         let again = second.next().transpose()?;
@@ -1866,32 +1985,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 continue;
             }
             let group = route.api_version.group().to_owned();
-            let namespace = route.metadata.namespace.clone().unwrap_or_default();
-            if let Some((.., first)) = named.iter().find(|(g, k, ns, name, _)| {
-                *g == group && *k == route.kind && *ns == namespace && *name == route.metadata.name
-            }) {
-                let qualified = match &route.metadata.namespace {
-                    Some(ns) => format!("{ns}/{}", route.metadata.name),
-                    None => route.metadata.name.clone(),
-                };
-                return Err(context.error(
-                    ResourceErrorKind::DuplicateName,
-                    "metadata.name",
-                    format!(
-                        "a second {} {qualified} in this text, after document {first}: the \
-                         cluster keeps one object of a kind and name, the one applied last, \
-                         so keep one of the two or rename the other",
-                        route.kind
-                    ),
-                ));
-            }
-            named.push((
-                group.clone(),
-                route.kind.clone(),
-                namespace,
-                route.metadata.name.clone(),
-                context.index(),
-            ));
+            refuse_second(&mut named, &group, &route.kind, &route.metadata, &context)?;
             let guide = match again {
                 Some(doc) => doc.parse::<http_route::Unmodelled>()?.value,
                 None => http_route::Unmodelled::default(),
@@ -1988,6 +2082,8 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                     }));
                 }
             }
+        } else if document.is::<TlsRoute>() || document.is::<TcpRoute>() {
+            l4_route::read(document, again, &mut loaded, &mut named)?;
         } else if document.is::<ServiceProfile>() {
             let parsed = document.read::<ServiceProfile>()?;
             let context = parsed.context;
@@ -2138,6 +2234,50 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     Ok(loaded)
 }
 
+/// The routes read from one text, by API group, kind, namespace (empty
+/// for none) and name, each with its document.
+type NamedRoutes = Vec<(String, String, String, String, usize)>;
+
+/// Refuses a route of `group` and `kind` named as `metadata` names it when
+/// `named` holds one already, from an earlier document of the same text;
+/// else adds it to `named`. The cluster keeps one object of a kind and
+/// name, the one applied last, and reading both would serve rules that
+/// are not in force together anywhere.
+fn refuse_second(
+    named: &mut NamedRoutes,
+    group: &str,
+    kind: &str,
+    metadata: &ObjectMeta,
+    context: &DocumentContext<'_>,
+) -> Result<(), ResourceError> {
+    let namespace = metadata.namespace.clone().unwrap_or_default();
+    if let Some((.., first)) = named.iter().find(|(g, k, ns, name, _)| {
+        g == group && k == kind && *ns == namespace && *name == metadata.name
+    }) {
+        let qualified = match &metadata.namespace {
+            Some(ns) => format!("{ns}/{}", metadata.name),
+            None => metadata.name.clone(),
+        };
+        return Err(context.error(
+            ResourceErrorKind::DuplicateName,
+            "metadata.name",
+            format!(
+                "a second {kind} {qualified} in this text, after document {first}: the \
+                 cluster keeps one object of a kind and name, the one applied last, so keep \
+                 one of the two or rename the other"
+            ),
+        ));
+    }
+    named.push((
+        group.to_owned(),
+        kind.to_owned(),
+        namespace,
+        metadata.name.clone(),
+        context.index(),
+    ));
+    Ok(())
+}
+
 /// A `parentRefs` entry the reader attaches a route to.
 struct Parent {
     /// A Service or an EgressNetwork.
@@ -2176,52 +2316,70 @@ fn original_destinations(
         if backend.kind != BackendKind::OriginalDestination {
             continue;
         }
-        let named = |namespace: Option<&str>, name: &str| match namespace {
-            Some(namespace) => format!("{namespace}/{name}"),
-            None => name.to_owned(),
-        };
-        let network = named(backend.namespace.as_deref(), &backend.name);
-        let at = format!("spec.rules[{i}].backendRefs[{j}]");
-        let (field, message) = match parent.kind {
-            ParentKind::Service => (
-                format!("{at}.kind"),
-                format!(
-                    "backend EgressNetwork {network} stands for the original destination of \
-                     the traffic an EgressNetwork captures, and parentRefs[{}] attaches the \
-                     route to Service {}, whose traffic has none: Linkerd fails the requests \
-                     of such a backend; name a Service, or attach the route to the \
-                     EgressNetwork",
-                    parent.index,
-                    named(parent.namespace.as_deref(), &parent.name)
-                ),
-            ),
-            ParentKind::EgressNetwork => {
-                // A namespace left unwritten on either side is the
-                // route's, which the reader does not know: the same.
-                let same_namespace = match (&backend.namespace, &parent.namespace) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                };
-                if backend.name == parent.name && same_namespace {
-                    continue;
-                }
-                (
-                    format!("{at}.name"),
-                    format!(
-                        "backend EgressNetwork {network} is not the route's parent \
-                         EgressNetwork {} (parentRefs[{}]): an EgressNetwork backend stands \
-                         for the original destination of the traffic its own network \
-                         captured, and Linkerd fails the requests of one naming another; \
-                         name the parent, or a Service",
-                        named(parent.namespace.as_deref(), &parent.name),
-                        parent.index
-                    ),
-                )
-            }
-        };
-        return Err(context.error(ResourceErrorKind::InvalidValue, &field, message));
+        check_original_destination(
+            &format!("spec.rules[{i}].backendRefs[{j}]"),
+            &backend.name,
+            backend.namespace.as_deref(),
+            parent,
+            context,
+        )?;
     }
     Ok(())
+}
+
+/// Checks one backend that stands for the original destination, the
+/// `backendRefs` entry at `at` naming EgressNetwork `name` in
+/// `namespace`, against `parent`, as [`original_destinations`] does.
+fn check_original_destination(
+    at: &str,
+    name: &str,
+    namespace: Option<&str>,
+    parent: &Parent,
+    context: &DocumentContext<'_>,
+) -> Result<(), ResourceError> {
+    let named = |namespace: Option<&str>, name: &str| match namespace {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name.to_owned(),
+    };
+    let network = named(namespace, name);
+    let (field, message) = match parent.kind {
+        ParentKind::Service => (
+            format!("{at}.kind"),
+            format!(
+                "backend EgressNetwork {network} stands for the original destination of \
+                 the traffic an EgressNetwork captures, and parentRefs[{}] attaches the \
+                 route to Service {}, whose traffic has none: Linkerd fails the requests \
+                 of such a backend; name a Service, or attach the route to the \
+                 EgressNetwork",
+                parent.index,
+                named(parent.namespace.as_deref(), &parent.name)
+            ),
+        ),
+        ParentKind::EgressNetwork => {
+            // A namespace left unwritten on either side is the
+            // route's, which the reader does not know: the same.
+            let same_namespace = match (namespace, &parent.namespace) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if name == parent.name && same_namespace {
+                return Ok(());
+            }
+            (
+                format!("{at}.name"),
+                format!(
+                    "backend EgressNetwork {network} is not the route's parent \
+                     EgressNetwork {} (parentRefs[{}]): an EgressNetwork backend stands \
+                     for the original destination of the traffic its own network \
+                     captured, and Linkerd fails the requests of one naming another; \
+                     name the parent, or a Service",
+                    named(parent.namespace.as_deref(), &parent.name),
+                    parent.index
+                ),
+            )
+        }
+    };
+    Err(context.error(ResourceErrorKind::InvalidValue, &field, message))
 }
 
 /// Makes each match of `route`, the `HTTPRoute` a `GRPCRoute` amounts
