@@ -23,6 +23,7 @@ mod filters;
 mod grpc_route;
 mod host_confusion;
 mod identity_refs;
+mod l4_routes;
 mod layer;
 mod namespaces;
 mod parity_labels;

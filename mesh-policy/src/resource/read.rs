@@ -1,8 +1,8 @@
 //! Reading policy documents of every kind from one or more texts.
 
 use mesh_core::resource::{
-    DocumentContext, Documents, GrpcRoute, HttpRoute, Parsed, Resource, ResourceError,
-    ResourceErrorKind, Timestamp,
+    DocumentContext, Documents, GATEWAY_GROUP, GrpcRoute, HttpRoute, Parsed, Resource,
+    ResourceError, ResourceErrorKind, TcpRoute, Timestamp, TlsRoute,
 };
 use serde::Deserialize;
 
@@ -186,6 +186,12 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     r.egress_created.push(again.created(index)?);
                     push(&mut r.egress_networks, &mut r.warnings, parsed)
                 }
+                // Outbound routes of connections, which authorization
+                // has no use for, as it has none for an HTTPRoute whose
+                // parents are Services: the outbound routing reads them,
+                // and warns about a parent it does not apply them to.
+                TlsRoute::KIND | TcpRoute::KIND
+                    if document.api_version().group() == GATEWAY_GROUP => {}
                 kind if is_list(kind) => return Err(list_error(document)),
                 kind if document.api_version().group() == LINKERD_POLICY
                     && !LINKERD_UNREAD.contains(&kind) =>
