@@ -447,3 +447,33 @@ async fn a_refused_grpc_call_is_counted_on_the_grpc_egress_route() {
     );
     stop(running).await;
 }
+
+/// In ingress mode, a request without a destination override is egress
+/// as any other; one whose override names no service keeps its 404: the
+/// override names a service, never a destination outside the mesh.
+#[tokio::test]
+async fn in_ingress_mode_an_override_that_names_no_service_keeps_its_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, network("all", "Allow", "")).unwrap();
+    let running = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  ingress_mode: true\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    ));
+    let host = format!("127.0.0.1:{}", upstream.port());
+    let req = Request::get(format!("http://{}/", running.outbound))
+        .header("host", "emoji.example.com")
+        .header("l5d-dst-override", &host)
+        .body(full(""))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    let (status, _, body) = send(running.outbound, &host, "GET", "/", "").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "upstream"));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    stop(running).await;
+}
