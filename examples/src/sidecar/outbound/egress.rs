@@ -628,3 +628,44 @@ impl EgressRuntime {
         Some(EgressStack::Allow(layers.metrics.layer(stack)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn for_host(target: &str, host: Option<&str>) -> Option<(String, u16)> {
+        let mut req = Request::get(target);
+        if let Some(host) = host {
+            req = req.header(header::HOST, host);
+        }
+        destination(&req.body(()).unwrap())
+    }
+
+    #[test]
+    fn a_destination_is_the_targets_authority_else_the_host_port_80_by_default() {
+        let at = |host: &str, port| Some((host.to_owned(), port));
+        assert_eq!(
+            for_host("/", Some("API.Example.com.")),
+            at("api.example.com", 80)
+        );
+        assert_eq!(for_host("/", Some("[::1]:8080")), at("::1", 8080));
+        assert_eq!(for_host("/", Some("10.1.2.3:81")), at("10.1.2.3", 81));
+        // An absolute-form target wins over `Host`.
+        assert_eq!(
+            for_host("http://example.org:8443/", Some("other")),
+            at("example.org", 8443)
+        );
+        assert_eq!(for_host("/", None), None);
+        assert_eq!(for_host("/", Some("bad host")), None);
+    }
+
+    #[test]
+    fn the_route_is_named_by_policy_and_protocol_as_linkerd_names_it() {
+        assert_eq!(route_name(true, false), "http-egress-allow");
+        assert_eq!(route_name(false, false), "http-egress-deny");
+        assert_eq!(route_name(true, true), "grpc-egress-allow");
+        assert_eq!(route_name(false, true), "grpc-egress-deny");
+    }
+}
