@@ -178,10 +178,14 @@
 //!   policy controller resolves it to nothing it knows. Kinds, in
 //!   references as there, are compared without regard to case (`kind:
 //!   server` names a Server), as `targets_kind` compares them.
-//! - An `HTTPRoute` whose parents are all core `Service`s is an outbound
-//!   route, which authorization does not use, and is not warned about; one
-//!   with a parent that is neither a Server nor a Service (a `Gateway`, a
-//!   misspelt kind), and no Server parent, gets a warning.
+//! - An `HTTPRoute` whose parents are all core `Service`s or Linkerd
+//!   `EgressNetwork`s is an outbound route, which authorization does not
+//!   use, and is not warned about; one with a parent that is none of
+//!   these (a `Gateway`, a misspelt kind), and no Server parent, gets a
+//!   warning.
+//! - `TLSRoute`s and `TCPRoute`s (`gateway.networking.k8s.io`) are
+//!   outbound routes of connections, which the sidecar's routing reads;
+//!   authorization has no use for them and does not warn about them.
 //! - A route attaches to the Servers its `parentRefs` name in its own
 //!   namespace, by name only: a parent in another namespace, or one with
 //!   a `port` or `sectionName`, is an error, as Linkerd refuses such a

@@ -552,6 +552,7 @@ fn a_policy_on_a_route_without_a_server_parent_is_warned_about() {
     for parent in [
         "{group: core, kind: Service, name: web}",
         "{kind: Service, name: web, port: 80}",
+        "{group: policy.linkerd.io, kind: EgressNetwork, name: egress, port: 80}",
         "{group: gateway.networking.k8s.io, kind: Gateway, name: gw}",
     ] {
         let text = format!(
@@ -598,6 +599,13 @@ spec:
         assert_eq!(w.field_path, "spec.targetRef", "{w}");
         assert!(w.message.contains("HTTPRoute ns/out"), "{w}");
         assert!(w.message.contains("authorizes nothing"), "{w}");
+        // A parentRef without a group is of the Gateway API's group, so
+        // `{kind: Service}` alone names no core Service.
+        assert_eq!(
+            w.message.contains("(an outbound route)"),
+            parent.contains("core") || parent.contains("EgressNetwork"),
+            "{parent}: {w}"
+        );
         // And it does authorize nothing: the Server denies.
         assert_eq!(
             decide(

@@ -1,4 +1,5 @@
-//! An `HTTPRoute` whose parent is a core `Service` is an outbound route:
+//! An `HTTPRoute` whose parent is a core `Service` (or Linkerd's
+//! `EgressNetwork`) is an outbound route:
 //! authorization has no use for it, and that is no mistake to warn about.
 //! A route whose parents are neither Servers nor Services (a Gateway, a
 //! misspelt kind) is used by nothing here, and is warned about.
@@ -36,6 +37,9 @@ fn a_route_whose_parents_are_services_is_not_warned_about() {
         "[{group: core, kind: Service, name: books}]",
         "[{group: '', kind: Service, name: books, port: 7000}]",
         "[{group: core, kind: Service, name: books}, {group: core, kind: Service, name: authors}]",
+        // Linkerd's egress routes: outbound too.
+        "[{group: policy.linkerd.io, kind: EgressNetwork, name: all-egress-traffic, port: 80}]",
+        "[{group: core, kind: Service, name: books}, {group: policy.linkerd.io, kind: EgressNetwork, name: egress}]",
     ] {
         assert_eq!(warnings(parents), vec![], "{parents}");
     }

@@ -528,8 +528,8 @@ fn unserved_route_policies(
             continue;
         };
         let parents = &route.value.spec.parent_refs;
-        let why = if !parents.is_empty() && parents.iter().all(|p| p.is_service()) {
-            "its parents are Services (an outbound route)"
+        let why = if !parents.is_empty() && parents.iter().all(is_outbound_parent) {
+            "its parents are Services or EgressNetworks (an outbound route)"
         } else {
             "no parent of it is a Server"
         };
@@ -744,10 +744,11 @@ fn routes(
             parents.push(server);
         }
         if parents.is_empty() {
-            // A route whose parents are all Services is an outbound route:
-            // authorization has no use for it, and that is no mistake.
+            // A route whose parents are all Services or EgressNetworks is
+            // an outbound route: authorization has no use for it, and that
+            // is no mistake.
             let parent_refs = &route.spec.parent_refs;
-            if !parent_refs.is_empty() && parent_refs.iter().all(|p| p.is_service()) {
+            if !parent_refs.is_empty() && parent_refs.iter().all(is_outbound_parent) {
                 continue;
             }
             warnings.about(
@@ -859,4 +860,10 @@ pub(super) fn tie_ranks<'a>(
         ranks[route] = rank;
     }
     ranks
+}
+
+/// Whether a route's parent makes it an outbound route, which the
+/// sidecar's routing serves: a Service, or Linkerd's `EgressNetwork`.
+fn is_outbound_parent(parent: &mesh_core::resource::ParentReference) -> bool {
+    parent.is_service() || parent.is_egress_network()
 }
