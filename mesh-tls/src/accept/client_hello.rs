@@ -1,6 +1,8 @@
 //! The server name a ClientHello asks for, read before any handshake, so
 //! that the acceptor can tell a client of this workload from one of the
-//! application's own TLS (see [server names](super#server-names)).
+//! application's own TLS (see [server names](super#server-names)), and so
+//! that a proxy can route a TLS connection it does not terminate by the
+//! name its client asked for (Gateway API `TLSRoute`s match it).
 //!
 //! Only the first record is read, whole: what every TLS client sends (a
 //! ClientHello fits one record, and picky servers refuse one that does
@@ -12,11 +14,11 @@ use mesh_core::conn::Sni;
 
 /// The longest TLS record: a header of 5 bytes and a fragment of at most
 /// 2^14 (RFC 8446 §5.1).
-pub(super) const MAX_RECORD: usize = 5 + (1 << 14);
+pub const MAX_RECORD: usize = 5 + (1 << 14);
 
 /// What the first bytes of a TLS connection say of its server name.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum ServerName {
+pub enum ServerName {
     /// The first record is not all here: it takes this many bytes in all.
     NeedMore(usize),
     /// The ClientHello asks for this server.
@@ -31,7 +33,7 @@ pub(super) enum ServerName {
 
 /// Reads the server name from `buf`, the first bytes of a connection that
 /// opens with a TLS handshake record.
-pub(super) fn server_name(buf: &[u8]) -> ServerName {
+pub fn server_name(buf: &[u8]) -> ServerName {
     let Some(header) = buf.get(..5) else {
         return ServerName::NeedMore(5);
     };

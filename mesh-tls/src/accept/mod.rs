@@ -222,7 +222,7 @@
 //! Each drained connection counts in
 //! `tls_connections_retired_total{direction="inbound"}`.
 
-mod client_hello;
+pub mod client_hello;
 mod error;
 mod future;
 mod io;
