@@ -62,6 +62,7 @@ mod dns_endpoints;
 mod dst_overrides;
 mod edges;
 mod egress;
+mod egress_connect_routes;
 mod env_unknown;
 mod error_labels_parity;
 mod errors_connections;

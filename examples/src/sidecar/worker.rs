@@ -41,7 +41,7 @@ use tower::Layer;
 use super::{
     config::{InboundPort, OutboundConfig, PortProtocol, SidecarConfig},
     inbound,
-    outbound::{EgressSource, NoHttp, Outbound, ResolveConnect, TcpServices},
+    outbound::{EgressConnect, EgressSource, NoHttp, Outbound, ResolveConnect, TcpServices},
 };
 
 /// What every runtime shares, built once in [`start`](super::start).
@@ -416,6 +416,19 @@ impl Worker {
             let stack = ConnectTunnel::new(stack, targets).on_error(move |kind, headers, cause| {
                 http_metrics.count_outbound_answer(kind, headers, cause)
             });
+            // A CONNECT that is egress is tunnelled by its EgressNetwork's
+            // TLS and TCP routes, its first bytes read for at most the
+            // detection timeout; its failed connects are counted as the
+            // tunnel's are.
+            let http_metrics = shared.http_metrics.clone();
+            let stack = EgressConnect::new(
+                stack,
+                tcp.clone(),
+                shared.config.server.detect_timeout,
+                move |kind, headers, cause| {
+                    http_metrics.count_outbound_answer(kind, headers, cause)
+                },
+            );
             // A CONNECT that may be egress has its host looked up first.
             let stack = ResolveConnect::new(stack, tcp.clone());
             let stack = TapLayer::new(&shared.tap, Direction::Outbound).layer(stack);

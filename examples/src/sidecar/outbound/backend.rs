@@ -150,6 +150,7 @@ use tower::Service;
 pub(crate) use self::grpc::CountedBody;
 pub(crate) use self::grpc::GrpcEnding;
 use super::duration::{REQUEST_BUCKETS, RESPONSE_BUCKETS};
+use super::egress_tunnel::L4RouteMetrics;
 use super::ends::{Ending, Ends, Families, Names, Sink};
 use super::labels::{BackendLabels, RouteLabels, ServiceRef};
 use super::profile::{ProfileLabels, ProfileLevel, ProfileMetrics, Retryable};
@@ -164,6 +165,8 @@ pub(crate) struct BackendMetrics {
     backends: Families<BackendLabels>,
     retries: RetryFamilies,
     profiles: ProfileMetrics,
+    /// The TLS and TCP route families of egress tunnels.
+    l4: L4RouteMetrics,
 }
 
 impl BackendMetrics {
@@ -212,6 +215,7 @@ impl BackendMetrics {
         );
         let retries = RetryFamilies::register(registry);
         let profiles = ProfileMetrics::register(registry);
+        let l4 = L4RouteMetrics::register(registry);
         Self {
             routes,
             requests,
@@ -219,7 +223,14 @@ impl BackendMetrics {
             backends,
             retries,
             profiles,
+            l4,
         }
+    }
+
+    /// The TLS and TCP route families of egress tunnels
+    /// ([`egress_tunnel`](super::egress_tunnel)).
+    pub(crate) fn l4(&self) -> &L4RouteMetrics {
+        &self.l4
     }
 
     /// The handles of the logical requests on the route of `labels`,

@@ -228,6 +228,45 @@ impl EncodeLabelSet for RouteLabels {
     }
 }
 
+/// The labels of a `TCPRoute`'s connection families
+/// (`outbound_tcp_route_open_total`, `outbound_tcp_route_close_total`):
+/// its parent, the route, and the address connected to, as
+/// linkerd2-proxy writes them (`linkerd/app/outbound/src/opaq/logical/route.rs`:
+/// `target_ip`, `target_port`). The address is egress's, so `target_ip`
+/// is bounded as a TLS route's `hostname` is ([`egress`](super::egress)).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TargetLabels {
+    parent: ServiceRef,
+    route: RouteRef,
+    target_ip: Arc<str>,
+    target_port: u16,
+}
+
+impl TargetLabels {
+    pub(crate) fn new(
+        parent: ServiceRef,
+        route: RouteRef,
+        target_ip: &str,
+        target_port: u16,
+    ) -> Self {
+        Self {
+            parent,
+            route,
+            target_ip: Arc::from(target_ip),
+            target_port,
+        }
+    }
+}
+
+impl EncodeLabelSet for TargetLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        self.parent.encode(Scope::Parent, encoder)?;
+        self.route.encode(encoder)?;
+        ("target_ip", &*self.target_ip).encode(encoder.encode_label())?;
+        ("target_port", self.target_port).encode(encoder.encode_label())
+    }
+}
+
 /// The labels of what a route sends one of its backends.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct BackendLabels {

@@ -112,6 +112,7 @@ mod backend;
 mod dst_override;
 mod duration;
 mod egress;
+mod egress_tunnel;
 mod endpoints;
 mod ends;
 mod labels;
@@ -145,6 +146,8 @@ use self::backend::{Counted, CountedBody};
 use self::egress::Egress;
 use self::egress::EgressShared;
 pub(crate) use self::egress::EgressSource;
+pub(crate) use self::egress_tunnel::EgressConnect;
+use self::egress_tunnel::EgressRoutes;
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
 use self::labels::ServiceRef;
@@ -213,6 +216,9 @@ pub(crate) struct Outbound {
     tcp_ports: Vec<Option<usize>>,
     /// What every runtime's egress shares ([`egress`]).
     egress: Arc<EgressShared>,
+    /// The `EgressNetwork`s' `TLSRoute`s and `TCPRoute`s, which a reload
+    /// replaces ([`egress_tunnel`]).
+    egress_routes: Arc<EgressRoutes>,
 }
 
 #[derive(Debug)]
@@ -375,6 +381,7 @@ impl Outbound {
             ingress_mode: config.ingress_mode,
             tcp_ports,
             egress: Arc::new(egress),
+            egress_routes: Arc::new(EgressRoutes::new(resources, namespace)),
         })
     }
 
@@ -385,6 +392,7 @@ impl Outbound {
     pub(crate) fn reload(&self, resources: &RetryResources) {
         let plans = self.planner.plan(resources, Some(&self.routes.borrow()));
         self.routes.send_replace(Arc::new(plans));
+        self.egress_routes.reload(resources);
     }
 
     /// The outbound stack of one runtime, with its own connection pools,

@@ -39,12 +39,15 @@
 //! A `CONNECT` whose authority names no service is egress when the policy
 //! has `EgressNetwork`s ([`egress`](super::egress)): its host (an IP
 //! literal, or a name looked up first, [`ResolveConnect`]) and port give
-//! the destination address, and the network that captures it decides. An
-//! `Allow` network's is connected to in plain TCP (the bytes leave the
-//! mesh), answered `200` and tunnelled; a `Deny` network's goes on to the
-//! router, whose egress answers it `403` (`mesh-error: egress denied`),
-//! counted in the HTTP route families under the network as a refused
-//! request is; and one no network captures gets the router's 404.
+//! the destination address ([`TcpServices::egress_target`]), and the
+//! network that captures it decides, by its `TLSRoute`s and `TCPRoute`s
+//! on that port ([`egress_tunnel`](super::egress_tunnel)): an `Allow`
+//! network's is connected to in plain TCP (the bytes leave the mesh),
+//! answered `200` and tunnelled; a `Deny` network without routes on the
+//! port leaves it to the router, whose egress answers it `403`
+//! (`mesh-error: egress denied`), counted in the HTTP route families
+//! under the network as a refused request is; and one no network
+//! captures gets the router's 404.
 
 use std::{
     convert::Infallible,
@@ -61,7 +64,8 @@ use hyper::body::Incoming;
 use mesh_core::{body::BoxBody, error::ProxyErrorKind, proxy::ForwardTcp};
 use tower::Service;
 
-use super::egress::{EgressShared, EgressSource, host_of};
+use super::egress::{Captured, EgressShared, EgressSource, host_of};
+use super::egress_tunnel::{EgressRoutes, L4RouteMetrics};
 use super::{Outbound, upstream::Connector};
 use crate::sidecar::config::ServiceName;
 
@@ -78,11 +82,22 @@ pub(crate) struct TcpServices {
 }
 
 /// What a `CONNECT` to no service needs to leave the mesh: the
-/// `EgressNetwork`s in force, the lookups, and the plaintext connector.
+/// `EgressNetwork`s in force and their routes, the lookups, the plaintext
+/// connector, and the route families.
 struct EgressTcp {
     shared: Arc<EgressShared>,
     source: Arc<dyn EgressSource>,
+    routes: Arc<EgressRoutes>,
+    metrics: L4RouteMetrics,
     connect_timeout: Duration,
+}
+
+/// Where a `CONNECT` that is egress goes: the address its authority
+/// names, and the `EgressNetwork` that captures it.
+#[derive(Debug)]
+pub(crate) struct EgressTarget {
+    pub(crate) network: Captured,
+    pub(crate) dst: SocketAddr,
 }
 
 impl std::fmt::Debug for EgressTcp {
@@ -128,15 +143,18 @@ impl TcpServices {
     }
 
     /// The forwarder a `CONNECT` to `authority` is tunnelled through: its
-    /// service's ([`by_authority`](Self::by_authority)), else, for one
-    /// that names no service, a plain TCP connection to its address when
-    /// an `Allow` `EgressNetwork` captures it. `None` for the rest, which
-    /// the router answers: a `Deny` network's with its `403`. A name is
-    /// read from the lookups [`ResolveConnect`] made before.
+    /// service's ([`by_authority`](Self::by_authority)). `None` for the
+    /// rest: egress (in front, [`egress_tunnel`](super::egress_tunnel)),
+    /// and what the router answers.
     pub(crate) fn target(&self, authority: &Authority) -> Option<TcpForward> {
-        if let Some(forward) = self.by_authority(authority) {
-            return Some(forward);
-        }
+        self.by_authority(authority)
+    }
+
+    /// Where a `CONNECT` to `authority` goes when it is egress: one that
+    /// names no service, whose address (read from the lookups
+    /// [`ResolveConnect`] made before) an `EgressNetwork` captures, and
+    /// that would not loop to the sidecar's own listeners.
+    pub(crate) fn egress_target(&self, authority: &Authority) -> Option<EgressTarget> {
         if authority.as_str().contains('@') || self.names_service(authority) {
             return None;
         }
@@ -152,18 +170,51 @@ impl TcpServices {
             return None;
         }
         let network = egress.source.find(ip)?;
-        if !network.allow {
-            return None;
-        }
-        tracing::debug!(
-            host,
-            %ip,
-            namespace = network.namespace,
-            network = network.name,
-            "egress CONNECT"
-        );
-        let forward = ForwardTcp::new(egress.shared.tcp(), [dst]).ok()?;
-        Some(forward.with_connect_timeout(egress.connect_timeout))
+        Some(EgressTarget { network, dst })
+    }
+
+    /// A plain TCP forwarder to `dst`, out of the mesh.
+    pub(crate) fn egress_forward(&self, dst: SocketAddr) -> Option<TcpForward> {
+        let forward = ForwardTcp::new(self.egress.shared.tcp(), [dst]).ok()?;
+        Some(forward.with_connect_timeout(self.egress.connect_timeout))
+    }
+
+    /// The forwarder of the outbound service `name` in `service_namespace`,
+    /// as a route's backend names it, for a workload in `namespace`: as
+    /// Kubernetes DNS resolves names, `emoji` is `emoji` in the workload's
+    /// namespace, `emoji.emojivoto` is `emoji` in `emojivoto`. `None` when
+    /// it is no outbound service, or has no endpoint.
+    pub(crate) fn service_forward(
+        &self,
+        name: &str,
+        service_namespace: &str,
+        namespace: &str,
+    ) -> Option<TcpForward> {
+        self.services
+            .iter()
+            .find(|(service, _)| {
+                let mut labels = service.as_str().split('.');
+                let short = labels.next().unwrap_or_default();
+                let in_namespace = labels.next().unwrap_or(namespace);
+                short == name && in_namespace == service_namespace
+            })?
+            .1
+            .clone()
+    }
+
+    /// The `EgressNetwork`s' routes in force.
+    pub(crate) fn egress_routes(&self) -> &EgressRoutes {
+        &self.egress.routes
+    }
+
+    /// The TLS and TCP route families.
+    pub(crate) fn l4_metrics(&self) -> &L4RouteMetrics {
+        &self.egress.metrics
+    }
+
+    /// The workload's namespace.
+    pub(crate) fn namespace(&self) -> &str {
+        self.egress.routes.namespace()
     }
 
     /// Whether a `CONNECT` to `authority` may be egress whose host must be
@@ -260,6 +311,8 @@ impl Outbound {
             egress: EgressTcp {
                 shared: self.egress.clone(),
                 source: egress,
+                routes: self.egress_routes.clone(),
+                metrics: self.backends.l4().clone(),
                 connect_timeout,
             },
         }

@@ -1,0 +1,960 @@
+//! Egress `CONNECT` tunnels, routed by the `TLSRoute`s and `TCPRoute`s of
+//! Linkerd's `EgressNetwork`s and counted in its TLS and TCP route
+//! families.
+//!
+//! # Why
+//!
+//! Most egress is not plain HTTP: HTTPS, a database, a message queue. An
+//! application that uses the sidecar as its proxy sends a `CONNECT` for
+//! it, and the bytes after the `200` are its own. Linkerd 2.17 controls
+//! that traffic with routes attached to the `EgressNetwork`
+//! (<https://linkerd.io/2.17/tasks/managing-egress-traffic/>): a
+//! `TLSRoute` whose `hostnames` match the SNI of the ClientHello lets
+//! `https://httpbin.org` out of a `Deny` network while `github.com` stays
+//! closed, a `TCPRoute` takes every connection to its port, and what no
+//! route takes goes to the network's default route (`tls-egress-allow` or
+//! `tls-egress-deny`, `tcp-egress-allow` or `tcp-egress-deny`). Each
+//! connection is counted in `outbound_tls_route_open_total` and
+//! `outbound_tls_route_close_total` (or the `tcp` pair) under the
+//! network and its route, a refused one closed with `error="forbidden"`.
+//! The sidecar reads the same routes (mesh-retry's
+//! [`L4Route`]) and does the same with a `CONNECT`.
+//!
+//! # How
+//!
+//! [`EgressConnect`] sits in front of mesh-core's `ConnectTunnel`. A
+//! `CONNECT` whose authority names no service, and whose address an
+//! `EgressNetwork` captures ([`TcpServices::egress_target`]), is decided
+//! by the routes that network has on the destination port
+//! ([`ServiceRetryPolicy::routes_on`]):
+//!
+//! - `TLSRoute`s or `TCPRoute`s: the route can only be known from the
+//!   client's first bytes, which it sends only after the `200`. So the
+//!   `CONNECT` is answered `200` at once, then at most one TLS record
+//!   ([`MAX_RECORD`], 16 KiB and its header) is read, for at most
+//!   `server.detect_timeout`. A ClientHello takes the `TLSRoute` that
+//!   matches its SNI most specifically
+//!   ([`tls_route`](ServiceRetryPolicy::tls_route)); anything else, and a
+//!   ClientHello on a port whose only routes are `TCPRoute`s, takes the
+//!   port's `TCPRoute`; failing those, the network's default route. A
+//!   client that sends nothing in that time (a protocol whose server
+//!   speaks first: SMTP, MySQL) is a TCP connection; one that sent part
+//!   of a TLS record, a TLS one without SNI. The bytes read are then
+//!   sent first, on the connection to the route's backend: the original
+//!   destination (a rule without `backendRefs`, or the `EgressNetwork`
+//!   itself as a backend), or an outbound service, through its
+//!   endpoints and its TLS as its TCP port forwards. A connection the
+//!   route refuses (the `Deny` default, a rule whose backends all have
+//!   weight 0) is closed, as Linkerd closes it: the `200` has gone.
+//! - none, `Allow`: the original destination is connected to first, and
+//!   a connect that fails is answered `502` (`mesh-error: upstream
+//!   connect error`), as before; then `200` and the tunnel, which is not
+//!   held back: its first bytes are read as they pass
+//!   ([`Sniff`]) and name the default route it is counted under.
+//! - none, `Deny`: the router answers `403` (`mesh-error: egress
+//!   denied`), counted in the HTTP route families, as before: nothing
+//!   could be allowed, and a client is told so in words.
+//!
+//! The TLS families are labelled as linkerd2-proxy labels them
+//! (`linkerd/app/outbound/src/tls/logical/route.rs`: the parent, the
+//! route, `hostname`, the SNI), the TCP ones too
+//! (`linkerd/app/outbound/src/opaq/logical/route.rs`: `target_ip`,
+//! `target_port`), and both close families with `error` as its
+//! `metrics/transport.rs` names it: empty, `forbidden`,
+//! `invalid_backend` (a backend that is no outbound service, or has no
+//! endpoint), or `unexpected` (a connect or a copy that failed). SNIs and
+//! addresses are unbounded, so each route labels at most
+//! [`HOSTNAMES_PER_ROUTE`] distinct ones, and counts the rest under an
+//! empty label.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt, io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::BytesMut;
+use futures_util::future::{BoxFuture, Either};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    conn::{ConnectionInfo, Sni},
+    error::{MESH_ERROR, ProxyErrorKind, UpstreamCause},
+    io::PrefixedIo,
+    proxy::connect::CONNECT_WITH_CONTENT,
+    serve::OpaqueConnection,
+};
+use mesh_retry::config::{
+    BackendKind, L4Route, L4RouteKind, PortRoutes, RetryResources, ServiceRetryPolicy,
+};
+use mesh_tls::accept::client_hello::{MAX_RECORD, ServerName, server_name};
+use prometheus_client::{
+    encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder},
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tower::{Service, ServiceExt};
+
+use super::egress::{Captured, HOSTNAMES_PER_ROUTE};
+use super::labels::{RouteLabels, RouteRef, ServiceRef, TargetLabels};
+use super::tcp::{EgressTarget, TcpForward, TcpServices};
+
+/// The first byte of a TLS handshake record (RFC 8446 §5.1).
+const HANDSHAKE: u8 = 0x16;
+
+/// The `EgressNetwork`s' `TLSRoute`s and `TCPRoute`s in force, as the
+/// workload's namespace is served them: replaced whole on each reload of
+/// the policy files, read by each egress `CONNECT`.
+#[derive(Debug)]
+pub(crate) struct EgressRoutes {
+    namespace: Box<str>,
+    current: RwLock<Arc<RetryResources>>,
+}
+
+impl EgressRoutes {
+    /// The routes of `resources` for a workload in `namespace`.
+    pub(crate) fn new(resources: &RetryResources, namespace: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            current: RwLock::new(Arc::new(select(resources, namespace))),
+        }
+    }
+
+    /// Puts the routes of `resources` in force for the `CONNECT`s that
+    /// follow; tunnels already open keep the route they took.
+    pub(crate) fn reload(&self, resources: &RetryResources) {
+        let selected = Arc::new(select(resources, &self.namespace));
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = selected;
+    }
+
+    /// The workload's namespace.
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The routes in force, and the index of `network`'s among them.
+    fn of(&self, network: &Captured) -> (Arc<RetryResources>, Option<usize>) {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let index = current.egress_networks.iter().position(|policy| {
+            policy.name == network.name
+                && policy.namespace.as_deref().unwrap_or(&self.namespace) == network.namespace
+        });
+        (current, index)
+    }
+}
+
+/// The `EgressNetwork`s' routes alone, as `namespace`'s clients are
+/// served them: the services' are planned elsewhere.
+fn select(resources: &RetryResources, namespace: &str) -> RetryResources {
+    let only = RetryResources {
+        services: Vec::new(),
+        egress_networks: resources.egress_networks.clone(),
+        warnings: Vec::new(),
+    };
+    only.for_namespace(namespace)
+}
+
+/// The TLS and TCP route families of egress `CONNECT`s, registered once
+/// and shared by every runtime. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub(crate) struct L4RouteMetrics {
+    tls: Families<RouteLabels>,
+    tcp: Families<TargetLabels>,
+    /// The `hostname` (TLS) or `target_ip` (TCP) values each route has
+    /// labelled, at most [`HOSTNAMES_PER_ROUTE`] per route.
+    named: Arc<Mutex<Named>>,
+}
+
+/// The label values each route of a parent has written.
+type Named = HashMap<(ServiceRef, RouteRef), HashSet<Box<str>>>;
+
+#[derive(Clone, Debug)]
+struct Families<L> {
+    open: Family<L, Counter>,
+    close: Family<Closed<L>, Counter>,
+}
+
+impl<L> Families<L>
+where
+    L: Clone + fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet + Send + Sync + 'static,
+{
+    fn register(registry: &mut Registry, prefix: &str, what: &str) -> Self {
+        let open = Family::<L, Counter>::default();
+        registry.register(
+            format!("{prefix}_open"),
+            format!("The {what} connections opened on an egress route"),
+            open.clone(),
+        );
+        let close = Family::<Closed<L>, Counter>::default();
+        registry.register(
+            format!("{prefix}_close"),
+            format!("The {what} connections closed on an egress route, by error"),
+            close.clone(),
+        );
+        Self { open, close }
+    }
+}
+
+/// `labels` and why a connection was closed: `error` as linkerd2-proxy
+/// writes it, empty for a connection that ended without one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Closed<L> {
+    labels: L,
+    error: &'static str,
+}
+
+impl<L: EncodeLabelSet> EncodeLabelSet for Closed<L> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        self.labels.encode(encoder)?;
+        ("error", self.error).encode(encoder.encode_label())
+    }
+}
+
+/// Why a tunnel was closed, as the close families label it.
+mod close {
+    pub(super) const NONE: &str = "";
+    pub(super) const FORBIDDEN: &str = "forbidden";
+    pub(super) const INVALID_BACKEND: &str = "invalid_backend";
+    pub(super) const UNEXPECTED: &str = "unexpected";
+}
+
+impl L4RouteMetrics {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        Self {
+            tls: Families::register(registry, "outbound_tls_route", "TLS"),
+            tcp: Families::register(registry, "outbound_tcp_route", "TCP"),
+            named: Arc::default(),
+        }
+    }
+
+    /// `value` as route `route` of `parent` labels it: itself, unless the
+    /// route already labels as many others as it may, when it is empty.
+    fn label(&self, parent: &ServiceRef, route: &RouteRef, value: &str) -> Box<str> {
+        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
+        let values = named.entry((parent.clone(), route.clone())).or_default();
+        if values.contains(value) || values.len() < HOSTNAMES_PER_ROUTE {
+            values.insert(value.into());
+            return value.into();
+        }
+        Box::default()
+    }
+
+    /// Counts a connection opened on `route` of `parent`: a TLS one with
+    /// its `sni`, or a TCP one to `dst`.
+    fn open(
+        &self,
+        tls: bool,
+        parent: ServiceRef,
+        route: RouteRef,
+        sni: Option<&Sni>,
+        dst: SocketAddr,
+    ) -> Opened {
+        let labels = if tls {
+            let hostname = sni.map(Sni::as_str).unwrap_or_default();
+            let hostname = self.label(&parent, &route, hostname);
+            Labels::Tls(RouteLabels::new(parent, route).with_hostname(&hostname))
+        } else {
+            let ip = self.label(&parent, &route, &dst.ip().to_string());
+            Labels::Tcp(TargetLabels::new(parent, route, &ip, dst.port()))
+        };
+        match &labels {
+            Labels::Tls(labels) => self.tls.open.get_or_create(labels).inc(),
+            Labels::Tcp(labels) => self.tcp.open.get_or_create(labels).inc(),
+        };
+        Opened {
+            metrics: self.clone(),
+            labels,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Labels {
+    Tls(RouteLabels),
+    Tcp(TargetLabels),
+}
+
+/// A tunnel counted open, to be counted closed once.
+#[derive(Debug)]
+struct Opened {
+    metrics: L4RouteMetrics,
+    labels: Labels,
+}
+
+impl Opened {
+    fn close(self, error: &'static str) {
+        match self.labels {
+            Labels::Tls(labels) => {
+                self.metrics
+                    .tls
+                    .close
+                    .get_or_create(&Closed { labels, error })
+                    .inc();
+            }
+            Labels::Tcp(labels) => {
+                self.metrics
+                    .tcp
+                    .close
+                    .get_or_create(&Closed { labels, error })
+                    .inc();
+            }
+        }
+    }
+}
+
+/// What a tunnel's first bytes say it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Hello {
+    /// A TLS handshake: a ClientHello naming this server, or one that
+    /// names none or cannot be read whole.
+    Tls(Option<Sni>),
+    /// Anything else, or nothing.
+    Other,
+}
+
+/// What `buf`, a tunnel's first bytes, says, once it can tell: `None`
+/// while a TLS record has begun and is not all there.
+fn classify(buf: &[u8]) -> Option<Hello> {
+    if *buf.first()? != HANDSHAKE {
+        return Some(Hello::Other);
+    }
+    match server_name(buf) {
+        ServerName::NeedMore(_) => None,
+        ServerName::Named(sni) => Some(Hello::Tls(Some(sni))),
+        ServerName::Unnamed => Some(Hello::Tls(None)),
+    }
+}
+
+/// Reads a tunnel's first bytes until they tell what it carries, at most
+/// one TLS record, for at most `timeout`: see the [module docs](self).
+/// Returns what they say and the bytes read, which are the tunnel's.
+async fn peek<I: AsyncRead + Unpin>(
+    io: &mut I,
+    timeout: Duration,
+) -> io::Result<(Hello, BytesMut)> {
+    let mut buf = BytesMut::new();
+    // Bytes land in `buf` only when a read completes, so the timeout
+    // loses none.
+    let read = async {
+        loop {
+            if let Some(hello) = classify(&buf) {
+                return Ok::<_, io::Error>(hello);
+            }
+            if buf.len() >= MAX_RECORD {
+                return Ok(Hello::Tls(None));
+            }
+            buf.reserve(MAX_RECORD - buf.len());
+            let mut room = (&mut *io).take((MAX_RECORD - buf.len()) as u64);
+            if room.read_buf(&mut buf).await? == 0 {
+                return Ok(partial(&buf));
+            }
+        }
+    };
+    let hello = match tokio::time::timeout(timeout, read).await {
+        Ok(hello) => hello?,
+        Err(_) => partial(&buf),
+    };
+    Ok((hello, buf))
+}
+
+/// What first bytes that did not decide say: nothing, a TCP connection;
+/// part of a TLS record, a TLS one without SNI.
+fn partial(buf: &[u8]) -> Hello {
+    if buf.first() == Some(&HANDSHAKE) {
+        Hello::Tls(None)
+    } else {
+        Hello::Other
+    }
+}
+
+/// The route a tunnel takes: one of the network's, or its default.
+#[derive(Clone, Copy, Debug)]
+enum Chosen<'p> {
+    Route(&'p L4Route),
+    Default { tls: bool },
+}
+
+impl Chosen<'_> {
+    fn tls(self) -> bool {
+        match self {
+            Self::Route(route) => route.kind == L4RouteKind::Tls,
+            Self::Default { tls } => tls,
+        }
+    }
+
+    /// The route as the families label it: the resource, its namespace
+    /// the network's when it was written without one; or Linkerd's
+    /// default route for the network's policy.
+    fn route_ref(self, network: &Captured) -> RouteRef {
+        match self {
+            Self::Route(route) => RouteRef::resource(
+                &route.group,
+                route.kind.kind(),
+                route.namespace.as_deref().unwrap_or(&network.namespace),
+                &route.name,
+            ),
+            Self::Default { tls } => RouteRef::default_named(default_route(tls, network.allow)),
+        }
+    }
+}
+
+/// The name of Linkerd's default egress route for a TLS or TCP
+/// connection through a network of that policy.
+fn default_route(tls: bool, allow: bool) -> &'static str {
+    match (tls, allow) {
+        (true, true) => "tls-egress-allow",
+        (true, false) => "tls-egress-deny",
+        (false, true) => "tcp-egress-allow",
+        (false, false) => "tcp-egress-deny",
+    }
+}
+
+/// The route of a tunnel to `port` whose first bytes said `hello`, among
+/// `policy`'s (the network's routes; `None` when it has none).
+fn choose<'p>(policy: Option<&'p ServiceRetryPolicy>, port: u16, hello: &Hello) -> Chosen<'p> {
+    let tls = match hello {
+        Hello::Tls(sni) => Some(sni.as_ref().map(Sni::as_str)),
+        Hello::Other => None,
+    };
+    let Some(policy) = policy else {
+        return Chosen::Default { tls: tls.is_some() };
+    };
+    match tls {
+        Some(sni) if policy.routes_on(port) != PortRoutes::Tcp => policy
+            .tls_route(port, sni)
+            .map_or(Chosen::Default { tls: true }, Chosen::Route),
+        _ => policy
+            .tcp_route(port)
+            .map_or(Chosen::Default { tls: tls.is_some() }, Chosen::Route),
+    }
+}
+
+/// Where a tunnel goes.
+enum Destination {
+    /// The address the `CONNECT` named.
+    Original,
+    /// An outbound service's endpoints.
+    Service(TcpForward),
+    /// Nowhere: closed, with this `error`.
+    Refused(&'static str),
+}
+
+/// Where `chosen` sends a tunnel through `network`: see the
+/// [module docs](self).
+fn destination(
+    chosen: Chosen<'_>,
+    network: &Captured,
+    tcp: &TcpServices,
+    namespace: &str,
+) -> Destination {
+    let route = match chosen {
+        Chosen::Default { .. } if network.allow => return Destination::Original,
+        Chosen::Default { .. } => return Destination::Refused(close::FORBIDDEN),
+        Chosen::Route(route) => route,
+    };
+    if route.backends.is_empty() {
+        return Destination::Original;
+    }
+    let total: u64 = route.backends.iter().map(|b| u64::from(b.weight)).sum();
+    if total == 0 {
+        return Destination::Refused(close::FORBIDDEN);
+    }
+    let mut at = fastrand::u64(0..total);
+    let Some(backend) = route.backends.iter().find(|b| {
+        let weight = u64::from(b.weight);
+        if at < weight {
+            return true;
+        }
+        at -= weight;
+        false
+    }) else {
+        return Destination::Refused(close::UNEXPECTED);
+    };
+    match backend.kind {
+        BackendKind::OriginalDestination => Destination::Original,
+        BackendKind::Service => {
+            let in_namespace = backend.namespace.as_deref().unwrap_or(namespace);
+            match tcp.service_forward(&backend.name, in_namespace, namespace) {
+                Some(forward) => Destination::Service(forward),
+                None => {
+                    tracing::debug!(
+                        backend = backend.name,
+                        namespace = in_namespace,
+                        route = route.name,
+                        "egress tunnel: the backend is no outbound service with endpoints"
+                    );
+                    Destination::Refused(close::INVALID_BACKEND)
+                }
+            }
+        }
+    }
+}
+
+/// The hook told of each `CONNECT` answered with an error here.
+type OnError = Arc<dyn Fn(ProxyErrorKind, &HeaderMap, Option<UpstreamCause>) + Send + Sync>;
+
+/// Tunnels the `CONNECT`s that are egress through an `EgressNetwork`,
+/// by its routes; hands every other request to `S`. See the
+/// [module docs](self).
+#[derive(Clone)]
+pub(crate) struct EgressConnect<S> {
+    inner: S,
+    tcp: Arc<TcpServices>,
+    detect_timeout: Duration,
+    on_error: OnError,
+}
+
+impl<S: fmt::Debug> fmt::Debug for EgressConnect<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EgressConnect")
+            .field("inner", &self.inner)
+            .field("detect_timeout", &self.detect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> EgressConnect<S> {
+    /// `detect_timeout` bounds the wait for a tunnel's first bytes;
+    /// `on_error` is told of each `CONNECT` answered with an error here,
+    /// as mesh-core's `ConnectTunnel` tells of its own.
+    pub(crate) fn new(
+        inner: S,
+        tcp: Arc<TcpServices>,
+        detect_timeout: Duration,
+        on_error: impl Fn(ProxyErrorKind, &HeaderMap, Option<UpstreamCause>) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner,
+            tcp,
+            detect_timeout,
+            on_error: Arc::new(on_error),
+        }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for EgressConnect<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<RB>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let extended = req.extensions().get::<hyper::ext::Protocol>().is_some();
+        if req.method() != Method::CONNECT || extended {
+            return Either::Left(self.inner.call(req));
+        }
+        let target = req
+            .uri()
+            .authority()
+            .and_then(|authority| self.tcp.egress_target(authority));
+        let Some(target) = target else {
+            return Either::Left(self.inner.call(req));
+        };
+        let routes = self.tcp.egress_routes();
+        let (resources, index) = routes.of(&target.network);
+        let port = target.dst.port();
+        let routed = index
+            .and_then(|i| resources.egress_networks.get(i))
+            .is_some_and(|policy| {
+                matches!(policy.routes_on(port), PortRoutes::Tls | PortRoutes::Tcp)
+            });
+        if !routed && !target.network.allow {
+            // The router answers 403, as it always has.
+            return Either::Left(self.inner.call(req));
+        }
+        if has_content(&req) {
+            let res = connect_with_content();
+            if let Some(&kind) = res.extensions().get::<ProxyErrorKind>() {
+                (self.on_error)(kind, res.headers(), None);
+            }
+            return Either::Right(Box::pin(std::future::ready(Ok(res))));
+        }
+        let Some(downstream) = req.extensions_mut().remove::<OnUpgrade>() else {
+            return Either::Left(self.inner.call(req));
+        };
+        let info = req.extensions_mut().remove::<ConnectionInfo>();
+        let tunnel = Tunnel {
+            tcp: self.tcp.clone(),
+            target,
+            downstream,
+            info,
+        };
+        tracing::debug!(
+            dst = %tunnel.target.dst,
+            namespace = tunnel.target.network.namespace,
+            network = tunnel.target.network.name,
+            routed,
+            "egress CONNECT"
+        );
+        if routed {
+            let timeout = self.detect_timeout;
+            tokio::spawn(tunnel.routed(resources, index, timeout));
+            return Either::Right(Box::pin(std::future::ready(Ok(Response::new(
+                RB::default(),
+            )))));
+        }
+        let on_error = self.on_error.clone();
+        Either::Right(Box::pin(tunnel.connect_first(on_error)))
+    }
+}
+
+/// One egress tunnel, its `200` sent or about to be.
+struct Tunnel {
+    tcp: Arc<TcpServices>,
+    target: EgressTarget,
+    downstream: OnUpgrade,
+    info: Option<ConnectionInfo>,
+}
+
+impl Tunnel {
+    /// The client's connection, once its side of the upgrade completes.
+    async fn client(downstream: OnUpgrade) -> Option<TokioIo<hyper::upgrade::Upgraded>> {
+        match downstream.await {
+            Ok(upgraded) => Some(TokioIo::new(upgraded)),
+            Err(error) => {
+                tracing::debug!(%error, "egress tunnel: the client's upgrade failed");
+                None
+            }
+        }
+    }
+
+    fn info(info: Option<ConnectionInfo>) -> ConnectionInfo {
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        info.unwrap_or_else(|| ConnectionInfo::plaintext(unknown, unknown))
+    }
+
+    /// A tunnel on a port with routes, answered `200` already: reads its
+    /// first bytes, takes its route, and goes where the route says.
+    async fn routed(self, resources: Arc<RetryResources>, index: Option<usize>, timeout: Duration) {
+        let Self {
+            tcp,
+            target,
+            downstream,
+            info,
+        } = self;
+        let Some(mut io) = Self::client(downstream).await else {
+            return;
+        };
+        let (hello, prefix) = match peek(&mut io, timeout).await {
+            Ok(peeked) => peeked,
+            Err(error) => {
+                tracing::debug!(%error, "egress tunnel: reading the first bytes failed");
+                return;
+            }
+        };
+        let network = &target.network;
+        let dst = target.dst;
+        let policy = index.and_then(|i| resources.egress_networks.get(i));
+        let chosen = choose(policy, dst.port(), &hello);
+        let parent = ServiceRef::egress_network(&network.namespace, &network.name, dst.port());
+        let sni = match &hello {
+            Hello::Tls(sni) => sni.as_ref(),
+            Hello::Other => None,
+        };
+        let opened =
+            tcp.l4_metrics()
+                .open(chosen.tls(), parent, chosen.route_ref(network), sni, dst);
+        let forward = match destination(chosen, network, &tcp, tcp.namespace()) {
+            Destination::Refused(error) => {
+                tracing::debug!(%dst, sni = sni.map(Sni::as_str), error, "egress tunnel refused");
+                opened.close(error);
+                return;
+            }
+            Destination::Service(forward) => forward,
+            Destination::Original => match tcp.egress_forward(dst) {
+                Some(forward) => forward,
+                None => {
+                    opened.close(close::UNEXPECTED);
+                    return;
+                }
+            },
+        };
+        let conn = OpaqueConnection {
+            io: Box::new(PrefixedIo::new(prefix.freeze(), io)),
+            info: Self::info(info),
+        };
+        match forward.oneshot(conn).await {
+            Ok(()) => opened.close(close::NONE),
+            Err(error) => {
+                tracing::debug!(%dst, %error, "egress tunnel ended with an error");
+                opened.close(close::UNEXPECTED);
+            }
+        }
+    }
+
+    /// A tunnel on a port without routes through an `Allow` network:
+    /// connects to the original destination before it answers, `502` when
+    /// that fails; then tunnels, counted under the default route its first
+    /// bytes name.
+    async fn connect_first<RB: Default, E>(self, on_error: OnError) -> Result<Response<RB>, E> {
+        let Self {
+            tcp,
+            target,
+            downstream,
+            info,
+        } = self;
+        let connected = match tcp.egress_forward(target.dst) {
+            Some(forward) => forward.connect().await,
+            None => Err("no egress forwarder".into()),
+        };
+        let connected = match connected {
+            Ok(connected) => connected,
+            Err(error) => {
+                tracing::debug!(dst = %target.dst, %error, "cannot connect an egress CONNECT tunnel");
+                let kind = ProxyErrorKind::UpstreamUnreachable;
+                let mut res = kind.response_for(false);
+                res.extensions_mut().insert(UpstreamCause::Connect);
+                on_error(kind, res.headers(), Some(UpstreamCause::Connect));
+                return Ok(res);
+            }
+        };
+        tokio::spawn(async move {
+            let Some(io) = Self::client(downstream).await else {
+                return;
+            };
+            let sniffed = Arc::new(Sniffed {
+                metrics: tcp.l4_metrics().clone(),
+                network: target.network,
+                dst: target.dst,
+                state: Mutex::new(SniffState::default()),
+            });
+            let conn = OpaqueConnection {
+                io: Box::new(Sniff {
+                    io,
+                    seen: Some(BytesMut::new()),
+                    sniffed: sniffed.clone(),
+                }),
+                info: Self::info(info),
+            };
+            let result = connected.forward(conn).await;
+            let opened = sniffed.opened();
+            match result {
+                Ok(()) => opened.close(close::NONE),
+                Err(error) => {
+                    tracing::debug!(%error, "egress tunnel ended with an error");
+                    opened.close(close::UNEXPECTED);
+                }
+            }
+        });
+        Ok(Response::new(RB::default()))
+    }
+}
+
+/// What a [`Sniff`] shares with its tunnel: how to count it open under
+/// the default route its first bytes name, and, once counted, its handle.
+struct Sniffed {
+    metrics: L4RouteMetrics,
+    network: Captured,
+    dst: SocketAddr,
+    state: Mutex<SniffState>,
+}
+
+#[derive(Default)]
+struct SniffState {
+    opened: Option<Opened>,
+    /// Whether the bytes seen so far begin a TLS record.
+    partial_tls: bool,
+}
+
+impl Sniffed {
+    fn open(&self, hello: &Hello) -> Opened {
+        let chosen = choose(None, self.dst.port(), hello);
+        let parent = ServiceRef::egress_network(
+            &self.network.namespace,
+            &self.network.name,
+            self.dst.port(),
+        );
+        let sni = match hello {
+            Hello::Tls(sni) => sni.as_ref(),
+            Hello::Other => None,
+        };
+        self.metrics.open(
+            chosen.tls(),
+            parent,
+            chosen.route_ref(&self.network),
+            sni,
+            self.dst,
+        )
+    }
+
+    /// Counts the tunnel open under what its first bytes said.
+    fn decide(&self, hello: &Hello) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.opened.is_none() {
+            state.opened = Some(self.open(hello));
+        }
+    }
+
+    /// The tunnel's handle, counted open now if its first bytes never
+    /// decided ([`partial`]).
+    fn opened(&self) -> Opened {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.opened.take() {
+            Some(opened) => opened,
+            None => {
+                let hello = if state.partial_tls {
+                    Hello::Tls(None)
+                } else {
+                    Hello::Other
+                };
+                self.open(&hello)
+            }
+        }
+    }
+}
+
+/// A tunnel's client side, whose first bytes are read as they pass to
+/// tell what it carries, never held back.
+struct Sniff<I> {
+    io: I,
+    /// The first bytes, until they decide.
+    seen: Option<BytesMut>,
+    sniffed: Arc<Sniffed>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Sniff<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if let Some(seen) = this.seen.as_mut() {
+            let new = &buf.filled()[before..];
+            let take = new.len().min(MAX_RECORD.saturating_sub(seen.len()));
+            seen.extend_from_slice(&new[..take]);
+            let decided =
+                classify(seen).or_else(|| (seen.len() >= MAX_RECORD).then_some(Hello::Tls(None)));
+            match decided {
+                Some(hello) => {
+                    this.seen = None;
+                    this.sniffed.decide(&hello);
+                }
+                None => {
+                    let mut state = this
+                        .sniffed
+                        .state
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    state.partial_tls = seen.first() == Some(&HANDSHAKE);
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Sniff<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Whether a `CONNECT` declares content, which it has none of (RFC 9110
+/// §9.3.6), as mesh-core's `ConnectTunnel` reads it.
+fn has_content<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    let zero = |len: &[u8]| !len.is_empty() && len.iter().all(|&b| b == b'0');
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|len| !zero(len.as_bytes()))
+}
+
+/// The answer mesh-core's `ConnectTunnel` gives a `CONNECT` with content:
+/// `400`, `mesh-error: connect with content`, the connection closed.
+fn connect_with_content<RB: Default>() -> Response<RB> {
+    let mut res = Response::new(RB::default());
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    let h = res.headers_mut();
+    h.insert(MESH_ERROR, HeaderValue::from_static(CONNECT_WITH_CONTENT));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res.extensions_mut().insert(ProxyErrorKind::InvalidRequest);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn first_bytes_tell_tls_from_the_rest_once_a_record_is_whole() {
+        assert_eq!(classify(b""), None);
+        assert_eq!(classify(b"EHLO x\r\n"), Some(Hello::Other));
+        // A handshake record's header alone: more is needed.
+        assert_eq!(classify(&[HANDSHAKE, 3, 1, 0, 10]), None);
+        assert_eq!(partial(&[HANDSHAKE, 3]), Hello::Tls(None));
+        assert_eq!(partial(b""), Hello::Other);
+    }
+
+    #[test]
+    fn the_default_routes_are_named_as_linkerd_names_them() {
+        assert_eq!(default_route(true, true), "tls-egress-allow");
+        assert_eq!(default_route(true, false), "tls-egress-deny");
+        assert_eq!(default_route(false, true), "tcp-egress-allow");
+        assert_eq!(default_route(false, false), "tcp-egress-deny");
+    }
+
+    // A timeout of zero: the reads that can complete do, then it passes.
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_tcp_at_the_timeout() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let (hello, buf) = peek(&mut server, Duration::ZERO).await.unwrap();
+        assert_eq!(hello, Hello::Other);
+        assert!(buf.is_empty());
+        tokio::io::AsyncWriteExt::write_all(&mut client, &[HANDSHAKE, 3])
+            .await
+            .unwrap();
+        let (hello, buf) = peek(&mut server, Duration::ZERO).await.unwrap();
+        assert_eq!(hello, Hello::Tls(None));
+        assert_eq!(&buf[..], &[HANDSHAKE, 3]);
+    }
+}
