@@ -55,18 +55,50 @@
 //! lookup, so a name server that hangs holds one thread of the blocking
 //! pool per name. Its first address is the destination.
 //!
-//! Egress takes Linkerd's default egress routes: no retries, no
-//! timeouts. Their requests are counted in the outbound route families as
-//! Linkerd labels them: the parent and the backend are the network
+//! # Routes
+//!
+//! Linkerd shapes the traffic a network captures with the `HTTPRoute`s
+//! and `GRPCRoute`s whose `parentRefs` name the network (the walkthrough
+//! lets `GET /get` out of a `Deny` network with one). The sidecar reads
+//! them from the same policy files (mesh-retry's
+//! [`RetryResources::egress_networks`](mesh_retry::config::RetryResources)),
+//! and plans them with the services' routes, on start and on every
+//! reload (`plan::EgressPlans`): per network, the routes of each port a
+//! `parentRefs` entry names and those of every other port (the routes
+//! attached without one), each set ranked as a service's routes are.
+//! A captured request looks its network's routes for its destination
+//! port up as the router looks a service's up (hostnames, then matches,
+//! in precedence order); one that a rule takes is served by the rule,
+//! whatever the network's `trafficPolicy`: its header filters or
+//! redirect, its timeouts, its retries (on a budget per network), and
+//! its backends by weight: the original destination (a `backendRefs`
+//! entry of kind `EgressNetwork`, or none), in plaintext as the default
+//! route sends it, or outbound services, each over its own endpoints and
+//! TLS, as a split's backends. A request no rule takes goes to the
+//! network's default route, as Linkerd serves a network its routes
+//! followed by that one.
+//!
+//! # Metrics
+//!
+//! Linkerd's default egress routes neither retry nor time out. Their
+//! requests are counted in the outbound route families as Linkerd labels
+//! them: the parent and the backend are the network
 //! (`group="policy.linkerd.io"`, `kind="EgressNetwork"`, its namespace and
 //! name, `port` the destination port), the route is `kind="default"`
 //! named `http-egress-allow` or `http-egress-deny` (`grpc-egress-*` for a
-//! gRPC call), and `hostname` is the request's host. Hosts are
-//! unbounded, so each route labels at most [`HOSTNAMES_PER_ROUTE`]
+//! gRPC call), and `hostname` is the request's host. A rule's requests
+//! have the same parent, the rule's `HTTPRoute` or `GRPCRoute` as the
+//! route (`group`, `kind`, namespace and name), and its backends. Hosts
+//! are unbounded, so each route labels at most [`HOSTNAMES_PER_ROUTE`]
 //! distinct ones, and counts the rest under `hostname=""`. The golden
 //! `request_total`/`response_total` count egress under
 //! `dst_service="EgressNetwork/<namespace>/<name>"` and the route's name:
-//! one series per network, however many hosts.
+//! one series per network and route, however many hosts.
+//!
+//! A runtime builds a route's stack for a host label and destination
+//! when a request first needs it, and keeps it until the routes are
+//! planned again (or [`CACHED_STACKS`] are kept): the labels are the
+//! request's, the plan is the reload's.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -88,17 +120,22 @@ use mesh_core::{
     route::{EditHeadersLayer, HeaderEdit},
 };
 use mesh_metrics::http::ResponseBody;
-use mesh_retry::{Budget, RetryPolicy, RouteRetryPolicy, Timeouts, replay::ReplayBody};
-use tokio::time::Instant;
+use mesh_retry::{
+    Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, Timeouts, replay::ReplayBody,
+};
+use tokio::{sync::watch, time::Instant};
 use tower::{Layer, Service, ServiceExt, util::Oneshot};
 
 use super::backend::{Counted, CountedBody, RouteTimeouts};
 use super::dst_override::strip;
 use super::labels::{RouteLabels, RouteRef, ServiceRef};
+use super::plan::{EgressRulePlan, PlannedBackend, RoutePlans};
 use super::router::{MeshAnswer, NoRoute, UnknownAuthority, host_from_authority};
-use super::split::{Backend, Rescue, Split};
+use super::split::{Backend, Split};
 use super::upstream::Upstream;
-use super::{NotFound, RouteBody, RouteLayers, RouteStack, ServiceConnectors};
+use super::{
+    Endpoint, NotFound, RouteBody, RouteLayers, RouteStack, ServiceConnectors, route_stack,
+};
 use crate::sidecar::inbound::strip_connection_listed;
 
 /// The `mesh-error` (and `grpc-message`) of a request, or `CONNECT`, an
@@ -122,8 +159,8 @@ pub(crate) const HOST_TTL: Duration = Duration::from_secs(30);
 pub(crate) const FAILED_HOST_TTL: Duration = Duration::from_secs(5);
 
 /// The route stacks one runtime keeps (one per network, route, host
-/// label and destination); when full, they are all dropped and built
-/// again as requests come.
+/// label and destination); when full, or when the routes are planned
+/// again, they are all dropped and built again as requests come.
 const CACHED_STACKS: usize = 1024;
 
 /// An `EgressNetwork` that captures an address: what egress needs of it.
@@ -311,15 +348,15 @@ async fn look_up(host: String) -> Option<IpAddr> {
 /// [`HOSTNAMES_PER_ROUTE`] per route: shared by every runtime, so that
 /// the bound is the process's.
 #[derive(Debug, Default)]
-pub(crate) struct Hostnames(Mutex<HashMap<(Captured, &'static str), HashSet<String>>>);
+pub(crate) struct Hostnames(Mutex<HashMap<(Captured, RouteRef), HashSet<String>>>);
 
 impl Hostnames {
     /// The `hostname` label of `host` on the route `route` of `network`:
     /// `host` itself, unless the route already labels as many others as
     /// it may, when it is empty.
-    pub(crate) fn label(&self, network: &Captured, route: &'static str, host: &str) -> String {
+    pub(crate) fn label(&self, network: &Captured, route: &RouteRef, host: &str) -> String {
         let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let hosts = seen.entry((network.clone(), route)).or_default();
+        let hosts = seen.entry((network.clone(), route.clone())).or_default();
         if hosts.contains(host) {
             return host.to_owned();
         }
@@ -361,7 +398,11 @@ pub(crate) struct EgressShared {
     hostnames: Hostnames,
     connectors: ServiceConnectors,
     layers: RouteLayers,
+    retries: RetryMetrics,
     budget: Arc<Budget>,
+    /// The default routes' labels, by [`route_name`]'s arguments
+    /// (`[http deny, http allow, grpc deny, grpc allow]`), made once.
+    defaults: [RouteRef; 4],
 }
 
 impl EgressShared {
@@ -369,14 +410,35 @@ impl EgressShared {
         connectors: ServiceConnectors,
         layers: RouteLayers,
         listeners: &[SocketAddr],
+        retries: &RetryMetrics,
     ) -> Self {
+        let default = |allow, grpc| RouteRef::default_named(route_name(allow, grpc));
         Self {
             hosts: HostCache::new(),
             listeners: listeners.to_vec(),
             hostnames: Hostnames::default(),
             connectors,
             layers,
+            retries: retries.clone(),
             budget: Arc::new(Budget::default()),
+            defaults: [
+                default(false, false),
+                default(true, false),
+                default(false, true),
+                default(true, true),
+            ],
+        }
+    }
+
+    /// The labels of the default route of a network of policy `allow`,
+    /// for an HTTP request or a gRPC call (`grpc`).
+    fn default_route(&self, allow: bool, grpc: bool) -> &RouteRef {
+        let [http_deny, http_allow, grpc_deny, grpc_allow] = &self.defaults;
+        match (grpc, allow) {
+            (false, false) => http_deny,
+            (false, true) => http_allow,
+            (true, false) => grpc_deny,
+            (true, true) => grpc_allow,
         }
     }
 
@@ -417,9 +479,25 @@ enum EgressStack {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct StackKey {
     network: Captured,
-    route: &'static str,
+    route: StackRoute,
     hostname: String,
     dst: SocketAddr,
+}
+
+/// Which route a stack is of: a default route, by name, or a rule of the
+/// network's routes for the destination port, by its index there (the
+/// stacks are dropped when the routes are planned again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum StackRoute {
+    Default(&'static str),
+    Rule(usize),
+}
+
+/// A runtime's egress stacks, built for the routes `plans` planned.
+#[derive(Default)]
+struct Stacks {
+    plans: Option<Arc<RoutePlans>>,
+    built: HashMap<StackKey, EgressStack>,
 }
 
 /// One runtime's egress: the requests the router found no service for.
@@ -434,7 +512,12 @@ struct EgressRuntime {
     shared: Arc<EgressShared>,
     source: Arc<dyn EgressSource>,
     upstream: Upstream<ReplayBody<Incoming>>,
-    stacks: Mutex<HashMap<StackKey, EgressStack>>,
+    /// The runtime's endpoints of each outbound service, which a rule's
+    /// `backendRefs` may name.
+    endpoints: Arc<[Option<Endpoint>]>,
+    /// The routes in force, the networks' among them.
+    routes: watch::Receiver<Arc<RoutePlans>>,
+    stacks: Mutex<Stacks>,
 }
 
 impl fmt::Debug for EgressRuntime {
@@ -453,6 +536,8 @@ impl Egress {
         shared: Arc<EgressShared>,
         source: Arc<dyn EgressSource>,
         client: &mesh_core::client::ClientConfig,
+        endpoints: Arc<[Option<Endpoint>]>,
+        routes: watch::Receiver<Arc<RoutePlans>>,
     ) -> Self {
         let upstream = shared.connectors.client(client);
         Self {
@@ -461,7 +546,9 @@ impl Egress {
                 shared,
                 source,
                 upstream,
-                stacks: Mutex::new(HashMap::new()),
+                endpoints,
+                routes,
+                stacks: Mutex::new(Stacks::default()),
             }),
         }
     }
@@ -535,29 +622,47 @@ impl EgressRuntime {
             tracing::debug!(host, %ip, "egress: no EgressNetwork captures the address");
             return Either::Left(not_found.oneshot(req));
         };
-        let route = route_name(network.allow, is_grpc(req.headers()));
+        // As the router does before a service's routes see the request.
+        strip(req.headers_mut());
+        host_from_authority(&mut req);
+        strip_connection_listed(req.headers_mut());
+        let plans = self.routes.borrow().clone();
+        let rule = plans
+            .egress
+            .network(&network.namespace, &network.name)
+            .and_then(|planned| {
+                let rule = planned.port(port).route(&req)?;
+                Some((rule.service.clone(), planned.budget.clone()))
+            });
+        let (route, labels, id) = match &rule {
+            Some((rule, _)) => (StackRoute::Rule(rule.index), &rule.route, rule.id.clone()),
+            None => {
+                let name = route_name(network.allow, is_grpc(req.headers()));
+                let labels = self
+                    .shared
+                    .default_route(network.allow, is_grpc(req.headers()));
+                (StackRoute::Default(name), labels, RouteId::new(name))
+            }
+        };
         tracing::debug!(
             host,
             %ip,
             namespace = network.namespace,
             network = network.name,
-            route,
+            route = id.as_str(),
             "egress"
         );
-        let hostname = self.shared.hostnames.label(&network, route, host);
-        let (dst_service, id) = (dst_service(&network), RouteId::new(route));
+        let hostname = self.shared.hostnames.label(&network, labels, host);
+        let dst_service = dst_service(&network);
         let key = StackKey {
             network,
             route,
             hostname,
             dst,
         };
-        let Some(stack) = self.stack(key) else {
+        let Some(stack) = self.stack(&plans, key, rule.as_ref()) else {
             return Either::Left(not_found.oneshot(req));
         };
-        strip(req.headers_mut());
-        host_from_authority(&mut req);
-        strip_connection_listed(req.headers_mut());
         let extensions = req.extensions_mut();
         extensions.insert(dst_service);
         extensions.insert(id);
@@ -573,41 +678,73 @@ impl EgressRuntime {
         }
     }
 
-    /// The stack of `key`, kept or built.
-    fn stack(&self, key: StackKey) -> Option<EgressStack> {
+    /// The stack of `key`, kept or built: of `rule` (with its network's
+    /// budget) when the request matched one of the routes `plans` hold,
+    /// else of the network's default route. The stacks built for other
+    /// plans are dropped first.
+    fn stack(
+        &self,
+        plans: &Arc<RoutePlans>,
+        key: StackKey,
+        rule: Option<&(Arc<EgressRulePlan>, Arc<Budget>)>,
+    ) -> Option<EgressStack> {
         let mut stacks = self.stacks.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(stack) = stacks.get(&key) {
+        if !stacks.plans.as_ref().is_some_and(|p| Arc::ptr_eq(p, plans)) {
+            stacks.plans = Some(plans.clone());
+            stacks.built.clear();
+        }
+        if let Some(stack) = stacks.built.get(&key) {
             return Some(stack.clone());
         }
-        let stack = self.build(&key)?;
-        if stacks.len() >= CACHED_STACKS {
-            stacks.clear();
+        let stack = match (key.route, rule) {
+            (StackRoute::Rule(_), Some((rule, budget))) => {
+                EgressStack::Allow(self.build_rule(plans, &key, rule, budget)?)
+            }
+            (StackRoute::Default(name), _) => self.build_default(&key, name)?,
+            (StackRoute::Rule(_), None) => return None,
+        };
+        if stacks.built.len() >= CACHED_STACKS {
+            stacks.built.clear();
         }
-        stacks.insert(key, stack.clone());
+        stacks.built.insert(key, stack.clone());
         Some(stack)
     }
 
-    fn build(&self, key: &StackKey) -> Option<EgressStack> {
-        let layers = &self.shared.layers;
+    /// The parent of `key`'s requests: its network, on the destination
+    /// port.
+    fn parent(key: &StackKey) -> ServiceRef {
         let network = &key.network;
-        let parent = ServiceRef::egress_network(&network.namespace, &network.name, key.dst.port());
-        let labels = RouteLabels::new(parent.clone(), RouteRef::default_named(key.route))
-            .with_hostname(&key.hostname);
+        ServiceRef::egress_network(&network.namespace, &network.name, key.dst.port())
+    }
+
+    /// The original destination of `key`'s requests, as a backend.
+    fn original_destination(&self, key: &StackKey) -> Option<Backend<Endpoint>> {
+        let forward = Forward::new(self.upstream.clone(), [key.dst]).ok()?;
+        Some(Backend::Service(forward))
+    }
+
+    /// The stack of the network's default route `name`.
+    fn build_default(&self, key: &StackKey, name: &'static str) -> Option<EgressStack> {
+        let layers = &self.shared.layers;
+        let parent = Self::parent(key);
+        let route = self
+            .shared
+            .default_route(key.network.allow, name.starts_with("grpc"));
+        let labels = RouteLabels::new(parent.clone(), route.clone()).with_hostname(&key.hostname);
         let timeouts = RouteTimeouts::default();
-        let route = layers.backends.route(&labels, None, None);
-        if !network.allow {
+        if !key.network.allow {
+            let route = layers.backends.route(&labels, None, None);
             let deny = Counted::new(NoRoute::new(), route).of_route(timeouts);
             return Some(EgressStack::Deny(layers.metrics.layer(deny)));
         }
-        let forward = Forward::new(self.upstream.clone(), [key.dst]).ok()?;
         let backend = Counted::new(
-            Backend::Service(forward),
+            self.original_destination(key)?,
             layers.backends.backend(&labels, parent, None),
         )
         .of_attempts(timeouts);
         // Linkerd's default egress routes neither retry nor time out.
         let policy = RouteRetryPolicy {
-            name: Arc::from(key.route),
+            name: Arc::from(name),
             matches: Vec::new(),
             retry: RetryPolicy::never(),
             timeouts: Timeouts::default(),
@@ -615,17 +752,91 @@ impl EgressRuntime {
             request_headers: HeaderEdit::default(),
             response_headers: HeaderEdit::default(),
         };
-        let retry = policy.layer(self.shared.budget.clone());
         let edits = EditHeadersLayer::new(HeaderEdit::default(), HeaderEdit::default());
-        let stack = Counted::new(
-            edits.layer(
-                Rescue::new(retry.peek_grpc_trailers().layer(Split::One(backend)))
-                    .of_route(timeouts),
-            ),
-            route,
-        )
-        .of_route(timeouts);
-        Some(EgressStack::Allow(layers.metrics.layer(stack)))
+        Some(EgressStack::Allow(route_stack(
+            layers,
+            &labels,
+            None,
+            &RouteId::new(name),
+            &edits,
+            policy.layer(self.shared.budget.clone()),
+            timeouts,
+            Split::One(backend),
+        )))
+    }
+
+    /// The stack of `rule`, one of the network's routes, as a service's
+    /// rule's is built (`routes_of`), over its backends: the original
+    /// destination, or outbound services, by weight; its retries draw on
+    /// the network's `budget`.
+    fn build_rule(
+        &self,
+        plans: &RoutePlans,
+        key: &StackKey,
+        rule: &EgressRulePlan,
+        budget: &Arc<Budget>,
+    ) -> Option<RouteStack> {
+        let layers = &self.shared.layers;
+        let parent = Self::parent(key);
+        let labels =
+            RouteLabels::new(parent.clone(), rule.route.clone()).with_hostname(&key.hostname);
+        let counted = |backend, name| {
+            Counted::new(backend, layers.backends.backend(&labels, name, None))
+                .of_attempts(rule.timeouts)
+        };
+        let split = if rule.has_no_weight() {
+            Split::Nowhere
+        } else {
+            let backends = rule.backends.iter().filter_map(|(backend, weight)| {
+                let (backend, name) = match backend {
+                    PlannedBackend::OriginalDestination => {
+                        (self.original_destination(key)?, parent.clone())
+                    }
+                    PlannedBackend::Service(i) => {
+                        let endpoint = self.endpoints.get(*i)?.as_ref()?;
+                        let service = plans.services.get(*i)?.service.clone();
+                        (Backend::Service(endpoint.clone()), service)
+                    }
+                    PlannedBackend::Missing(missing) => (
+                        Backend::Missing(missing.clone()),
+                        ServiceRef::new(missing.name(), ""),
+                    ),
+                };
+                Some((counted(backend, name), *weight))
+            });
+            match Split::new(backends) {
+                Some(split) => split,
+                // A backend without endpoints cannot be configured; a
+                // rule left with none sends to the original destination.
+                None => Split::One(counted(self.original_destination(key)?, parent.clone())),
+            }
+        };
+        // The mesh answers a rule whose backends all have weight 0
+        // itself: retrying would only spend the budget.
+        let policy = if rule.has_no_weight() {
+            RouteRetryPolicy {
+                retry: RetryPolicy::never(),
+                ..rule.policy.clone()
+            }
+        } else {
+            rule.policy.clone()
+        };
+        let service = dst_service(&key.network);
+        let metrics = self
+            .shared
+            .retries
+            .route(&service.0, &rule.policy.name)
+            .with_observer(layers.backends.retries(&labels, None));
+        Some(route_stack(
+            layers,
+            &labels,
+            None,
+            &rule.id,
+            &rule.edits,
+            policy.layer(budget.clone()).with_metrics(metrics),
+            rule.timeouts,
+            split,
+        ))
     }
 }
 

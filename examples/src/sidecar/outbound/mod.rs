@@ -101,10 +101,14 @@
 //!
 //! A request whose authority names no service is egress ([`egress`]):
 //! Linkerd's `EgressNetwork`s, compiled with the policy, decide by the
-//! address its host resolves to. `Allow` sends it there in plaintext,
-//! over a default route without retries or timeouts; `Deny` answers
-//! `403`; an address no network captures, or a policy without any
-//! network, gets the router's 404 as before. A `CONNECT` to such an
+//! address its host resolves to. A rule of the `HTTPRoute`s and
+//! `GRPCRoute`s attached to the network (planned with the services'
+//! routes, for each destination port) that takes the request serves it
+//! as a service's rule would, over the original destination or outbound
+//! services. Else the network's default route: `Allow` sends it there in
+//! plaintext, without retries or timeouts; `Deny` answers `403`. An
+//! address no network captures, or a policy without any network, gets
+//! the router's 404 as before. A `CONNECT` to such an
 //! authority is tunnelled in plain TCP to an `Allow` network's address,
 //! and refused by egress otherwise ([`tcp`]).
 
@@ -371,6 +375,7 @@ impl Outbound {
                 backends: metrics.backend.clone(),
             },
             listeners,
+            metrics.retry,
         );
         Ok(Self {
             services,
@@ -415,7 +420,14 @@ impl Outbound {
         };
         let table = RouteTable::new(routes_of(&layers, &endpoints, &routes.borrow()));
         let not_found = self.metrics.layer(NoRoute::new());
-        let egress = Egress::new(not_found, self.egress.clone(), egress, client);
+        let egress = Egress::new(
+            not_found,
+            self.egress.clone(),
+            egress,
+            client,
+            endpoints.clone(),
+            routes.clone(),
+        );
         let router =
             OutboundRouter::new(table.clone(), egress).with_ingress_mode(self.ingress_mode);
         let updates = RouteUpdates {
@@ -533,6 +545,9 @@ fn routes_of(
                                 let service = ServiceRef::new(missing.name(), "");
                                 Some((counted(route, attempts, backend, service), *weight))
                             }
+                            // A service's routes have none: the reader
+                            // refuses one there.
+                            PlannedBackend::OriginalDestination => None,
                         });
                 Split::new(backends).unwrap_or_else(|| {
                     let service = plan.service.clone();
@@ -548,21 +563,15 @@ fn routes_of(
                 id: route.id.clone(),
                 hosts: route.hosts.clone(),
                 matches: route.matches.clone(),
-                service: layers.metrics.layer(
-                    Counted::new(
-                        route.edits.layer(
-                            Rescue::new(
-                                route.layer.clone().peek_grpc_trailers().layer(split(route)),
-                            )
-                            .of_route(route.timeouts),
-                        ),
-                        layers.backends.route(
-                            &route.labels,
-                            route.profile.as_ref(),
-                            route.id.classify(),
-                        ),
-                    )
-                    .of_route(route.timeouts),
+                service: route_stack(
+                    layers,
+                    &route.labels,
+                    route.profile.as_ref(),
+                    &route.id,
+                    &route.edits,
+                    route.layer.clone(),
+                    route.timeouts,
+                    split(route),
                 ),
             };
             let routes = ServiceRoutes::new(
@@ -573,4 +582,29 @@ fn routes_of(
             Some((parent.to_owned(), routes))
         })
         .collect()
+}
+
+/// A route's stack, as the module docs draw it: under the HTTP metrics,
+/// the route's counters of `labels` (and `profile`'s), over its filters
+/// `edits`, the answer to a request drawn to a backend that is not an
+/// outbound service, and `layer` (timeouts and retries) over `split`.
+/// A service's routes and an `EgressNetwork`'s ([`egress`]) are built so.
+#[allow(clippy::too_many_arguments)]
+fn route_stack(
+    layers: &RouteLayers,
+    labels: &labels::RouteLabels,
+    profile: Option<&profile::ProfileLabels>,
+    id: &mesh_core::RouteId,
+    edits: &mesh_core::route::EditHeadersLayer,
+    layer: mesh_retry::RouteStackLayer,
+    timeouts: backend::RouteTimeouts,
+    split: Split<Counted<Backend<Endpoint>>>,
+) -> RouteStack {
+    layers.metrics.layer(
+        Counted::new(
+            edits.layer(Rescue::new(layer.peek_grpc_trailers().layer(split)).of_route(timeouts)),
+            layers.backends.route(labels, profile, id.classify()),
+        )
+        .of_route(timeouts),
+    )
 }

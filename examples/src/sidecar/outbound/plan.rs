@@ -5,7 +5,7 @@
 //! again on every reload of the policy files; the runtimes then build their
 //! stacks from the plan (see [`Outbound`](super::Outbound)).
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use mesh_core::{
     RouteId,
@@ -15,7 +15,10 @@ use mesh_core::{
 };
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
-    config::{ConfigWarning, MatchRef, RetryResources, RouteHosts, ServiceRetryPolicy, Unmatched},
+    config::{
+        BackendKind, ConfigWarning, MatchRef, RetryResources, RouteHosts, ServiceRetryPolicy,
+        Unmatched,
+    },
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
@@ -23,6 +26,7 @@ use super::BackendMetrics;
 use super::backend::RouteTimeouts;
 use super::labels::{RouteLabels, RouteRef, ServiceRef};
 use super::profile::ProfileLabels;
+use super::router::{Route, ServiceRoutes};
 use super::split::Missing;
 
 /// The name of the route of requests no configured route matches.
@@ -39,10 +43,79 @@ pub(super) struct Planner {
     families: BackendMetrics,
 }
 
-/// Every service's routes, in the order of `outbound.services`.
+/// Every service's routes, in the order of `outbound.services`, and the
+/// routes of the `EgressNetwork`s the workload is served.
 #[derive(Debug)]
 pub(super) struct RoutePlans {
     pub(super) services: Vec<ServicePlan>,
+    pub(super) egress: EgressPlans,
+}
+
+/// The `HTTPRoute`s and `GRPCRoute`s attached to each `EgressNetwork`, as
+/// a client in the workload's namespace is served them: by the network's
+/// namespace, then its name. A network without routes has no entry; its
+/// traffic takes its default route ([`egress`](super::egress)).
+#[derive(Debug, Default)]
+pub(super) struct EgressPlans {
+    networks: HashMap<Box<str>, HashMap<Box<str>, NetworkPlan>>,
+}
+
+impl EgressPlans {
+    /// The routes of the network `name` of `namespace`, if it has any.
+    pub(super) fn network(&self, namespace: &str, name: &str) -> Option<&NetworkPlan> {
+        self.networks.get(namespace)?.get(name)
+    }
+}
+
+/// One `EgressNetwork`'s routes, for each destination port: those of the
+/// ports its routes name, and those of every other port (the routes
+/// attached without a port), each looked up as a service's routes are
+/// (their hostnames, then their matches, in precedence order).
+#[derive(Debug)]
+pub(super) struct NetworkPlan {
+    /// Shared by the network's routes, and kept across reloads.
+    pub(super) budget: Arc<Budget>,
+    ports: HashMap<u16, EgressRoutes>,
+    other: EgressRoutes,
+}
+
+/// The routes of one destination port of a network. No route matching a
+/// request leaves it to the network's default route.
+pub(super) type EgressRoutes = ServiceRoutes<Arc<EgressRulePlan>>;
+
+impl NetworkPlan {
+    /// The routes of traffic to destination port `port`.
+    pub(super) fn port(&self, port: u16) -> &EgressRoutes {
+        self.ports.get(&port).unwrap_or(&self.other)
+    }
+}
+
+/// One rule of an `EgressNetwork`'s route, ready to be layered over the
+/// destination a request is for. Its parent's labels (the network and
+/// the destination port) and its `hostname` are a request's, so the
+/// stacks are built as requests come ([`egress`](super::egress)).
+#[derive(Debug)]
+pub(super) struct EgressRulePlan {
+    /// Which rule of its network and port, for a runtime to keep its
+    /// stacks apart.
+    pub(super) index: usize,
+    pub(super) id: RouteId,
+    /// The route's labels: the `HTTPRoute` or `GRPCRoute`.
+    pub(super) route: RouteRef,
+    /// Its retries and timeouts; its matches are the router's.
+    pub(super) policy: RouteRetryPolicy,
+    pub(super) timeouts: RouteTimeouts,
+    pub(super) edits: EditHeadersLayer,
+    /// Where its requests go, by weight: the original destination when
+    /// the rule names none.
+    pub(super) backends: Vec<(PlannedBackend, u32)>,
+}
+
+impl EgressRulePlan {
+    /// Whether the rule's backends are some, all of weight 0.
+    pub(super) fn has_no_weight(&self) -> bool {
+        has_no_weight(&self.backends)
+    }
 }
 
 /// One service's routes, tried in order, and the route of requests none
@@ -132,6 +205,10 @@ pub(super) enum PlannedBackend {
     /// A service the route names that is not an outbound service: the
     /// requests drawn to it are answered 500 (see [`super::split`]).
     Missing(Missing),
+    /// The address an `EgressNetwork` captured the request for: a
+    /// network's route's `backendRefs` entry of kind `EgressNetwork`, or
+    /// its rule without any.
+    OriginalDestination,
 }
 
 impl Planner {
@@ -340,7 +417,145 @@ impl Planner {
         for warning in unused_services(&self.config, resources, &self.namespace) {
             tracing::warn!(%warning, "outbound routes: service not in outbound.services");
         }
-        RoutePlans { services }
+        let egress = self.plan_egress(resources, previous.map(|p| &p.egress));
+        RoutePlans { services, egress }
+    }
+
+    /// Plans the routes of each `EgressNetwork` of `resources` (selected
+    /// for the workload's namespace), each destination port's with
+    /// [`ServiceRetryPolicy::for_port`]. A network written without a
+    /// namespace is the workload's, as mesh-policy reads an
+    /// `EgressNetwork` without one; both spellings are merged. Budgets
+    /// are kept from `previous`. What is set aside on a port is logged.
+    fn plan_egress(
+        &self,
+        resources: &RetryResources,
+        previous: Option<&EgressPlans>,
+    ) -> EgressPlans {
+        let mut merged: Vec<(String, Cow<'_, ServiceRetryPolicy>)> = Vec::new();
+        let mut aside = Vec::new();
+        for network in &resources.egress_networks {
+            let namespace = network.namespace.as_deref().unwrap_or(&self.namespace);
+            match merged
+                .iter_mut()
+                .find(|(ns, known)| ns == namespace && known.name == network.name)
+            {
+                Some((_, known)) => {
+                    push_new(&mut aside, known.to_mut().merge(network.clone()));
+                }
+                None => merged.push((namespace.to_owned(), Cow::Borrowed(network))),
+            }
+        }
+        let mut networks: HashMap<Box<str>, HashMap<Box<str>, NetworkPlan>> = HashMap::new();
+        for (namespace, network) in merged {
+            let budget = previous
+                .and_then(|p| p.network(&namespace, &network.name))
+                .map(|p| p.budget.clone())
+                .filter(|kept| *kept.config() == network.budget)
+                .unwrap_or_else(|| Arc::new(Budget::new(network.budget)));
+            let dst = DstService(Arc::from(format!(
+                "EgressNetwork/{namespace}/{}",
+                network.name
+            )));
+            let ports = network.ports();
+            let mut port_routes = |port: u16| {
+                let (selected, warnings) = network.for_port(port);
+                push_new(&mut aside, warnings);
+                self.egress_routes(&selected, &namespace, dst.clone())
+            };
+            let planned: HashMap<u16, EgressRoutes> = ports
+                .iter()
+                .map(|&port| (port, port_routes(port)))
+                .collect();
+            // Any port none of the routes names: they take the routes
+            // attached without a port.
+            let free = (0..=u16::MAX).find(|p| !ports.contains(p)).unwrap_or(0);
+            let other = port_routes(free);
+            tracing::info!(
+                namespace,
+                network = network.name,
+                ports = ?ports,
+                "egress routes"
+            );
+            networks
+                .entry(namespace.clone().into_boxed_str())
+                .or_default()
+                .insert(
+                    network.name.clone().into_boxed_str(),
+                    NetworkPlan {
+                        budget,
+                        ports: planned,
+                        other,
+                    },
+                );
+        }
+        for warning in &aside {
+            tracing::warn!(%warning, "egress routes: read but not applied");
+        }
+        EgressPlans { networks }
+    }
+
+    /// The routes of `policy`, a network of `namespace` selected for one
+    /// port, in the order a router tries them.
+    fn egress_routes(
+        &self,
+        policy: &ServiceRetryPolicy,
+        namespace: &str,
+        dst: DstService,
+    ) -> EgressRoutes {
+        let parent = ServiceRef::egress_network(namespace, &policy.name, 0);
+        let mut missing = Vec::new();
+        let rules: Vec<Route<Arc<EgressRulePlan>>> = policy
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(index, route)| {
+                let field = |backend| match policy.rule_source(index) {
+                    Some(rule) => format!("{rule}.backendRefs[{backend}]"),
+                    None => format!("EgressNetwork {namespace}/{}", policy.name),
+                };
+                let mut backends =
+                    route_backends(route, field, &self.config, &self.namespace, &mut missing);
+                if backends.is_empty() {
+                    backends.push((PlannedBackend::OriginalDestination, 1));
+                }
+                let edits = EditHeadersLayer::new(
+                    route.request_headers.clone(),
+                    route.response_headers.clone(),
+                )
+                .with_redirect(policy.redirect(index).cloned());
+                let plan = EgressRulePlan {
+                    index,
+                    id: RouteId::new(route.name.clone()),
+                    route: route_ref(policy, index, &parent, &route.name),
+                    policy: route.clone(),
+                    timeouts: RouteTimeouts::new(&route.timeouts),
+                    edits,
+                    backends,
+                };
+                Route {
+                    id: plan.id.clone(),
+                    hosts: policy.hosts(index),
+                    matches: route.matches.clone().into(),
+                    service: Arc::new(plan),
+                }
+            })
+            .collect();
+        for warning in &missing {
+            tracing::warn!(%warning, "egress routes: backend not an outbound service");
+        }
+        let routes = in_match_order_by(
+            &rules,
+            &policy.match_order(),
+            |route| &route.matches,
+            |route, matches| Route {
+                id: route.id.clone(),
+                hosts: route.hosts.clone(),
+                matches,
+                service: route.service.clone(),
+            },
+        );
+        ServiceRoutes::new(dst, routes.into(), None)
     }
 }
 
@@ -363,30 +578,42 @@ impl RoutePlan {
 /// rule, with those matches. A rule whose matches all run together keeps
 /// one plan; one whose matches are apart gets a plan for each run.
 fn in_match_order(rules: &[RoutePlan], order: &[MatchRef]) -> Vec<RoutePlan> {
-    let mut plans: Vec<(usize, RoutePlan)> = Vec::new();
+    in_match_order_by(
+        rules,
+        order,
+        |rule| &rule.matches,
+        |rule, matches| RoutePlan {
+            matches,
+            ..rule.clone()
+        },
+    )
+}
+
+/// [`in_match_order`] of any kind of rule: `matches` gives a rule's
+/// matches, and `with` a copy of a rule with other matches.
+fn in_match_order_by<T>(
+    rules: &[T],
+    order: &[MatchRef],
+    matches: impl Fn(&T) -> &[RouteMatch],
+    with: impl Fn(&T, Box<[RouteMatch]>) -> T,
+) -> Vec<T> {
+    let mut plans: Vec<(usize, Vec<RouteMatch>)> = Vec::new();
     for at in order {
         let Some(rule) = rules.get(at.route) else {
             continue;
         };
-        let Some(matcher) = rule.matches.get(at.index) else {
+        let Some(matcher) = matches(rule).get(at.index) else {
             continue;
         };
         match plans.last_mut() {
-            Some((route, plan)) if *route == at.route => {
-                let mut matches = std::mem::take(&mut plan.matches).into_vec();
-                matches.push(matcher.clone());
-                plan.matches = matches.into();
-            }
-            _ => plans.push((
-                at.route,
-                RoutePlan {
-                    matches: Box::new([matcher.clone()]),
-                    ..rule.clone()
-                },
-            )),
+            Some((route, run)) if *route == at.route => run.push(matcher.clone()),
+            _ => plans.push((at.route, vec![matcher.clone()])),
         }
     }
-    plans.into_iter().map(|(_, plan)| plan).collect()
+    plans
+        .into_iter()
+        .filter_map(|(route, run)| Some(with(rules.get(route)?, run.into())))
+        .collect()
 }
 
 /// The route of a service's requests that no configured route matches:
@@ -594,6 +821,9 @@ fn route_backends(
         .iter()
         .enumerate()
         .map(|(j, backend)| {
+            if backend.kind == BackendKind::OriginalDestination {
+                return (PlannedBackend::OriginalDestination, backend.weight);
+            }
             let found = planned_backend(
                 &backend.name,
                 backend.namespace.as_deref(),
@@ -770,6 +1000,74 @@ mod tests {
         let metrics = RetryMetrics::register(&mut registry);
         let families = BackendMetrics::register(&mut registry);
         Planner::new(outbound, namespace, &metrics, &families).plan(&resources, None)
+    }
+
+    /// The names of the routes of network `web/all` for traffic to
+    /// `port`, in the order a request tries them, with their backends.
+    fn egress_routes(plans: &RoutePlans, port: u16) -> Vec<(String, Vec<(PlannedBackend, u32)>)> {
+        plans
+            .egress
+            .network("emojivoto", "all")
+            .map(|network| {
+                network
+                    .port(port)
+                    .routes
+                    .iter()
+                    .map(|r| (r.id.as_str().to_owned(), r.service.backends.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_networks_routes_are_planned_per_port_with_the_original_destination_as_backend() {
+        let route = |name: &str, namespace: &str, port: &str, rule: &str| {
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: HTTPRoute
+metadata: {{name: {name}{namespace}}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: EgressNetwork, name: all{port}}}]
+  rules:
+  - {rule}
+"
+            )
+        };
+        let text = [
+            route(
+                "get",
+                ", namespace: emojivoto",
+                ", port: 80",
+                "matches: [{path: {type: Exact, value: /get}}]",
+            ),
+            // Without a namespace: the workload's, merged with the other.
+            route(
+                "any",
+                "",
+                "",
+                "backendRefs: [{group: policy.linkerd.io, kind: EgressNetwork, name: all, \
+                 weight: 3}, {name: emoji, port: 80, weight: 1}]",
+            ),
+        ]
+        .join("---\n");
+        let plans = plan_in(&outbound(), "emojivoto", &text);
+        let original = (PlannedBackend::OriginalDestination, 1);
+        let split = vec![
+            (PlannedBackend::OriginalDestination, 3),
+            (PlannedBackend::Service(0), 1),
+        ];
+        assert_eq!(
+            egress_routes(&plans, 80),
+            [
+                ("get".to_owned(), vec![original]),
+                ("any".to_owned(), split.clone())
+            ]
+        );
+        assert_eq!(egress_routes(&plans, 8080), [("any".to_owned(), split)]);
+        // The services' plans are untouched, and another namespace's
+        // network has no routes here.
+        assert!(plans.services[0].routes.is_empty());
+        assert!(plans.egress.network("other", "all").is_none());
     }
 
     /// The names of the first service's planned routes, in the order a

@@ -80,7 +80,8 @@ impl<S> ServiceRoutes<S> {
         }
     }
 
-    fn route<B>(&self, req: &Request<B>) -> Option<&Route<S>> {
+    /// The route `req` takes: see the type's docs.
+    pub(super) fn route<B>(&self, req: &Request<B>) -> Option<&Route<S>> {
         let fits = |route: &Route<S>| route.matches.iter().any(|m| m.matches_request(req));
         if !self.hosted {
             return self
