@@ -417,146 +417,159 @@ impl Planner {
         for warning in unused_services(&self.config, resources, &self.namespace) {
             tracing::warn!(%warning, "outbound routes: service not in outbound.services");
         }
-        let egress = self.plan_egress(resources, previous.map(|p| &p.egress));
-        RoutePlans { services, egress }
-    }
-
-    /// Plans the routes of each `EgressNetwork` of `resources` (selected
-    /// for the workload's namespace), each destination port's with
-    /// [`ServiceRetryPolicy::for_port`]. A network written without a
-    /// namespace is the workload's, as mesh-policy reads an
-    /// `EgressNetwork` without one; both spellings are merged. Budgets
-    /// are kept from `previous`. What is set aside on a port is logged.
-    fn plan_egress(
-        &self,
-        resources: &RetryResources,
-        previous: Option<&EgressPlans>,
-    ) -> EgressPlans {
-        let mut merged: Vec<(String, Cow<'_, ServiceRetryPolicy>)> = Vec::new();
-        let mut aside = Vec::new();
-        for network in &resources.egress_networks {
-            let namespace = network.namespace.as_deref().unwrap_or(&self.namespace);
-            match merged
-                .iter_mut()
-                .find(|(ns, known)| ns == namespace && known.name == network.name)
-            {
-                Some((_, known)) => {
-                    push_new(&mut aside, known.to_mut().merge(network.clone()));
-                }
-                None => merged.push((namespace.to_owned(), Cow::Borrowed(network))),
-            }
-        }
-        let mut networks: HashMap<Box<str>, HashMap<Box<str>, NetworkPlan>> = HashMap::new();
-        for (namespace, network) in merged {
-            let budget = previous
-                .and_then(|p| p.network(&namespace, &network.name))
-                .map(|p| p.budget.clone())
-                .filter(|kept| *kept.config() == network.budget)
-                .unwrap_or_else(|| Arc::new(Budget::new(network.budget)));
-            let dst = DstService(Arc::from(format!(
-                "EgressNetwork/{namespace}/{}",
-                network.name
-            )));
-            let ports = network.ports();
-            let mut port_routes = |port: u16| {
-                let (selected, warnings) = network.for_port(port);
-                push_new(&mut aside, warnings);
-                self.egress_routes(&selected, &namespace, dst.clone())
-            };
-            let planned: HashMap<u16, EgressRoutes> = ports
-                .iter()
-                .map(|&port| (port, port_routes(port)))
-                .collect();
-            // Any port none of the routes names: they take the routes
-            // attached without a port.
-            let free = (0..=u16::MAX).find(|p| !ports.contains(p)).unwrap_or(0);
-            let other = port_routes(free);
-            tracing::info!(
-                namespace,
-                network = network.name,
-                ports = ?ports,
-                "egress routes"
-            );
-            networks
-                .entry(namespace.clone().into_boxed_str())
-                .or_default()
-                .insert(
-                    network.name.clone().into_boxed_str(),
-                    NetworkPlan {
-                        budget,
-                        ports: planned,
-                        other,
-                    },
-                );
-        }
-        for warning in &aside {
+        let mut unapplied = Vec::new();
+        let egress = plan_egress(
+            &self.config,
+            &self.namespace,
+            resources,
+            previous.map(|p| &p.egress),
+            &mut unapplied,
+        );
+        for warning in &unapplied {
             tracing::warn!(%warning, "egress routes: read but not applied");
         }
-        EgressPlans { networks }
+        RoutePlans { services, egress }
     }
+}
 
-    /// The routes of `policy`, a network of `namespace` selected for one
-    /// port, in the order a router tries them.
-    fn egress_routes(
-        &self,
-        policy: &ServiceRetryPolicy,
-        namespace: &str,
-        dst: DstService,
-    ) -> EgressRoutes {
-        let parent = ServiceRef::egress_network(namespace, &policy.name, 0);
-        let mut missing = Vec::new();
-        let rules: Vec<Route<Arc<EgressRulePlan>>> = policy
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(index, route)| {
-                let field = |backend| match policy.rule_source(index) {
-                    Some(rule) => format!("{rule}.backendRefs[{backend}]"),
-                    None => format!("EgressNetwork {namespace}/{}", policy.name),
-                };
-                let mut backends =
-                    route_backends(route, field, &self.config, &self.namespace, &mut missing);
-                if backends.is_empty() {
-                    backends.push((PlannedBackend::OriginalDestination, 1));
-                }
-                let edits = EditHeadersLayer::new(
-                    route.request_headers.clone(),
-                    route.response_headers.clone(),
-                )
-                .with_redirect(policy.redirect(index).cloned());
-                let plan = EgressRulePlan {
-                    index,
-                    id: RouteId::new(route.name.clone()),
-                    route: route_ref(policy, index, &parent, &route.name),
-                    policy: route.clone(),
-                    timeouts: RouteTimeouts::new(&route.timeouts),
-                    edits,
-                    backends,
-                };
-                Route {
-                    id: plan.id.clone(),
-                    hosts: policy.hosts(index),
-                    matches: route.matches.clone().into(),
-                    service: Arc::new(plan),
-                }
-            })
-            .collect();
-        for warning in &missing {
-            tracing::warn!(%warning, "egress routes: backend not an outbound service");
+/// Plans the routes of each `EgressNetwork` of `resources` (selected for
+/// the workload's `namespace`), each destination port's with
+/// [`ServiceRetryPolicy::for_port`]. A network written without a
+/// namespace is the workload's, as mesh-policy reads an `EgressNetwork`
+/// without one; both spellings are merged. Budgets are kept from
+/// `previous`. What is read but not applied that `resources.warnings`
+/// does not already say (an `HTTPRoute` set aside on one port by a
+/// `GRPCRoute` of that port, a backend that is not an outbound service)
+/// is pushed onto `warnings`, once each, as the planner logs it and
+/// `sidecar check` shows it.
+fn plan_egress(
+    config: &OutboundConfig,
+    namespace: &str,
+    resources: &RetryResources,
+    previous: Option<&EgressPlans>,
+    warnings: &mut Vec<String>,
+) -> EgressPlans {
+    let mut merged: Vec<(String, Cow<'_, ServiceRetryPolicy>)> = Vec::new();
+    let mut aside = Vec::new();
+    for network in &resources.egress_networks {
+        let in_namespace = network.namespace.as_deref().unwrap_or(namespace);
+        match merged
+            .iter_mut()
+            .find(|(ns, known)| ns == in_namespace && known.name == network.name)
+        {
+            Some((_, known)) => push_new(&mut aside, known.to_mut().merge(network.clone())),
+            None => merged.push((in_namespace.to_owned(), Cow::Borrowed(network))),
         }
-        let routes = in_match_order_by(
-            &rules,
-            &policy.match_order(),
-            |route| &route.matches,
-            |route, matches| Route {
-                id: route.id.clone(),
-                hosts: route.hosts.clone(),
-                matches,
-                service: route.service.clone(),
-            },
-        );
-        ServiceRoutes::new(dst, routes.into(), None)
     }
+    let mut missing = Vec::new();
+    let mut networks: HashMap<Box<str>, HashMap<Box<str>, NetworkPlan>> = HashMap::new();
+    for (in_namespace, network) in merged {
+        let budget = previous
+            .and_then(|p| p.network(&in_namespace, &network.name))
+            .map(|p| p.budget.clone())
+            .filter(|kept| *kept.config() == network.budget)
+            .unwrap_or_else(|| Arc::new(Budget::new(network.budget)));
+        let dst = DstService(Arc::from(format!(
+            "EgressNetwork/{in_namespace}/{}",
+            network.name
+        )));
+        let ports = network.ports();
+        let mut port_routes = |port: u16| {
+            let (selected, set_aside) = network.for_port(port);
+            push_new(&mut aside, set_aside);
+            let routes = egress_routes(config, namespace, &selected, &in_namespace, &mut missing);
+            ServiceRoutes::new(dst.clone(), routes.into(), None)
+        };
+        let planned: HashMap<u16, EgressRoutes> = ports
+            .iter()
+            .map(|&port| (port, port_routes(port)))
+            .collect();
+        // Any port none of the routes names: it takes the routes attached
+        // without a port.
+        let free = (0..=u16::MAX).find(|p| !ports.contains(p)).unwrap_or(0);
+        let other = port_routes(free);
+        networks
+            .entry(in_namespace.into_boxed_str())
+            .or_default()
+            .insert(
+                network.name.clone().into_boxed_str(),
+                NetworkPlan {
+                    budget,
+                    ports: planned,
+                    other,
+                },
+            );
+    }
+    let new = aside
+        .iter()
+        .filter(|w| !resources.warnings.contains(w))
+        .map(ToString::to_string)
+        .chain(missing);
+    for warning in new {
+        if !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
+    }
+    EgressPlans { networks }
+}
+
+/// The routes of `policy`, a network of `network_namespace` selected for
+/// one port, in the order a router tries them; a warning for each backend
+/// that is not an outbound service is pushed onto `missing`.
+fn egress_routes(
+    config: &OutboundConfig,
+    namespace: &str,
+    policy: &ServiceRetryPolicy,
+    network_namespace: &str,
+    missing: &mut Vec<String>,
+) -> Vec<Route<Arc<EgressRulePlan>>> {
+    let parent = ServiceRef::egress_network(network_namespace, &policy.name, 0);
+    let rules: Vec<Route<Arc<EgressRulePlan>>> = policy
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(index, route)| {
+            let field = |backend| match policy.rule_source(index) {
+                Some(rule) => format!("{rule}.backendRefs[{backend}]"),
+                None => format!("EgressNetwork {network_namespace}/{}", policy.name),
+            };
+            let mut backends = route_backends(route, field, config, namespace, missing);
+            if backends.is_empty() {
+                backends.push((PlannedBackend::OriginalDestination, 1));
+            }
+            let edits = EditHeadersLayer::new(
+                route.request_headers.clone(),
+                route.response_headers.clone(),
+            )
+            .with_redirect(policy.redirect(index).cloned());
+            let plan = EgressRulePlan {
+                index,
+                id: RouteId::new(route.name.clone()),
+                route: route_ref(policy, index, &parent, &route.name),
+                policy: route.clone(),
+                timeouts: RouteTimeouts::new(&route.timeouts),
+                edits,
+                backends,
+            };
+            Route {
+                id: plan.id.clone(),
+                hosts: policy.hosts(index),
+                matches: route.matches.clone().into(),
+                service: Arc::new(plan),
+            }
+        })
+        .collect();
+    in_match_order_by(
+        &rules,
+        &policy.match_order(),
+        |route| &route.matches,
+        |route, matches| Route {
+            id: route.id.clone(),
+            hosts: route.hosts.clone(),
+            matches,
+            service: route.service.clone(),
+        },
+    )
 }
 
 /// Whether `backends` (of a route) are some, all of weight 0: the route's
@@ -654,6 +667,10 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
 /// `HTTPRoute` and `GRPCRoute` of a service its ServiceProfile serves
 /// alone (one with routes or `dstOverrides`, of either spelling). The
 /// planner logs each of these with the same text.
+///
+/// Last, those of the routes attached to `EgressNetwork`s ([`plan_egress`]):
+/// each `HTTPRoute` set aside on one port only, and each backend that is
+/// not an outbound service.
 pub(crate) fn planning_warnings(
     config: &OutboundConfig,
     resources: &RetryResources,
@@ -669,11 +686,14 @@ pub(crate) fn planning_warnings(
             PlannedBackends::new(&policy, index, config, namespace, &mut missing);
         }
     }
+    let mut egress = Vec::new();
+    plan_egress(config, namespace, resources, None, &mut egress);
     merged_aside
         .iter()
         .map(ToString::to_string)
         .chain(missing)
         .chain(unused_services(config, resources, namespace))
+        .chain(egress)
         .collect()
 }
 
@@ -1068,6 +1088,54 @@ spec:
         // network has no routes here.
         assert!(plans.services[0].routes.is_empty());
         assert!(plans.egress.network("other", "all").is_none());
+    }
+
+    #[test]
+    fn a_networks_unapplied_routes_are_warned_about_once_each() {
+        let parent = "[{group: policy.linkerd.io, kind: EgressNetwork, name: all}]";
+        let text = format!(
+            "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: HTTPRoute
+metadata: {{name: web, namespace: emojivoto}}
+spec:
+  parentRefs: {parent}
+  rules:
+  - backendRefs: [{{name: nowhere, port: 80}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: calls, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: EgressNetwork, name: all, port: 443}}]
+  rules:
+  - matches: [{{method: {{service: emojivoto.v1.EmojiService}}}}]
+"
+        );
+        let resources = mesh_retry::config::load("routes.yaml", &text).unwrap();
+        let warnings = planning_warnings(&outbound(), &resources, "emojivoto");
+        // The HTTPRoute is planned for port 443, where the GRPCRoute sets
+        // it aside, and for every other port, where its backend is named.
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("(HTTPRoute emojivoto/web)") && warnings[0].contains("set aside"),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[1].starts_with(
+                "routes.yaml: document 1 (HTTPRoute emojivoto/web): spec.rules[0].backendRefs[0]: \
+                 route web sends requests to service nowhere.emojivoto, which is not in \
+                 outbound.services"
+            ),
+            "{warnings:#?}"
+        );
+        let plans = plan_in(&outbound(), "emojivoto", &text);
+        let missing = PlannedBackend::Missing(Missing::new("nowhere.emojivoto"));
+        assert_eq!(
+            egress_routes(&plans, 80),
+            [("web".to_owned(), vec![(missing, 1)])]
+        );
+        assert_eq!(egress_routes(&plans, 443).len(), 1);
+        assert_eq!(egress_routes(&plans, 443)[0].0, "calls");
     }
 
     /// The names of the first service's planned routes, in the order a
