@@ -431,3 +431,58 @@ async fn a_reload_that_adds_a_tls_route_opens_its_name() {
     assert_eq!(got, b"pong");
     stop(running).await;
 }
+
+#[tokio::test]
+async fn a_route_that_cannot_send_a_tunnel_anywhere_closes_it_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = tls_upstream().await;
+    let (echo, accepted) = tcp_echo().await;
+    let (tls_port, tcp_port) = (upstream.addr.port(), echo.port());
+    let policy = format!(
+        "{}---\n{}---\n{}",
+        network("net", "Deny"),
+        // A backend that is no outbound service.
+        tls_route(
+            "ghost",
+            "[httpbin.test]",
+            tls_port,
+            "[{name: ghost, port: 443}]"
+        ),
+        // Every backend of weight 0.
+        tcp_route(
+            "zero",
+            tcp_port,
+            "[{kind: EgressNetwork, group: policy.linkerd.io, name: net, weight: 0}]"
+        )
+    );
+    let (running, _) = egress_sidecar(dir.path(), &policy, "");
+    let tcp = tunnel(running.outbound, &format!("127.0.0.1:{tls_port}")).await;
+    assert!(
+        tls_ping(tcp, "httpbin.test", &upstream.client)
+            .await
+            .is_err()
+    );
+    let mut tcp = tunnel(running.outbound, &format!("127.0.0.1:{tcp_port}")).await;
+    tcp.write_all(b"ping").await.unwrap();
+    assert_eq!(read_to_close(&mut tcp).await, b"");
+    assert_eq!(upstream.accepted.load(Ordering::SeqCst), 0);
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+
+    let ghost = route_labels(tls_port, "TLSRoute", "ghost");
+    let zero = route_labels(tcp_port, "TCPRoute", "zero");
+    scraped(
+        running.admin,
+        &[
+            format!(
+                "outbound_tls_route_close_total{{{ghost},hostname=\"httpbin.test\",\
+                 error=\"invalid_backend\"}} 1"
+            ),
+            format!(
+                "outbound_tcp_route_close_total{{{zero},target_ip=\"127.0.0.1\",\
+                 target_port=\"{tcp_port}\",error=\"forbidden\"}} 1"
+            ),
+        ],
+    )
+    .await;
+    stop(running).await;
+}

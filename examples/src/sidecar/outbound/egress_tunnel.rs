@@ -935,6 +935,60 @@ mod tests {
         assert_eq!(partial(b""), Hello::Other);
     }
 
+    /// The routes of network `net` in `emojivoto`: a `TLSRoute` for
+    /// `httpbin.test` on port 443, and a `TCPRoute` on ports 443 and 25.
+    fn routes() -> RetryResources {
+        let parent = |port: u16| {
+            format!("[{{name: net, kind: EgressNetwork, group: policy.linkerd.io, port: {port}}}]")
+        };
+        let text = format!(
+            "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\n\
+             metadata: {{name: https, namespace: emojivoto}}\n\
+             spec: {{hostnames: [httpbin.test], parentRefs: {}, rules: [{{}}]}}\n\
+             ---\n\
+             apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n\
+             metadata: {{name: tcp-443, namespace: emojivoto}}\n\
+             spec: {{parentRefs: {}, rules: [{{}}]}}\n\
+             ---\n\
+             apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n\
+             metadata: {{name: smtp, namespace: emojivoto}}\n\
+             spec: {{parentRefs: {}, rules: [{{}}]}}\n",
+            parent(443),
+            parent(443),
+            parent(25)
+        );
+        mesh_retry::config::load("routes.yaml", &text).unwrap()
+    }
+
+    fn chosen(chosen: Chosen<'_>) -> String {
+        match chosen {
+            Chosen::Route(route) => route.name.clone(),
+            Chosen::Default { tls } => default_route(tls, false).to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_client_hello_takes_a_tls_route_by_sni_and_the_rest_the_tcp_route() {
+        let resources = routes();
+        let policy = resources.egress_networks.first();
+        assert!(policy.is_some());
+        let hello = |name: &str| Hello::Tls(Some(Sni::parse(name).unwrap()));
+        let take = |port, hello: &Hello| chosen(choose(policy, port, hello));
+        assert_eq!(take(443, &hello("httpbin.test")), "https");
+        // A name no TLSRoute has: the TLS default, not the TCPRoute, on a
+        // port that TLSRoutes take.
+        assert_eq!(take(443, &hello("github.test")), "tls-egress-deny");
+        assert_eq!(take(443, &Hello::Tls(None)), "tls-egress-deny");
+        assert_eq!(take(443, &Hello::Other), "tcp-443");
+        // A port with TCPRoutes alone takes TLS by its TCPRoute.
+        assert_eq!(take(25, &hello("httpbin.test")), "smtp");
+        assert_eq!(take(25, &Hello::Other), "smtp");
+        // A port without routes: the defaults.
+        assert_eq!(take(80, &hello("httpbin.test")), "tls-egress-deny");
+        assert_eq!(take(80, &Hello::Other), "tcp-egress-deny");
+        assert_eq!(chosen(choose(None, 443, &Hello::Other)), "tcp-egress-deny");
+    }
+
     #[test]
     fn the_default_routes_are_named_as_linkerd_names_them() {
         assert_eq!(default_route(true, true), "tls-egress-allow");
