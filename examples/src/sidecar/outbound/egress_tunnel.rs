@@ -990,6 +990,23 @@ mod tests {
     }
 
     #[test]
+    fn a_route_labels_a_hundred_names_and_the_rest_unnamed() {
+        let metrics = L4RouteMetrics::register(&mut Registry::default());
+        let parent = ServiceRef::egress_network("emojivoto", "net", 443);
+        let route = RouteRef::default_named("tls-egress-deny");
+        for n in 0..HOSTNAMES_PER_ROUTE {
+            let name = format!("h{n}.test");
+            assert_eq!(&*metrics.label(&parent, &route, &name), name);
+        }
+        assert_eq!(&*metrics.label(&parent, &route, "late.test"), "");
+        // A name already labelled keeps its label; another route has its
+        // own hundred.
+        assert_eq!(&*metrics.label(&parent, &route, "h0.test"), "h0.test");
+        let other = RouteRef::default_named("tcp-egress-deny");
+        assert_eq!(&*metrics.label(&parent, &other, "late.test"), "late.test");
+    }
+
+    #[test]
     fn the_default_routes_are_named_as_linkerd_names_them() {
         assert_eq!(default_route(true, true), "tls-egress-allow");
         assert_eq!(default_route(true, false), "tls-egress-deny");
