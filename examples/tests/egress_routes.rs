@@ -403,3 +403,25 @@ async fn a_reload_that_adds_a_route_takes_effect_on_the_next_request() {
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     stop(running).await;
 }
+
+/// Nothing is sent: without the route, the request would go to port 80.
+#[tokio::test]
+async fn a_request_redirect_answers_the_captured_request_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = http_route(
+        "to-https",
+        None,
+        "filters:\n    - type: RequestRedirect\n      \
+         requestRedirect: {scheme: https, statusCode: 301}",
+    );
+    let policy = format!("{}---\n{route}", network("Allow"));
+    let (running, _) = egress_sidecar(dir.path(), "", &policy);
+    let req = Request::get(format!("http://{}/get", running.outbound))
+        .header("host", "localhost")
+        .body(full(""))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(res.headers()["location"], "https://localhost/get");
+    stop(running).await;
+}
