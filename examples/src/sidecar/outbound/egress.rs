@@ -637,10 +637,9 @@ impl EgressRuntime {
         let (route, labels, id) = match &rule {
             Some((rule, _)) => (StackRoute::Rule(rule.index), &rule.route, rule.id.clone()),
             None => {
-                let name = route_name(network.allow, is_grpc(req.headers()));
-                let labels = self
-                    .shared
-                    .default_route(network.allow, is_grpc(req.headers()));
+                let grpc = is_grpc(req.headers());
+                let name = route_name(network.allow, grpc);
+                let labels = self.shared.default_route(network.allow, grpc);
                 (StackRoute::Default(name), labels, RouteId::new(name))
             }
         };
