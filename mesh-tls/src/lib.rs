@@ -25,6 +25,9 @@
 //!   [`Tls`](mesh_core::Tls) status, which reaches every request as
 //!   [`ConnectionInfo`](mesh_core::ConnectionInfo). Ports are `permissive`,
 //!   `strict` or `disabled` ([`InboundMode`]).
+//!   [`accept::client_hello::server_name`] reads the SNI from a
+//!   connection's first TLS record without a handshake, for a proxy that
+//!   routes TLS it does not terminate.
 //! - [`TlsConnector`]: the client's connector. It opens mutual TLS to
 //!   targets configured [`OutboundTls::Mtls`] with an expected identity
 //!   (failing closed) and plaintext to the others (an `https` URI to one
