@@ -159,6 +159,43 @@ fn the_sidecar_files_the_readme_writes_are_valid() {
     }
 }
 
+/// The `EgressNetwork` the README appends to the demo's `policy.yaml`:
+/// with the demo's own policy it compiles, and for a demo workload it
+/// captures an address outside the cluster networks, allowing it.
+#[test]
+fn the_readmes_egress_network_opens_egress_for_the_demos_workloads() {
+    let readme = include_str!("../../README.md");
+    let (_, after) = readme
+        .split_once("Appending this to the demo's `policy.yaml`")
+        .expect("README.md appends an EgressNetwork to the demo's policy");
+    let (_, block) = after.split_once("```yaml\n").unwrap();
+    let (snippet, _) = block.split_once("```").unwrap();
+    let text = demo::files::policy() + snippet;
+    let workload = mesh_policy::Workload::new(demo::files::NAMESPACE).with_label("app", "web");
+    let compiled = mesh_policy::Policy::compile(
+        &[mesh_policy::PolicySource::new("policy.yaml", &text)],
+        &workload,
+        &mesh_policy::PolicyConfig::default(),
+        &mesh_policy::PolicyMetrics::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let network = compiled
+        .egress_networks()
+        .find("93.184.215.14".parse().unwrap())
+        .expect("the README's network captures an outside address");
+    assert_eq!(
+        network.traffic_policy(),
+        mesh_policy::egress::TrafficPolicy::Allow
+    );
+    assert!(
+        compiled
+            .egress_networks()
+            .find("10.1.2.3".parse().unwrap())
+            .is_none(),
+        "a cluster address is not egress"
+    );
+}
+
 #[test]
 fn the_readmes_bad_file_gets_the_error_the_readme_shows() {
     let (_, sidecar_yaml) = readme_files().into_iter().next().unwrap();
