@@ -28,29 +28,39 @@
 //! by the routes that network has on the destination port
 //! ([`ServiceRetryPolicy::routes_on`]):
 //!
-//! - `TLSRoute`s or `TCPRoute`s: the route can only be known from the
-//!   client's first bytes, which it sends only after the `200`. So the
-//!   `CONNECT` is answered `200` at once, then at most one TLS record
+//! - `TLSRoute`s: the route can only be known from the client's first
+//!   bytes, which it sends only after the `200`. So the `CONNECT` is
+//!   answered `200` at once, then at most one TLS record
 //!   ([`MAX_RECORD`], 16 KiB and its header) is read, for at most
 //!   `server.detect_timeout`. A ClientHello takes the `TLSRoute` that
 //!   matches its SNI most specifically
-//!   ([`tls_route`](ServiceRetryPolicy::tls_route)); anything else, and a
-//!   ClientHello on a port whose only routes are `TCPRoute`s, takes the
-//!   port's `TCPRoute`; failing those, the network's default route. A
+//!   ([`tls_route`](ServiceRetryPolicy::tls_route)); anything else takes
+//!   the port's `TCPRoute`; failing those, the network's default route. A
 //!   client that sends nothing in that time (a protocol whose server
 //!   speaks first: SMTP, MySQL) is a TCP connection; one that sent part
-//!   of a TLS record, a TLS one without SNI. The bytes read are then
-//!   sent first, on the connection to the route's backend: the original
-//!   destination (a rule without `backendRefs`, or the `EgressNetwork`
-//!   itself as a backend), or an outbound service, through its
-//!   endpoints and its TLS as its TCP port forwards. A connection the
-//!   route refuses (the `Deny` default, a rule whose backends all have
-//!   weight 0) is closed, as Linkerd closes it: the `200` has gone.
+//!   of a TLS record, a TLS one without SNI.
+//! - `TCPRoute`s alone: the port is opaque, as Linkerd's policy
+//!   controller serves it, and its `TCPRoute` takes every connection
+//!   whatever it carries. The `CONNECT` is answered `200` as above, so
+//!   that a route that refuses it does so alike, but nothing is read
+//!   first: a client that waits for its server to speak would wait
+//!   `server.detect_timeout` for a read that decides nothing.
+//!
+//!   Either way, the bytes read are then sent first, on the connection
+//!   to the route's backend: the original destination (a rule without
+//!   `backendRefs`, or the `EgressNetwork` itself as a backend), or an
+//!   outbound service, through its endpoints and its TLS as its TCP port
+//!   forwards. A connection the route refuses (the `Deny` default, a
+//!   rule whose backends all have weight 0) is closed, as Linkerd closes
+//!   it: the `200` has gone.
 //! - none, `Allow`: the original destination is connected to first, and
 //!   a connect that fails is answered `502` (`mesh-error: upstream
 //!   connect error`), as before; then `200` and the tunnel, which is not
 //!   held back: its first bytes are read as they pass
-//!   ([`Sniff`]) and name the default route it is counted under.
+//!   ([`Sniff`]) and name the default route it is counted under; when
+//!   they have not by `server.detect_timeout`, it is counted then as a
+//!   routed tunnel's would be, so that a tunnel whose client waits for
+//!   its server is counted open while it lasts.
 //! - none, `Deny`: the router answers `403` (`mesh-error: egress
 //!   denied`), counted in the HTTP route families, as before: nothing
 //!   could be allowed, and a client is told so in words.
@@ -572,11 +582,10 @@ where
         let routes = self.tcp.egress_routes();
         let (resources, index) = routes.of(&target.network);
         let port = target.dst.port();
-        let routed = index
+        let on_port = index
             .and_then(|i| resources.egress_networks.get(i))
-            .is_some_and(|policy| {
-                matches!(policy.routes_on(port), PortRoutes::Tls | PortRoutes::Tcp)
-            });
+            .map_or(PortRoutes::None, |policy| policy.routes_on(port));
+        let routed = matches!(on_port, PortRoutes::Tls | PortRoutes::Tcp);
         if !routed && !target.network.allow {
             // The router answers 403, as it always has.
             return Either::Left(self.inner.call(req));
@@ -606,14 +615,17 @@ where
             "egress CONNECT"
         );
         if routed {
-            let timeout = self.detect_timeout;
+            // Only a TLSRoute needs the first bytes: a port whose routes
+            // are all TCPRoutes is opaque, its route known now.
+            let timeout = (on_port == PortRoutes::Tls).then_some(self.detect_timeout);
             tokio::spawn(tunnel.routed(resources, index, timeout));
             return Either::Right(Box::pin(std::future::ready(Ok(Response::new(
                 RB::default(),
             )))));
         }
         let on_error = self.on_error.clone();
-        Either::Right(Box::pin(tunnel.connect_first(on_error)))
+        let detect_timeout = self.detect_timeout;
+        Either::Right(Box::pin(tunnel.connect_first(on_error, detect_timeout)))
     }
 }
 
@@ -643,8 +655,17 @@ impl Tunnel {
     }
 
     /// A tunnel on a port with routes, answered `200` already: reads its
-    /// first bytes, takes its route, and goes where the route says.
-    async fn routed(self, resources: Arc<RetryResources>, index: Option<usize>, timeout: Duration) {
+    /// first bytes for at most `timeout` (`None` on a port whose routes
+    /// are all `TCPRoute`s, which takes every connection whatever it
+    /// carries: none are read, so that a client waiting for its server to
+    /// speak first is connected at once), takes its route, and goes where
+    /// the route says.
+    async fn routed(
+        self,
+        resources: Arc<RetryResources>,
+        index: Option<usize>,
+        timeout: Option<Duration>,
+    ) {
         let Self {
             tcp,
             target,
@@ -654,7 +675,11 @@ impl Tunnel {
         let Some(mut io) = Self::client(downstream).await else {
             return;
         };
-        let (hello, prefix) = match peek(&mut io, timeout).await {
+        let peeked = match timeout {
+            Some(timeout) => peek(&mut io, timeout).await,
+            None => Ok((Hello::Other, BytesMut::new())),
+        };
+        let (hello, prefix) = match peeked {
             Ok(peeked) => peeked,
             Err(error) => {
                 tracing::debug!(%error, "egress tunnel: reading the first bytes failed");
@@ -704,8 +729,15 @@ impl Tunnel {
     /// A tunnel on a port without routes through an `Allow` network:
     /// connects to the original destination before it answers, `502` when
     /// that fails; then tunnels, counted under the default route its first
-    /// bytes name.
-    async fn connect_first<RB: Default, E>(self, on_error: OnError) -> Result<Response<RB>, E> {
+    /// bytes name, or, when they have not named one by `detect_timeout`
+    /// (a client that waits for its server to speak first), under the one
+    /// a routed tunnel's would take then: so that a tunnel is counted open
+    /// while it lasts, not only once it closes.
+    async fn connect_first<RB: Default, E>(
+        self,
+        on_error: OnError,
+        detect_timeout: Duration,
+    ) -> Result<Response<RB>, E> {
         let Self {
             tcp,
             target,
@@ -745,7 +777,15 @@ impl Tunnel {
                 }),
                 info: Self::info(info),
             };
-            let result = connected.forward(conn).await;
+            let forward = connected.forward(conn);
+            tokio::pin!(forward);
+            let result = tokio::select! {
+                result = &mut forward => result,
+                () = tokio::time::sleep(detect_timeout) => {
+                    sniffed.undecided();
+                    forward.await
+                }
+            };
             let opened = sniffed.opened();
             match result {
                 Ok(()) => opened.close(close::NONE),
@@ -775,6 +815,18 @@ struct SniffState {
     partial_tls: bool,
 }
 
+impl SniffState {
+    /// What the first bytes say though they did not decide: see
+    /// [`partial`].
+    fn partial(&self) -> Hello {
+        if self.partial_tls {
+            Hello::Tls(None)
+        } else {
+            Hello::Other
+        }
+    }
+}
+
 impl Sniffed {
     fn open(&self, hello: &Hello) -> Opened {
         let chosen = choose(None, self.dst.port(), hello);
@@ -796,7 +848,8 @@ impl Sniffed {
         )
     }
 
-    /// Counts the tunnel open under what its first bytes said.
+    /// Counts the tunnel open under what its first bytes said, unless it
+    /// is counted already.
     fn decide(&self, hello: &Hello) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.opened.is_none() {
@@ -804,20 +857,22 @@ impl Sniffed {
         }
     }
 
-    /// The tunnel's handle, counted open now if its first bytes never
-    /// decided ([`partial`]).
+    /// Counts the tunnel open, unless it is counted already, under what
+    /// its first bytes say though they did not decide ([`partial`]): the
+    /// detection timeout has passed, or the tunnel has ended.
+    fn undecided(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.opened.is_none() {
+            state.opened = Some(self.open(&state.partial()));
+        }
+    }
+
+    /// The tunnel's handle, counted open now if it was not yet.
     fn opened(&self) -> Opened {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match state.opened.take() {
             Some(opened) => opened,
-            None => {
-                let hello = if state.partial_tls {
-                    Hello::Tls(None)
-                } else {
-                    Hello::Other
-                };
-                self.open(&hello)
-            }
+            None => self.open(&state.partial()),
         }
     }
 }
@@ -858,6 +913,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for Sniff<I> {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
                     state.partial_tls = seen.first() == Some(&HANDSHAKE);
+                    if state.opened.is_some() {
+                        // Counted at the detection timeout: no more to see.
+                        drop(state);
+                        this.seen = None;
+                    }
                 }
             }
         }
