@@ -153,6 +153,7 @@ mod review_config_values;
 mod review_deadline_filters;
 mod review_demo_output;
 mod review_demo_unknown;
+mod review_egress_http;
 mod review_egress_connect;
 mod review_failfast_shed;
 mod review_inbound_cut;

@@ -55,6 +55,12 @@
 //! lookup, so a name server that hangs holds one thread of the blocking
 //! pool per name. Its first address is the destination.
 //!
+//! A target that names a scheme other than `http` (HTTP/1's absolute
+//! form `https://…`, HTTP/2's `:scheme https`) asks the proxy to reach
+//! the destination over TLS, which egress does not do: it is answered
+//! `501` ([`EGRESS_NOT_HTTP`]) before any lookup, and nothing is sent.
+//! HTTPS leaves through `CONNECT`, whose tunnel carries the client's TLS.
+//!
 //! # Routes
 //!
 //! Linkerd shapes the traffic a network captures with the `HTTPRoute`s
@@ -143,6 +149,13 @@ use crate::sidecar::inbound::strip_connection_listed;
 /// the network, which the debug log names.
 pub(crate) const EGRESS_DENIED: &str = "egress denied";
 
+/// The `mesh-error` (and `grpc-message`) of a request for an unknown
+/// authority whose target names a scheme other than `http`: an
+/// `https://` one asks the proxy to open TLS to the destination, which
+/// egress does not do (it sends plaintext, to port 80 by default), so it
+/// is answered `501` and sent nowhere. HTTPS leaves through `CONNECT`.
+pub(crate) const EGRESS_NOT_HTTP: &str = "egress sends http only: use CONNECT for https";
+
 /// The distinct hosts one egress route labels its families with; the
 /// rest are counted under `hostname=""`.
 pub(crate) const HOSTNAMES_PER_ROUTE: usize = 100;
@@ -211,6 +224,16 @@ pub(crate) fn destination<B>(req: &Request<B>) -> Option<(String, u16)> {
     };
     let port = authority.port_u16().unwrap_or(80);
     Some((host_of(&authority), port))
+}
+
+/// Whether a request with target `uri` asks for plain HTTP: its target
+/// names no scheme (HTTP/1's origin form) or `http`. HTTP/1's absolute
+/// form and HTTP/2's `:scheme` may name `https`, which the client means
+/// to reach over TLS: sent on in plaintext, as egress sends, its headers
+/// and body would cross the network in the clear, to port 80.
+fn in_plain_http(uri: &http::Uri) -> bool {
+    uri.scheme_str()
+        .is_none_or(|scheme| scheme.eq_ignore_ascii_case("http"))
 }
 
 /// `authority`'s host, lowercased, without brackets or a trailing dot.
@@ -573,6 +596,15 @@ impl Service<Request<Incoming>> for Egress {
         if req.extensions().get::<UnknownAuthority>().is_none() || self.runtime.source.is_empty() {
             return Either::Left(self.not_found.clone().oneshot(req));
         }
+        if !in_plain_http(req.uri()) {
+            tracing::debug!(uri = %req.uri(), "egress: only http:// targets are sent");
+            let mut req = req;
+            req.extensions_mut().insert(MeshAnswer {
+                kind: ProxyErrorKind::Unsupported,
+                reason: EGRESS_NOT_HTTP,
+            });
+            return Either::Left(self.not_found.clone().oneshot(req));
+        }
         let Some((host, port)) = destination(&req) else {
             return Either::Left(self.not_found.clone().oneshot(req));
         };
@@ -869,6 +901,21 @@ mod tests {
         );
         assert_eq!(for_host("/", None), None);
         assert_eq!(for_host("/", Some("bad host")), None);
+    }
+
+    #[test]
+    fn only_a_target_in_plain_http_is_sent() {
+        for (target, plain) in [
+            ("/path", true),
+            ("http://example.org/", true),
+            ("HTTP://example.org/", true),
+            ("https://example.org/", false),
+            ("https://example.org:80/", false),
+            ("ftp://example.org/", false),
+        ] {
+            let uri: http::Uri = target.parse().unwrap();
+            assert_eq!(in_plain_http(&uri), plain, "{target}");
+        }
     }
 
     #[test]

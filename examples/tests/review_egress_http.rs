@@ -1,0 +1,156 @@
+//! Egress of plain HTTP through a real sidecar, at its edges: a target
+//! that asks for TLS (`https://`, in HTTP/1's absolute form or HTTP/2's
+//! `:scheme`) is refused rather than sent in plaintext, and the loop guard
+//! holds for an outbound listener on every interface. 127.0.0.1 is
+//! outside the default cluster networks, so a network without `networks`
+//! captures a local upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use std::{net::SocketAddr, sync::atomic::Ordering};
+
+use http::{Request, StatusCode};
+use mesh_examples::sidecar::Running;
+use support::upstreams::named;
+use support::*;
+
+/// An `EgressNetwork` of `emojivoto` with `trafficPolicy: Allow` and no
+/// `networks`: every address outside the cluster networks.
+const ALLOW_ALL: &str = "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
+     metadata: {name: all, namespace: emojivoto}\nspec:\n  trafficPolicy: Allow\n";
+
+/// A plaintext sidecar in `emojivoto`, its outbound listener on `listen`,
+/// without outbound services, with `policy` as its policy file.
+fn egress_sidecar(dir: &std::path::Path, listen: &str, policy: &str) -> Running {
+    let file = dir.join("policy.yaml");
+    std::fs::write(&file, policy).unwrap();
+    sidecar(&format!(
+        "outbound:\n  listen: {listen}\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    ))
+}
+
+/// The status line and `mesh-error` of `raw`, a whole HTTP/1 answer.
+fn status_and_error(raw: &str) -> (&str, Option<&str>) {
+    let status = raw.lines().next().unwrap_or_default();
+    let error = raw
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("mesh-error: "));
+    (status, error)
+}
+
+/// A client that asks the proxy for `https://` wants TLS to the
+/// destination. Egress sends plaintext: it would carry the request's
+/// headers and body in the clear, to the port the target names (or 80).
+/// It is refused `501`, naming `CONNECT`, and nothing is sent; a target in
+/// `http://`, on the same connection's terms, still goes out.
+#[tokio::test]
+async fn an_https_target_is_refused_501_and_sent_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let running = egress_sidecar(dir.path(), "127.0.0.1:0", ALLOW_ALL);
+
+    for target in [
+        format!("https://{upstream}/secret"),
+        format!("HTTPS://localhost:{}/secret", upstream.port()),
+    ] {
+        let raw = raw_exchange(
+            running.outbound,
+            &format!(
+                "GET {target} HTTP/1.1\r\nhost: {upstream}\r\n\
+                 authorization: Bearer s3cret\r\nconnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        let (status, error) = status_and_error(&raw);
+        assert!(status.starts_with("HTTP/1.1 501 "), "{target}: {raw}");
+        assert_eq!(
+            error,
+            Some("egress sends http only: use CONNECT for https"),
+            "{raw}"
+        );
+    }
+
+    // HTTP/2's `:scheme https`, on a gRPC call: UNIMPLEMENTED.
+    let call = Request::post(format!(
+        "https://{upstream}/emojivoto.v1.EmojiService/ListAll"
+    ))
+    .version(http::Version::HTTP_2)
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(full(""))
+    .unwrap();
+    let res = h2_via(running.outbound, call).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "12");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+    // The same destination in `http://` is sent.
+    let raw = raw_exchange(
+        running.outbound,
+        &format!(
+            "GET http://{upstream}/ HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    assert!(raw.ends_with("upstream"), "{raw}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    stop(running).await;
+}
+
+/// Without an `EgressNetwork` nothing changes, `https://` targets
+/// included: the 404 of an unknown authority.
+#[tokio::test]
+async fn without_egress_networks_an_https_target_keeps_the_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let running = egress_sidecar(dir.path(), "127.0.0.1:0", "");
+    let raw = raw_exchange(
+        running.outbound,
+        &format!(
+            "GET https://{upstream}/ HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        status_and_error(&raw),
+        ("HTTP/1.1 404 Not Found", Some("no route")),
+        "{raw}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    stop(running).await;
+}
+
+/// An outbound listener on every interface is reached by its loopback
+/// address and by `0.0.0.0` (which Linux connects to loopback): neither is
+/// egress, where each request would come back to the listener as egress
+/// again, on a new connection each round.
+#[tokio::test]
+async fn a_listener_on_every_interface_is_never_egress() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = egress_sidecar(dir.path(), "0.0.0.0:0", ALLOW_ALL);
+    let port = running.outbound.port();
+    let listener = SocketAddr::from(([127, 0, 0, 1], port));
+    for host in [format!("127.0.0.1:{port}"), format!("0.0.0.0:{port}")] {
+        let raw = tokio::time::timeout(
+            WAIT_BOUND,
+            raw_exchange(
+                listener,
+                &format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"),
+            ),
+        )
+        .await
+        .expect("the request looped");
+        assert_eq!(
+            status_and_error(&raw),
+            ("HTTP/1.1 404 Not Found", Some("no route")),
+            "{host}: {raw}"
+        );
+    }
+    stop(running).await;
+}
