@@ -248,6 +248,11 @@ pub(crate) fn host_of(authority: &Authority) -> String {
 
 type Lookup = Shared<BoxFuture<'static, Option<IpAddr>>>;
 
+/// How a name is looked up: the system's resolver, on the blocking pool.
+type LookUp = Arc<dyn Fn(String) -> BoxFuture<'static, Option<IpAddr>> + Send + Sync>;
+
+type Entries = Arc<Mutex<HashMap<Box<str>, Cached>>>;
+
 #[derive(Clone)]
 enum Cached {
     Ready { at: Instant, addr: Option<IpAddr> },
@@ -257,8 +262,15 @@ enum Cached {
 /// The addresses of the names egress requests are for, looked up with
 /// the system's resolver on the blocking pool, each at most once every
 /// [`HOST_TTL`]. See the [module docs](self).
+///
+/// A lookup runs as a task of its own, which records its answer, and the
+/// time it came, when it ends: the requests that wait for it may all be
+/// given up (their clients gone) before it does, and the next request for
+/// the name must then find a fresh answer or look again, not take up an
+/// answer as old as the lookup that was left behind.
 pub(crate) struct HostCache {
-    entries: Mutex<HashMap<Box<str>, Cached>>,
+    entries: Entries,
+    look_up: LookUp,
 }
 
 impl fmt::Debug for HostCache {
@@ -269,8 +281,13 @@ impl fmt::Debug for HostCache {
 
 impl HostCache {
     pub(crate) fn new() -> Self {
+        Self::with_lookup(Arc::new(|host| look_up(host).boxed()))
+    }
+
+    fn with_lookup(look_up: LookUp) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: Arc::default(),
+            look_up,
         }
     }
 
@@ -295,23 +312,46 @@ impl HostCache {
                             entries.clear();
                         }
                     }
-                    let lookup = look_up(host.to_owned()).boxed().shared();
+                    // Spawned under the lock: the task records its answer
+                    // only once the entry below is in.
+                    let lookup = self.spawn(host);
                     entries.insert(host.into(), Cached::Looking(lookup.clone()));
                     lookup
                 }
             }
         };
-        let addr = lookup.await;
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = entries.get_mut(host)
-            && matches!(cached, Cached::Looking(_))
-        {
-            *cached = Cached::Ready {
-                at: Instant::now(),
-                addr,
+        lookup.await
+    }
+
+    /// Looks `host` up in a task of its own, for at most
+    /// [`LOOKUP_TIMEOUT`](mesh_core::proxy::resolve::LOOKUP_TIMEOUT),
+    /// which records the answer in the cache when it comes, whether or not
+    /// a request still waits for it.
+    fn spawn(&self, host: &str) -> Lookup {
+        let looking = (self.look_up)(host.to_owned());
+        let entries = self.entries.clone();
+        let key: Box<str> = host.into();
+        let task = tokio::spawn(async move {
+            let timeout = mesh_core::proxy::resolve::LOOKUP_TIMEOUT;
+            let addr = match tokio::time::timeout(timeout, looking).await {
+                Ok(addr) => addr,
+                Err(_) => {
+                    tracing::debug!(host = &*key, "egress: the lookup timed out");
+                    None
+                }
             };
-        }
-        addr
+            let mut entries = entries.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cached) = entries.get_mut(&key)
+                && matches!(cached, Cached::Looking(_))
+            {
+                *cached = Cached::Ready {
+                    at: Instant::now(),
+                    addr,
+                };
+            }
+            addr
+        });
+        async move { task.await.ok().flatten() }.boxed().shared()
     }
 
     /// The address of `host` if it is an IP literal or its last lookup is
@@ -338,30 +378,24 @@ fn fresh(at: Instant, addr: Option<IpAddr>) -> bool {
     at.elapsed() < ttl
 }
 
-/// Looks `host` up on the blocking pool, for at most
-/// [`LOOKUP_TIMEOUT`](mesh_core::proxy::resolve::LOOKUP_TIMEOUT).
+/// Looks `host` up on the blocking pool: its first address.
 async fn look_up(host: String) -> Option<IpAddr> {
     let name = host.clone();
     let task = tokio::task::spawn_blocking(move || super::endpoints::lookup::system(&name, 0));
-    let looked = tokio::time::timeout(mesh_core::proxy::resolve::LOOKUP_TIMEOUT, task).await;
-    match looked {
-        Ok(Ok(Ok(addrs))) => {
+    match task.await {
+        Ok(Ok(addrs)) => {
             let addr = addrs.first().map(SocketAddr::ip);
             if addr.is_none() {
                 tracing::debug!(host, "egress: the name has no address");
             }
             addr
         }
-        Ok(Ok(Err(error))) => {
+        Ok(Err(error)) => {
             tracing::debug!(host, %error, "egress: the name does not resolve");
             None
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             tracing::debug!(host, %error, "egress: the lookup failed");
-            None
-        }
-        Err(_) => {
-            tracing::debug!(host, "egress: the lookup timed out");
             None
         }
     }
@@ -916,6 +950,68 @@ mod tests {
             let uri: http::Uri = target.parse().unwrap();
             assert_eq!(in_plain_http(&uri), plain, "{target}");
         }
+    }
+
+    /// A cache whose lookups answer `first` once `answer` fires for the
+    /// first of them, then `later` at once, and how many were made.
+    fn cache_of(
+        answer: tokio::sync::oneshot::Receiver<()>,
+        first: IpAddr,
+        later: IpAddr,
+    ) -> (HostCache, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let made = Arc::new(AtomicUsize::new(0));
+        let answer = Mutex::new(Some(answer));
+        let counted = made.clone();
+        let cache = HostCache::with_lookup(Arc::new(move |_host| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            match answer.lock().unwrap().take() {
+                Some(answer) => async move { answer.await.ok().map(|()| first) }.boxed(),
+                None => async move { Some(later) }.boxed(),
+            }
+        }));
+        (cache, made)
+    }
+
+    /// Makes the answer `host` got look `by` older than it is.
+    fn age(cache: &HostCache, host: &str, by: Duration) {
+        let mut entries = cache.entries.lock().unwrap();
+        match entries.get_mut(host) {
+            Some(Cached::Ready { at, .. }) => *at = at.checked_sub(by).unwrap(),
+            _ => panic!("{host} has no answer"),
+        }
+    }
+
+    /// A lookup every request for it gave up on still records its answer,
+    /// with the time it came: it is there for the next request, and once
+    /// it has expired that request looks the name up again, rather than
+    /// take an answer up as fresh however long ago it came.
+    #[tokio::test]
+    async fn a_lookup_left_by_its_requests_records_its_answer_when_it_comes() {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (old, new) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let (cache, made) = cache_of(rx, old, new);
+
+        // The request's client goes away while the name is looked up.
+        assert_eq!(cache.resolve("api.test").now_or_never(), None);
+        tx.send(()).unwrap();
+        for _ in 0..100 {
+            if cache.peek("api.test").is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        // Its answer is there, fresh, for a `CONNECT`'s target and the
+        // next request alike.
+        assert_eq!(cache.peek("api.test"), Some(old));
+        assert_eq!(cache.resolve("api.test").await, Some(old));
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+
+        age(&cache, "api.test", HOST_TTL);
+        assert_eq!(cache.peek("api.test"), None);
+        assert_eq!(cache.resolve("api.test").await, Some(new));
+        assert_eq!(made.load(Ordering::SeqCst), 2);
     }
 
     #[test]
