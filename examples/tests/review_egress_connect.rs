@@ -3,8 +3,10 @@
 //! all `TCPRoute`s is opaque, connected at once without waiting for the
 //! client to speak; and a tunnel of an `Allow` network without routes is
 //! counted open by the detection timeout, whether its client has spoken
-//! or not. 127.0.0.1 is outside the default cluster networks, so a
-//! network without `networks` captures a local upstream.
+//! or not. On shutdown egress tunnels, those still awaiting a ClientHello
+//! included, are drained and cut as the tunnels to services are.
+//! 127.0.0.1 is outside the default cluster networks, so a network
+//! without `networks` captures a local upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -171,4 +173,108 @@ async fn allow_without_routes_counts_a_silent_clients_tunnel_open_while_it_lasts
         "{metrics}"
     );
     stop(running).await;
+}
+
+/// A `TLSRoute` `name` for `hostnames` on `port` of network `net`, to the
+/// network.
+fn tls_route(name: &str, hostnames: &str, port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\n\
+         metadata: {{name: {name}, namespace: emojivoto}}\n\
+         spec:\n  hostnames: {hostnames}\n\
+         \x20 parentRefs: [{{name: net, kind: EgressNetwork, group: policy.linkerd.io, port: {port}}}]\n\
+         \x20 rules: [{{backendRefs: [{{kind: EgressNetwork, group: policy.linkerd.io, name: net}}]}}]\n"
+    )
+}
+
+/// A sidecar whose `Allow` network has a `TCPRoute` on `routed`'s port and
+/// a `TLSRoute` on `hello`'s, with `grace` as its shutdown grace, and three
+/// tunnels through it: to `routed` and to `plain` (a port without routes),
+/// each having echoed `ping`, and to `hello`, whose first bytes are
+/// awaited for far longer than any grace.
+async fn three_tunnels(dir: &Path, grace: &str) -> (Running, Vec<tokio::net::TcpStream>) {
+    let (routed, _) = tcp_echo().await;
+    let (plain, _) = tcp_echo().await;
+    let (hello, _) = tcp_echo().await;
+    let policy = format!(
+        "{}---\n{}---\n{}",
+        network("Allow"),
+        tcp_route("db", routed.port()),
+        tls_route("https", "[httpbin.test]", hello.port())
+    );
+    let file = dir.join("policy.yaml");
+    std::fs::write(&file, policy).unwrap();
+    let running = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 2\n  detect_timeout: 60s\n  shutdown_grace: {grace}\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    ));
+    let mut tunnels = Vec::new();
+    for addr in [routed, plain] {
+        let (mut tcp, head) = connect_head(running.outbound, &addr.to_string()).await;
+        assert!(head.starts_with("HTTP/1.1 200 "), "{addr}: {head}");
+        echoes(&mut tcp, b"ping").await;
+        tunnels.push(tcp);
+    }
+    let (tcp, head) = connect_head(running.outbound, &hello.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    tunnels.push(tcp);
+    (running, tunnels)
+}
+
+/// Sends `bytes` on `tcp` and reads them back.
+async fn echoes(tcp: &mut tokio::net::TcpStream, bytes: &[u8]) {
+    tcp.write_all(bytes).await.unwrap();
+    let mut got = vec![0; bytes.len()];
+    tokio::time::timeout(
+        WAIT_BOUND,
+        tokio::io::AsyncReadExt::read_exact(tcp, &mut got),
+    )
+    .await
+    .expect("the tunnel stalled")
+    .expect("the tunnel was cut");
+    assert_eq!(got, bytes);
+}
+
+// Egress tunnels outlive their CONNECT as the tunnels to services do: the
+// server's shutdown waits for them, and they keep carrying bytes, within
+// server.shutdown_grace.
+#[tokio::test]
+async fn shutdown_waits_for_egress_tunnels_within_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, mut tunnels) = three_tunnels(dir.path(), "60s").await;
+    running.shutdown();
+    let joined = tokio::task::spawn_blocking(move || running.join());
+    for tcp in &mut tunnels[..2] {
+        echoes(tcp, b"during").await;
+    }
+    assert!(
+        !joined.is_finished(),
+        "the sidecar stopped with egress tunnels open"
+    );
+    drop(tunnels);
+    tokio::time::timeout(WAIT_BOUND, joined)
+        .await
+        .expect("the sidecar did not stop once its tunnels ended")
+        .unwrap();
+}
+
+// At the end of the grace they are cut, whether tunnelling (by a TCPRoute,
+// or through an Allow network without routes) or still waiting for a
+// ClientHello.
+#[tokio::test]
+async fn shutdown_cuts_egress_tunnels_at_the_end_of_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, mut tunnels) = three_tunnels(dir.path(), "300ms").await;
+    running.shutdown();
+    let joined = tokio::task::spawn_blocking(move || running.join());
+    for tcp in &mut tunnels {
+        read_to_close(tcp).await;
+    }
+    tokio::time::timeout(WAIT_BOUND, joined)
+        .await
+        .expect("the sidecar did not stop at the end of its grace")
+        .unwrap();
 }
