@@ -181,12 +181,15 @@ pub(crate) struct L4RouteMetrics {
     tls: Families<RouteLabels>,
     tcp: Families<TargetLabels>,
     /// The `hostname` (TLS) or `target_ip` (TCP) values each route has
-    /// labelled, at most [`HOSTNAMES_PER_ROUTE`] per route.
+    /// labelled, at most [`HOSTNAMES_PER_ROUTE`] per route of a network
+    /// whatever the ports: a `TCPRoute` without a port, or a default
+    /// route, takes every port, and the bound is the route's, as HTTP
+    /// egress bounds its hosts.
     named: Arc<Mutex<Named>>,
 }
 
-/// The label values each route of a parent has written.
-type Named = HashMap<(ServiceRef, RouteRef), HashSet<Box<str>>>;
+/// The label values each route of a network has written.
+type Named = HashMap<(Captured, RouteRef), HashSet<Box<str>>>;
 
 #[derive(Clone, Debug)]
 struct Families<L> {
@@ -247,11 +250,12 @@ impl L4RouteMetrics {
         }
     }
 
-    /// `value` as route `route` of `parent` labels it: itself, unless the
-    /// route already labels as many others as it may, when it is empty.
-    fn label(&self, parent: &ServiceRef, route: &RouteRef, value: &str) -> Box<str> {
+    /// `value` as route `route` of `network` labels it: itself, unless the
+    /// route already labels as many others as it may, on any port, when
+    /// it is empty.
+    fn label(&self, network: &Captured, route: &RouteRef, value: &str) -> Box<str> {
         let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
-        let values = named.entry((parent.clone(), route.clone())).or_default();
+        let values = named.entry((network.clone(), route.clone())).or_default();
         if values.contains(value) || values.len() < HOSTNAMES_PER_ROUTE {
             values.insert(value.into());
             return value.into();
@@ -259,22 +263,24 @@ impl L4RouteMetrics {
         Box::default()
     }
 
-    /// Counts a connection opened on `route` of `parent`: a TLS one with
-    /// its `sni`, or a TCP one to `dst`.
+    /// Counts a connection opened on `route` of `network`, its parent the
+    /// network on `dst`'s port: a TLS one with its `sni`, or a TCP one to
+    /// `dst`.
     fn open(
         &self,
         tls: bool,
-        parent: ServiceRef,
+        network: &Captured,
         route: RouteRef,
         sni: Option<&Sni>,
         dst: SocketAddr,
     ) -> Opened {
+        let parent = ServiceRef::egress_network(&network.namespace, &network.name, dst.port());
         let labels = if tls {
             let hostname = sni.map(Sni::as_str).unwrap_or_default();
-            let hostname = self.label(&parent, &route, hostname);
+            let hostname = self.label(network, &route, hostname);
             Labels::Tls(RouteLabels::new(parent, route).with_hostname(&hostname))
         } else {
-            let ip = self.label(&parent, &route, &dst.ip().to_string());
+            let ip = self.label(network, &route, &dst.ip().to_string());
             Labels::Tcp(TargetLabels::new(parent, route, &ip, dst.port()))
         };
         match &labels {
@@ -690,14 +696,13 @@ impl Tunnel {
         let dst = target.dst;
         let policy = index.and_then(|i| resources.egress_networks.get(i));
         let chosen = choose(policy, dst.port(), &hello);
-        let parent = ServiceRef::egress_network(&network.namespace, &network.name, dst.port());
         let sni = match &hello {
             Hello::Tls(sni) => sni.as_ref(),
             Hello::Other => None,
         };
         let opened =
             tcp.l4_metrics()
-                .open(chosen.tls(), parent, chosen.route_ref(network), sni, dst);
+                .open(chosen.tls(), network, chosen.route_ref(network), sni, dst);
         let forward = match destination(chosen, network, &tcp, tcp.namespace()) {
             Destination::Refused(error) => {
                 tracing::debug!(%dst, sni = sni.map(Sni::as_str), error, "egress tunnel refused");
@@ -830,18 +835,13 @@ impl SniffState {
 impl Sniffed {
     fn open(&self, hello: &Hello) -> Opened {
         let chosen = choose(None, self.dst.port(), hello);
-        let parent = ServiceRef::egress_network(
-            &self.network.namespace,
-            &self.network.name,
-            self.dst.port(),
-        );
         let sni = match hello {
             Hello::Tls(sni) => sni.as_ref(),
             Hello::Other => None,
         };
         self.metrics.open(
             chosen.tls(),
-            parent,
+            &self.network,
             chosen.route_ref(&self.network),
             sni,
             self.dst,
@@ -1049,21 +1049,65 @@ mod tests {
         assert_eq!(chosen(choose(None, 443, &Hello::Other)), "tcp-egress-deny");
     }
 
+    fn net() -> Captured {
+        Captured {
+            namespace: "emojivoto".into(),
+            name: "net".into(),
+            allow: false,
+        }
+    }
+
     #[test]
     fn a_route_labels_a_hundred_names_and_the_rest_unnamed() {
         let metrics = L4RouteMetrics::register(&mut Registry::default());
-        let parent = ServiceRef::egress_network("emojivoto", "net", 443);
+        let network = net();
         let route = RouteRef::default_named("tls-egress-deny");
         for n in 0..HOSTNAMES_PER_ROUTE {
             let name = format!("h{n}.test");
-            assert_eq!(&*metrics.label(&parent, &route, &name), name);
+            assert_eq!(&*metrics.label(&network, &route, &name), name);
         }
-        assert_eq!(&*metrics.label(&parent, &route, "late.test"), "");
+        assert_eq!(&*metrics.label(&network, &route, "late.test"), "");
         // A name already labelled keeps its label; another route has its
         // own hundred.
-        assert_eq!(&*metrics.label(&parent, &route, "h0.test"), "h0.test");
+        assert_eq!(&*metrics.label(&network, &route, "h0.test"), "h0.test");
         let other = RouteRef::default_named("tcp-egress-deny");
-        assert_eq!(&*metrics.label(&parent, &other, "late.test"), "late.test");
+        assert_eq!(&*metrics.label(&network, &other, "late.test"), "late.test");
+    }
+
+    // A default route takes every port: its hundred names are its own on
+    // all of them, not a hundred more on each port a client tries.
+    #[test]
+    fn a_routes_hundred_names_are_shared_by_its_ports() {
+        let mut registry = Registry::default();
+        let metrics = L4RouteMetrics::register(&mut registry);
+        let network = net();
+        let route = || RouteRef::default_named("tls-egress-deny");
+        let sni = |name: &str| Sni::parse(name).unwrap();
+        for n in 0..HOSTNAMES_PER_ROUTE {
+            let dst = SocketAddr::from(([127, 0, 0, 1], 443));
+            let opened = metrics.open(
+                true,
+                &network,
+                route(),
+                Some(&sni(&format!("h{n}.test"))),
+                dst,
+            );
+            opened.close(close::FORBIDDEN);
+        }
+        let dst = SocketAddr::from(([127, 0, 0, 1], 8443));
+        let opened = metrics.open(true, &network, route(), Some(&sni("late.test")), dst);
+        opened.close(close::FORBIDDEN);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let late = text
+            .lines()
+            .find(|l| {
+                l.starts_with("outbound_tls_route_open_total{")
+                    && l.contains("parent_port=\"8443\"")
+            })
+            .unwrap();
+        assert!(late.contains("hostname=\"\""), "{late}");
+        assert!(!text.contains("late.test"), "{text}");
     }
 
     #[test]
