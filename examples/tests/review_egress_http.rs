@@ -154,3 +154,58 @@ async fn a_listener_on_every_interface_is_never_egress() {
     }
     stop(running).await;
 }
+
+/// The admin server serves `/shutdown` and `/env.json` to loopback peers
+/// alone. Egress would reach it, and the inbound listener, from loopback
+/// whoever sent the request: an ingress's client, say. Neither is egress,
+/// by request or by `CONNECT`: both get the 404 of an unknown authority,
+/// and the sidecar keeps running.
+#[tokio::test]
+async fn the_admin_and_inbound_listeners_are_never_egress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = named("app").await;
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, ALLOW_ALL).unwrap();
+    let running = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    ));
+    let (admin, inbound) = (running.admin, running.inbound[0]);
+    for target in [admin, inbound] {
+        let port = target.port();
+        for request in [
+            format!(
+                "POST http://127.0.0.1:{port}/shutdown HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            ),
+            format!(
+                "GET /env.json HTTP/1.1\r\nhost: localhost:{port}\r\nconnection: close\r\n\r\n"
+            ),
+        ] {
+            let raw = tokio::time::timeout(WAIT_BOUND, raw_exchange(running.outbound, &request))
+                .await
+                .expect("answered");
+            assert_eq!(
+                status_and_error(&raw),
+                ("HTTP/1.1 404 Not Found", Some("no route")),
+                "{request}: {raw}"
+            );
+        }
+        let (_, head) = connect_head(running.outbound, &format!("127.0.0.1:{port}")).await;
+        assert_eq!(
+            status_and_error(&head),
+            ("HTTP/1.1 404 Not Found", Some("no route")),
+            "CONNECT to {port}: {head}"
+        );
+    }
+    // Still serving: the admin server answers its own loopback peers.
+    let raw = raw_exchange(
+        admin,
+        "GET /live HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    stop(running).await;
+}

@@ -244,9 +244,17 @@ fn start_with_tasks(
     let outbound_listeners: Vec<SocketAddr> = std::iter::once(outbound_addr)
         .chain(outbound_port_addrs.iter().copied())
         .collect();
+    // Egress never reaches the admin and inbound listeners either: it
+    // would come to them from loopback.
+    let others: Vec<SocketAddr> = inbound_addrs
+        .iter()
+        .copied()
+        .chain(std::iter::once(admin_addr))
+        .collect();
     let outbound_plan = Arc::new(Outbound::listening_on(
         &config.outbound,
         &outbound_listeners,
+        &others,
         config.identity.is_some(),
         &policy.routes,
         &config.policy.workload.namespace,

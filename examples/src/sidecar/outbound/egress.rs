@@ -36,8 +36,9 @@
 //! decides:
 //!
 //! - none: the 404 of today (an address in the cluster networks, say);
-//!   so does an address of the sidecar's own outbound listeners, where
-//!   the request would loop ([`EgressShared::loops`]);
+//!   so does an address of the sidecar's own listeners: its outbound
+//!   ones, where the request would loop, and its admin and inbound ones,
+//!   which it would reach from loopback ([`EgressShared::loops`]);
 //! - `Deny`: `403` with `mesh-error: egress denied` ([`EGRESS_DENIED`]),
 //!   gRPC `PERMISSION_DENIED` (7), as the mesh refuses other calls;
 //!   nothing is sent. The network is logged at debug; the answer does not
@@ -449,8 +450,13 @@ fn dst_service(network: &Captured) -> DstService {
 #[derive(Debug)]
 pub(crate) struct EgressShared {
     pub(crate) hosts: HostCache,
-    /// The sidecar's own outbound listeners, as bound: never a
-    /// destination, where a request would loop (see `endpoints/own.rs`).
+    /// The sidecar's own listeners, as bound: never a destination. The
+    /// outbound ones, where a request would loop (see `endpoints/own.rs`),
+    /// and the admin and inbound ones, which egress would reach from
+    /// loopback: the admin server serves `/shutdown` and `/env.json` to
+    /// loopback peers alone, and a request from outside (in ingress mode,
+    /// or on an outbound listener that is not on loopback) must not turn
+    /// into one.
     listeners: Vec<SocketAddr>,
     hostnames: Hostnames,
     connectors: ServiceConnectors,
@@ -466,13 +472,13 @@ impl EgressShared {
     pub(super) fn new(
         connectors: ServiceConnectors,
         layers: RouteLayers,
-        listeners: &[SocketAddr],
+        listeners: impl IntoIterator<Item = SocketAddr>,
         retries: &RetryMetrics,
     ) -> Self {
         let default = |allow, grpc| RouteRef::default_named(route_name(allow, grpc));
         Self {
             hosts: HostCache::new(),
-            listeners: listeners.to_vec(),
+            listeners: listeners.into_iter().collect(),
             hostnames: Hostnames::default(),
             connectors,
             layers,
@@ -500,16 +506,18 @@ impl EgressShared {
     }
 
     /// Whether a connection to `dst` would arrive at one of the sidecar's
-    /// own outbound listeners: egress there would loop, each round on a
-    /// new connection, until the connection limit. Such an address is
-    /// never egress: it gets the 404 of an unknown authority.
+    /// own listeners: egress to an outbound one would loop, each round on
+    /// a new connection, until the connection limit, and to the admin or
+    /// an inbound one would come from loopback, which the admin server
+    /// trusts. Such an address is never egress: it gets the 404 of an
+    /// unknown authority.
     pub(crate) fn loops(&self, dst: SocketAddr) -> bool {
         let own = self
             .listeners
             .iter()
             .any(|&listener| crate::sidecar::config::reaches(dst, listener));
         if own {
-            tracing::debug!(%dst, "egress to the sidecar's own outbound listener refused");
+            tracing::debug!(%dst, "egress to one of the sidecar's own listeners refused");
         }
         own
     }

@@ -262,6 +262,7 @@ impl Outbound {
         Self::listening_on(
             config,
             &configured,
+            &[],
             false,
             resources,
             namespace,
@@ -282,6 +283,10 @@ impl Outbound {
     /// configured ones, because a listener configured on port 0 has its
     /// port only once bound.
     ///
+    /// `others` are the sidecar's other listeners, as bound (admin,
+    /// inbound): egress never sends a request or a `CONNECT` there, nor to
+    /// `listeners` ([`EgressShared::loops`]).
+    ///
     /// `local_identity` says whether the sidecar has an identity of its
     /// own, which the TLS label of a plaintext service's traffic tells
     /// ([`tls_label`]).
@@ -289,6 +294,7 @@ impl Outbound {
     pub(crate) fn listening_on(
         config: &OutboundConfig,
         listeners: &[SocketAddr],
+        others: &[SocketAddr],
         local_identity: bool,
         resources: &RetryResources,
         namespace: &str,
@@ -374,7 +380,7 @@ impl Outbound {
                 metrics: http.clone(),
                 backends: metrics.backend.clone(),
             },
-            listeners,
+            listeners.iter().chain(others).copied(),
             metrics.retry,
         );
         Ok(Self {

@@ -21,6 +21,7 @@ fn endpoints(yaml: &str, bound: &[SocketAddr]) -> Vec<String> {
     let _outbound = Outbound::listening_on(
         &config.outbound,
         bound,
+        &[],
         false,
         &Default::default(),
         &config.policy.workload.namespace,
