@@ -1118,6 +1118,81 @@ mod tests {
         assert_eq!(default_route(false, false), "tcp-egress-deny");
     }
 
+    /// The first bytes a rustls client sends for `name`.
+    fn client_hello(name: &str) -> Vec<u8> {
+        let config = rustls::ClientConfig::builder_with_provider(mesh_tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut out = Vec::new();
+        conn.write_tls(&mut out).unwrap();
+        out
+    }
+
+    /// What a tunnel forwards after `peek`: the bytes it read, then the
+    /// rest of `io` until its end.
+    async fn forwarded<I: AsyncRead + Unpin>(prefix: BytesMut, io: I) -> Vec<u8> {
+        let mut all = Vec::new();
+        PrefixedIo::new(prefix.freeze(), io)
+            .read_to_end(&mut all)
+            .await
+            .unwrap();
+        all
+    }
+
+    // A ClientHello that comes in small pieces, over many reads, is read
+    // whole, and what follows it in the same reads is kept: every byte
+    // the client sent is forwarded once, in order.
+    #[tokio::test]
+    async fn a_client_hello_in_pieces_is_read_whole_and_every_byte_forwarded_once() {
+        let mut sent = client_hello("httpbin.test");
+        sent.extend_from_slice(b"\x17\x03\x03\x00\x05after and more");
+        let (mut client, mut server) = tokio::io::duplex(16);
+        let writing = sent.clone();
+        tokio::spawn(async move {
+            for piece in writing.chunks(7) {
+                tokio::io::AsyncWriteExt::write_all(&mut client, piece)
+                    .await
+                    .unwrap();
+            }
+        });
+        let (hello, prefix) = peek(&mut server, Duration::from_secs(10)).await.unwrap();
+        let sni = Sni::parse("httpbin.test").unwrap();
+        assert_eq!(hello, Hello::Tls(Some(sni)));
+        assert!(prefix.len() <= MAX_RECORD);
+        assert_eq!(forwarded(prefix, server).await, sent);
+    }
+
+    // A client that ends its side in the middle of a record is a TLS one
+    // without SNI, and the part it sent is forwarded; so is a record that
+    // is not a handshake, read as TCP.
+    #[tokio::test]
+    async fn a_record_cut_short_or_not_a_handshake_is_forwarded_as_it_came() {
+        let hello = client_hello("httpbin.test");
+        let half = hello[..hello.len() / 2].to_vec();
+        let (mut client, mut server) = tokio::io::duplex(MAX_RECORD);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &half)
+            .await
+            .unwrap();
+        drop(client);
+        let (got, prefix) = peek(&mut server, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(got, Hello::Tls(None));
+        assert_eq!(forwarded(prefix, server).await, half);
+
+        let data = b"\x17\x03\x03\x00\x02hi".to_vec();
+        let (mut client, mut server) = tokio::io::duplex(MAX_RECORD);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &data)
+            .await
+            .unwrap();
+        drop(client);
+        let (got, prefix) = peek(&mut server, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(got, Hello::Other);
+        assert_eq!(forwarded(prefix, server).await, data);
+    }
+
     // A timeout of zero: the reads that can complete do, then it passes.
     #[tokio::test]
     async fn a_client_that_sends_nothing_is_tcp_at_the_timeout() {
