@@ -8,27 +8,11 @@
 use mesh_core::resource::ResourceErrorKind as Kind;
 use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, WarningKind, Workload};
 
-/// Linkerd's egress walkthrough's `TLSRoute`, and a `TCPRoute` beside it.
-const ROUTES: &str = "apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: TLSRoute
-metadata:
-  name: tls-egress
-  namespace: egress-test
-spec:
-  hostnames:
-  - httpbin.org
-  parentRefs:
-  - name: all-egress-traffic
-    kind: EgressNetwork
-    group: policy.linkerd.io
-    namespace: egress-test
-    port: 443
-  rules:
-  - backendRefs:
-    - kind: EgressNetwork
-      group: policy.linkerd.io
-      name: all-egress-traffic
----
+/// Linkerd's egress walkthrough (its network, `HTTPRoute` and
+/// `TLSRoute`), and a `TCPRoute` beside it.
+const ROUTES: &str = concat!(
+    include_str!("../../mesh-retry/tests/fixtures/egress-walkthrough.yaml"),
+    "---
 apiVersion: gateway.networking.k8s.io/v1alpha2
 kind: TCPRoute
 metadata: {name: db, namespace: egress-test}
@@ -36,7 +20,8 @@ spec:
   parentRefs: [{name: pg, kind: Service, port: 5432}]
   rules:
   - backendRefs: [{name: pg, port: 5432}]
-";
+"
+);
 
 fn sources(text: &str) -> [PolicySource<'_>; 1] {
     [PolicySource::new("egress.yaml", text)]

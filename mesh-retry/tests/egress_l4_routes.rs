@@ -13,51 +13,7 @@ use mesh_retry::config::{
 
 /// The walkthrough's network, its `httpbin-get` HTTPRoute and its
 /// `TLSRoute`, as written there.
-const WALKTHROUGH: &str = r#"apiVersion: policy.linkerd.io/v1alpha1
-kind: EgressNetwork
-metadata:
-  namespace: egress-test
-  name: all-egress-traffic
-spec:
-  trafficPolicy: Deny
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: HTTPRoute
-metadata:
-  name: httpbin-get
-  namespace: egress-test
-spec:
-  parentRefs:
-    - name: all-egress-traffic
-      kind: EgressNetwork
-      group: policy.linkerd.io
-      namespace: egress-test
-      port: 80
-  rules:
-    - matches:
-      - path:
-          value: "/get"
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: TLSRoute
-metadata:
-  name: tls-egress
-  namespace: egress-test
-spec:
-  hostnames:
-  - httpbin.org
-  parentRefs:
-  - name: all-egress-traffic
-    kind: EgressNetwork
-    group: policy.linkerd.io
-    namespace: egress-test
-    port: 443
-  rules:
-  - backendRefs:
-    - kind: EgressNetwork
-      group: policy.linkerd.io
-      name: all-egress-traffic
-"#;
+const WALKTHROUGH: &str = include_str!("fixtures/egress-walkthrough.yaml");
 
 /// The walkthrough's `parentRefs` entry, with `more` written after
 /// `namespace` (`, port: 443`).

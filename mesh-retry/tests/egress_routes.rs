@@ -21,70 +21,17 @@ fn egress_parent(port: &str) -> String {
 }
 
 /// The walkthrough's network, `httpbin-get` (`/get` to port 80, to the
-/// original destination), its `TLSRoute` (which is not this reader's), and
-/// `unencrypted-http` (the rest of port 80, to an in-cluster service),
-/// as written there.
-const WALKTHROUGH: &str = r#"apiVersion: policy.linkerd.io/v1alpha1
-kind: EgressNetwork
-metadata:
-  namespace: egress-test
-  name: all-egress-traffic
-spec:
-  trafficPolicy: Deny
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: HTTPRoute
-metadata:
-  name: httpbin-get
-  namespace: egress-test
-spec:
-  parentRefs:
-    - name: all-egress-traffic
-      kind: EgressNetwork
-      group: policy.linkerd.io
-      namespace: egress-test
-      port: 80
-  rules:
-    - matches:
-      - path:
-          value: "/get"
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: TLSRoute
-metadata:
-  name: tls-egress
-  namespace: egress-test
-spec:
-  parentRefs:
-  - name: all-egress-traffic
-    kind: EgressNetwork
-    group: policy.linkerd.io
-    namespace: egress-test
-    port: 443
-  rules:
-  - backendRefs:
-    - kind: EgressNetwork
-      group: policy.linkerd.io
-      name: all-egress-traffic
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: HTTPRoute
-metadata:
-  name: unencrypted-http
-  namespace: egress-test
-spec:
-  parentRefs:
-    - name: all-egress-traffic
-      kind: EgressNetwork
-      group: policy.linkerd.io
-      namespace: egress-test
-      port: 80
-  rules:
-  - backendRefs:
-    - kind: Service
-      name: internal-egress
-      port: 80
-"#;
+/// original destination), its `TLSRoute` (which is not this reader's) as
+/// its later step writes it, for every SNI, and `unencrypted-http` (the
+/// rest of port 80, to an in-cluster service).
+fn walkthrough() -> String {
+    let first = include_str!("fixtures/egress-walkthrough.yaml");
+    format!(
+        "{}---\n{}",
+        first.replace("  hostnames:\n  - httpbin.org\n", ""),
+        include_str!("fixtures/egress-walkthrough-unencrypted-http.yaml")
+    )
+}
 
 fn network(resources: &RetryResources) -> &ServiceRetryPolicy {
     resources
@@ -117,7 +64,7 @@ fn strings(warnings: &[config::ConfigWarning]) -> Vec<String> {
 
 #[test]
 fn the_walkthroughs_routes_are_read_with_their_matches_ports_and_backends() {
-    let loaded = config::load("egress.yaml", WALKTHROUGH).unwrap();
+    let loaded = config::load("egress.yaml", &walkthrough()).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     // Apart from the services: a network is no service.
     assert!(loaded.services.is_empty(), "{:?}", loaded.services);
