@@ -11,7 +11,7 @@
 
 use crate::support;
 
-use std::path::Path;
+use std::{net::SocketAddr, path::Path};
 
 use mesh_examples::sidecar::Running;
 use support::*;
@@ -277,4 +277,46 @@ async fn shutdown_cuts_egress_tunnels_at_the_end_of_the_grace() {
         .await
         .expect("the sidecar did not stop at the end of its grace")
         .unwrap();
+}
+
+// A destination that refuses the tunnels of an Allow network without
+// routes is logged as an endpoint is: at warn for the first failed connect
+// of a streak, at debug for the rest, not a warning per CONNECT.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_that_refuses_is_warned_of_once_per_streak() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, network("Allow")).unwrap();
+    let outbound = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = dir.path().join("sidecar.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "outbound:\n  listen: {outbound}\nadmin:\n  listen: 127.0.0.1:0\n\
+             server:\n  threads: 1\n\
+             policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let (mut child, lines) = run_logging(&config, "info");
+    wait_for(&lines, "sidecar started");
+    let refused = refused_port();
+    let dead = format!("127.0.0.1:{refused}");
+    for _ in 0..3 {
+        let (_conn, head) = connect_head(outbound, &dead).await;
+        assert!(head.starts_with("HTTP/1.1 502 "), "{head}");
+    }
+    // Another destination that refuses: its warning comes after theirs.
+    let other = format!("127.0.0.2:{refused}");
+    let (_conn, head) = connect_head(outbound, &other).await;
+    assert!(head.starts_with("HTTP/1.1 502 "), "{head}");
+    let log = wait_for(&lines, &other);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("cannot connect") && l.contains(&dead))
+        .count();
+    assert_eq!(warned, 1, "{log}");
 }

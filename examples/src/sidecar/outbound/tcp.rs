@@ -50,10 +50,11 @@
 //! captures gets the router's 404.
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
     future::Ready,
     net::SocketAddr,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
     time::Duration,
 };
@@ -83,14 +84,24 @@ pub(crate) struct TcpServices {
 
 /// What a `CONNECT` to no service needs to leave the mesh: the
 /// `EgressNetwork`s in force and their routes, the lookups, the plaintext
-/// connector, and the route families.
+/// connector, the route families, and the forwarders made so far.
 struct EgressTcp {
     shared: Arc<EgressShared>,
     source: Arc<dyn EgressSource>,
     routes: Arc<EgressRoutes>,
     metrics: L4RouteMetrics,
     connect_timeout: Duration,
+    /// A forwarder per destination, kept for the tunnels that follow: a
+    /// destination is an endpoint, whose streak of failed connects is
+    /// logged at `warn` once, then at `debug` until it takes a
+    /// connection ([`ForwardTcp`]); one made per tunnel would begin a
+    /// streak, and warn, at each. At most [`CACHED_FORWARDS`]; when full,
+    /// all are dropped and made again as tunnels come.
+    forwards: Mutex<HashMap<SocketAddr, TcpForward>>,
 }
+
+/// The egress destinations a runtime keeps a forwarder for.
+const CACHED_FORWARDS: usize = 1024;
 
 /// Where a `CONNECT` that is egress goes: the address its authority
 /// names, and the `EgressNetwork` that captures it.
@@ -173,10 +184,25 @@ impl TcpServices {
         Some(EgressTarget { network, dst })
     }
 
-    /// A plain TCP forwarder to `dst`, out of the mesh.
+    /// A plain TCP forwarder to `dst`, out of the mesh: the one the
+    /// runtime's earlier tunnels to `dst` took, if it is kept.
     pub(crate) fn egress_forward(&self, dst: SocketAddr) -> Option<TcpForward> {
-        let forward = ForwardTcp::new(self.egress.shared.tcp(), [dst]).ok()?;
-        Some(forward.with_connect_timeout(self.egress.connect_timeout))
+        let egress = &self.egress;
+        let mut forwards = egress
+            .forwards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(forward) = forwards.get(&dst) {
+            return Some(forward.clone());
+        }
+        let forward = ForwardTcp::new(egress.shared.tcp(), [dst])
+            .ok()?
+            .with_connect_timeout(egress.connect_timeout);
+        if forwards.len() >= CACHED_FORWARDS {
+            forwards.clear();
+        }
+        forwards.insert(dst, forward.clone());
+        Some(forward)
     }
 
     /// The forwarder of the outbound service `name` in `service_namespace`,
@@ -314,6 +340,7 @@ impl Outbound {
                 routes: self.egress_routes.clone(),
                 metrics: self.backends.l4().clone(),
                 connect_timeout,
+                forwards: Mutex::default(),
             },
         }
     }
