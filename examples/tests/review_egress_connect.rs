@@ -4,7 +4,8 @@
 //! client to speak; and a tunnel of an `Allow` network without routes is
 //! counted open by the detection timeout, whether its client has spoken
 //! or not. On shutdown egress tunnels, those still awaiting a ClientHello
-//! included, are drained and cut as the tunnels to services are.
+//! included, are drained and cut as the tunnels to services are; and a
+//! destination that refuses is warned of once per streak, as an endpoint.
 //! 127.0.0.1 is outside the default cluster networks, so a network
 //! without `networks` captures a local upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
