@@ -4,8 +4,9 @@
 //! client to speak; and a tunnel of an `Allow` network without routes is
 //! counted open by the detection timeout, whether its client has spoken
 //! or not. On shutdown egress tunnels, those still awaiting a ClientHello
-//! included, are drained and cut as the tunnels to services are; and a
-//! destination that refuses is warned of once per streak, as an endpoint.
+//! included, are drained and cut as the tunnels to services are; a
+//! destination that refuses is warned of once per streak, as an endpoint,
+//! and after the early `200` closes the tunnel, counted `unexpected`.
 //! 127.0.0.1 is outside the default cluster networks, so a network
 //! without `networks` captures a local upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -54,9 +55,9 @@ fn egress_sidecar(dir: &Path, policy: &str, detect_timeout: &str) -> Running {
     ))
 }
 
-/// The labels of default route `route` of network `net` on `port`, and the
-/// address `127.0.0.1:port`.
-fn labels(port: u16, kind: &str, route: &str) -> String {
+/// The parent and route labels of route `route` (`kind`, a resource of
+/// `emojivoto`, or `default`) of network `net` on `port`.
+fn route_labels(port: u16, kind: &str, route: &str) -> String {
     let (group, namespace) = if kind == "default" {
         ("", "")
     } else {
@@ -66,8 +67,15 @@ fn labels(port: u16, kind: &str, route: &str) -> String {
         "parent_group=\"policy.linkerd.io\",parent_kind=\"EgressNetwork\",\
          parent_namespace=\"emojivoto\",parent_name=\"net\",parent_port=\"{port}\",\
          parent_section_name=\"\",route_group=\"{group}\",route_kind=\"{kind}\",\
-         route_namespace=\"{namespace}\",route_name=\"{route}\",\
-         target_ip=\"127.0.0.1\",target_port=\"{port}\""
+         route_namespace=\"{namespace}\",route_name=\"{route}\""
+    )
+}
+
+/// [`route_labels`] and the address `127.0.0.1:port`: a TCP family's.
+fn labels(port: u16, kind: &str, route: &str) -> String {
+    format!(
+        "{},target_ip=\"127.0.0.1\",target_port=\"{port}\"",
+        route_labels(port, kind, route)
     )
 }
 
@@ -320,4 +328,68 @@ async fn a_destination_that_refuses_is_warned_of_once_per_streak() {
         .filter(|l| l.contains("WARN") && l.contains("cannot connect") && l.contains(&dead))
         .count();
     assert_eq!(warned, 1, "{log}");
+}
+
+// A route's destination that refuses after the early 200: the client's
+// tunnel is closed, and the tunnel is counted open and closed once, with
+// error="unexpected", on a TLSRoute's port (its ClientHello read first)
+// and on a TCPRoute's alike.
+#[tokio::test]
+async fn a_destination_that_refuses_after_the_200_closes_the_tunnel_counted_unexpected() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls_port = refused_port();
+    let tcp_port = std::iter::repeat_with(refused_port)
+        .find(|&port| port != tls_port)
+        .unwrap();
+    let policy = format!(
+        "{}---\n{}---\n{}",
+        network("Deny"),
+        tls_route("https", "[httpbin.test]", tls_port),
+        tcp_route("db", tcp_port)
+    );
+    let running = egress_sidecar(dir.path(), &policy, "60s");
+
+    let (mut tcp, head) = connect_head(running.outbound, &format!("127.0.0.1:{tls_port}")).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let hello = client_hello_bytes("httpbin.test");
+    tcp.write_all(&hello).await.unwrap();
+    assert_eq!(read_to_close(&mut tcp).await, b"");
+
+    let (mut tcp, head) = connect_head(running.outbound, &format!("127.0.0.1:{tcp_port}")).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(read_to_close(&mut tcp).await, b"");
+
+    let https = format!(
+        "{},hostname=\"httpbin.test\"",
+        route_labels(tls_port, "TLSRoute", "https")
+    );
+    let db = labels(tcp_port, "TCPRoute", "db");
+    let done = |m: &str| {
+        series(m, "outbound_tls_route_close_total", &[&https]) == 1
+            && series(m, "outbound_tcp_route_close_total", &[&db]) == 1
+    };
+    let metrics = scrape_until(running.admin, done).await;
+    for (family, labels) in [("tls", &https), ("tcp", &db)] {
+        let open = format!("outbound_{family}_route_open_total");
+        let close = format!("outbound_{family}_route_close_total");
+        assert_eq!(series(&metrics, &open, &[labels]), 1, "{metrics}");
+        assert_eq!(series(&metrics, &close, &[labels]), 1, "{metrics}");
+        let unexpected = [labels.as_str(), "error=\"unexpected\""];
+        assert_eq!(series(&metrics, &close, &unexpected), 1, "{metrics}");
+    }
+    stop(running).await;
+}
+
+/// The first bytes a rustls client sends for `name`.
+fn client_hello_bytes(name: &str) -> Vec<u8> {
+    let config = rustls::ClientConfig::builder_with_provider(mesh_tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut out = Vec::new();
+    conn.write_tls(&mut out).unwrap();
+    out
 }
