@@ -177,13 +177,7 @@ impl EgressNetwork {
     /// the older first, one without a timestamp after those with one;
     /// then by namespace, then name.
     fn precedence(&self, other: &Self) -> Ordering {
-        let created = match (self.created, other.created) {
-            (Some(a), Some(b)) => a.cmp(&b),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        };
-        created
+        Timestamp::older_first(self.created, other.created)
             .then_with(|| self.namespace.cmp(&other.namespace))
             .then_with(|| self.name.cmp(&other.name))
     }

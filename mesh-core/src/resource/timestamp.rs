@@ -9,7 +9,7 @@
 //! manifest written by hand with an offset or fractions of a second
 //! compares as the instant it names, not as text.
 
-use std::{fmt, str::FromStr};
+use std::{cmp::Ordering, fmt, str::FromStr};
 
 /// An instant, as `metadata.creationTimestamp` writes it: compare two with
 /// [`Ord`], earlier first.
@@ -54,6 +54,32 @@ impl Timestamp {
     /// Nanoseconds past [`unix_seconds`](Self::unix_seconds).
     pub fn subsec_nanos(&self) -> u32 {
         self.nanos
+    }
+
+    /// The order the Gateway API breaks ties between objects by: the
+    /// older `creationTimestamp` first, and an object without one after
+    /// every object with one, as it would be the newest once applied.
+    /// Routes (of a Server, a Service or an `EgressNetwork`) and
+    /// `EgressNetwork`s are ranked so, each then by its name.
+    ///
+    /// ```
+    /// use std::cmp::Ordering;
+    /// use mesh_core::resource::Timestamp;
+    ///
+    /// let old = Some(Timestamp::parse("2024-01-01T00:00:00Z")?);
+    /// let new = Some(Timestamp::parse("2025-01-01T00:00:00Z")?);
+    /// assert_eq!(Timestamp::older_first(old, new), Ordering::Less);
+    /// assert_eq!(Timestamp::older_first(None, new), Ordering::Greater);
+    /// assert_eq!(Timestamp::older_first(None, None), Ordering::Equal);
+    /// # Ok::<(), mesh_core::resource::InvalidTimestamp>(())
+    /// ```
+    pub fn older_first(a: Option<Self>, b: Option<Self>) -> Ordering {
+        match (a, b) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
     }
 }
 

@@ -320,30 +320,12 @@ fn backends(
     at: &str,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Vec<RouteBackend>, ResourceError> {
-    let invalid = |field: String, message: String| {
-        context.error(ResourceErrorKind::InvalidValue, &field, message)
-    };
     let backends = rule
         .backend_refs
         .iter()
         .enumerate()
         .map(|(j, backend)| {
-            let field = |name: &str| format!("{at}.backendRefs[{j}].{name}");
-            let group = backend.group.as_deref().unwrap_or("");
-            let kind = backend.kind.as_deref().unwrap_or("Service");
-            let kind = if backend.is_egress_network() {
-                BackendKind::OriginalDestination
-            } else if matches!(group, "" | "core") && kind == "Service" {
-                BackendKind::Service
-            } else {
-                return Err(invalid(
-                    field("kind"),
-                    format!(
-                        "backends of kind {kind} in group {group:?} are not supported, only \
-                         Services and the route's parent EgressNetwork"
-                    ),
-                ));
-            };
+            let kind = BackendKind::of(backend, context, || format!("{at}.backendRefs[{j}]"))?;
             // The reader refused a weight above MAX_BACKEND_WEIGHT.
             Ok(RouteBackend {
                 name: backend.name.clone(),

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use super::{
     BackendKind, ConfigWarning, HostRank, NamedRoutes, Parent, ParentKind, RetryResources,
     RouteHosts, RuleRoute, check_original_destination,
-    precedence::{RouteSource, Timestamp},
+    precedence::{self, RouteSource, Timestamp},
 };
 
 /// The kind of an [`L4Route`].
@@ -173,13 +173,8 @@ impl L4Route {
     /// the oldest first, one with a timestamp before one without (which,
     /// applied now, would be the newest); then by `{namespace}/{name}`.
     fn tie(&self, other: &Self) -> Ordering {
-        let created = match (self.created, other.created) {
-            (Some(a), Some(b)) => a.cmp(&b),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        };
-        created.then_with(|| self.ranked_name().cmp(other.ranked_name()))
+        Timestamp::older_first(self.created, other.created)
+            .then_with(|| self.ranked_name().cmp(other.ranked_name()))
     }
 
     fn ranked_name(&self) -> &str {
@@ -234,14 +229,7 @@ impl L4Routes {
     pub(super) fn apply_in(&mut self, namespace: &str) -> bool {
         let mut changed = false;
         for route in self.tls.iter_mut().chain(&mut self.tcp) {
-            let Some(name) = route.route.strip_prefix('/') else {
-                continue;
-            };
-            let applied: Arc<str> = format!("{namespace}/{name}").into();
-            if route.applied.as_deref() != Some(&*applied) {
-                route.applied = Some(applied);
-                changed = true;
-            }
+            changed |= precedence::apply_in(&route.route, &mut route.applied, namespace);
         }
         changed
     }
@@ -410,20 +398,11 @@ pub(super) fn read(
         Some(rule) => backends(rule, namespace, context, loaded)?,
         None => Vec::new(),
     };
-    let created = match again {
+    let written = match again {
         Some(doc) => doc.parse::<Created>()?.value.metadata.creation_timestamp,
         None => None,
-    }
-    .as_deref()
-    .map(Timestamp::parse)
-    .transpose()
-    .map_err(|e| {
-        context.error(
-            ResourceErrorKind::InvalidValue,
-            "metadata.creationTimestamp",
-            e.to_string(),
-        )
-    })?;
+    };
+    let created = precedence::created(written.as_deref(), context)?;
     let hosts = RouteHosts::new(&route.hostnames);
     let key: Arc<str> = format!("{}/{}", namespace.unwrap_or(""), route.metadata.name).into();
     for parent in parents {
@@ -563,35 +542,20 @@ fn backend_of(
     namespace: Option<&str>,
     context: &DocumentContext<'_>,
 ) -> Result<L4Backend, ResourceError> {
-    let field = |name: &str| format!("spec.rules[0].backendRefs[{j}].{name}");
-    let group = backend.group.as_deref().unwrap_or("");
-    let kind = backend.kind.as_deref().unwrap_or("Service");
-    let kind = if backend.is_egress_network() {
-        BackendKind::OriginalDestination
-    } else if matches!(group, "" | "core") && kind == "Service" {
-        if backend.port.is_none() {
-            // At the entry, where a `port` is to be written.
-            return Err(context.error(
-                ResourceErrorKind::MissingField,
-                &format!("spec.rules[0].backendRefs[{j}]"),
-                format!(
-                    "backend Service {} names no port: the Gateway API requires the port of a \
-                     Service backend, and Linkerd fails the connections of one without",
-                    backend.name
-                ),
-            ));
-        }
-        BackendKind::Service
-    } else {
+    let entry = || format!("spec.rules[0].backendRefs[{j}]");
+    let kind = BackendKind::of(backend, context, entry)?;
+    if kind == BackendKind::Service && backend.port.is_none() {
+        // At the entry, where a `port` is to be written.
         return Err(context.error(
-            ResourceErrorKind::InvalidValue,
-            &field("kind"),
+            ResourceErrorKind::MissingField,
+            &entry(),
             format!(
-                "backends of kind {kind} in group {group:?} are not supported, only Services \
-                 and the route's parent EgressNetwork"
+                "backend Service {} names no port: the Gateway API requires the port of a \
+                 Service backend, and Linkerd fails the connections of one without",
+                backend.name
             ),
         ));
-    };
+    }
     // The reader refused a weight above MAX_BACKEND_WEIGHT.
     Ok(L4Backend {
         name: backend.name.clone(),

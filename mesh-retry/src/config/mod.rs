@@ -248,15 +248,13 @@ use http::Request;
 use mesh_core::{
     classify::Classify,
     resource::{
-        DocumentContext, Documents, GrpcRoute, HttpRoute, ObjectMeta, ResourceError,
-        ResourceErrorKind, ResourceName, TcpRoute, TlsRoute,
+        BackendReference, DocumentContext, Documents, GrpcRoute, HttpRoute, ObjectMeta,
+        ResourceError, ResourceErrorKind, ResourceName, TcpRoute, TlsRoute,
     },
     route::{HeaderEdit, Redirect, RouteMatch},
 };
 
-use self::precedence::{
-    GrpcPrecedence, Origin, Ranked, RouteSource, RuleKind, RuleOrigin, Timestamp,
-};
+use self::precedence::{GrpcPrecedence, Origin, Ranked, RouteSource, RuleKind, RuleOrigin};
 use crate::{BudgetConfig, RetryPolicy, Timeouts};
 
 mod annotations;
@@ -358,6 +356,35 @@ pub enum BackendKind {
     /// original destination. A rule without `backendRefs` on such a route
     /// goes there too, with no backend listed.
     OriginalDestination,
+}
+
+impl BackendKind {
+    /// What the `backendRefs` entry `backend` names: the `EgressNetwork`
+    /// (checked against the route's parents by the caller), or a Service
+    /// (no `kind`, or `Service` in the core group). Any other kind is
+    /// refused at the entry's `kind`, `entry` giving the entry's path.
+    fn of(
+        backend: &BackendReference,
+        context: &DocumentContext<'_>,
+        entry: impl FnOnce() -> String,
+    ) -> Result<Self, ResourceError> {
+        if backend.is_egress_network() {
+            return Ok(Self::OriginalDestination);
+        }
+        let group = backend.group.as_deref().unwrap_or("");
+        let kind = backend.kind.as_deref().unwrap_or("Service");
+        if matches!(group, "" | "core") && kind == "Service" {
+            return Ok(Self::Service);
+        }
+        Err(context.error(
+            ResourceErrorKind::InvalidValue,
+            &format!("{}.kind", entry()),
+            format!(
+                "backends of kind {kind} in group {group:?} are not supported, only Services \
+                 and the route's parent EgressNetwork"
+            ),
+        ))
+    }
 }
 
 /// What a [`ServiceRetryPolicy`]'s routes are attached to: the kind of
@@ -1990,17 +2017,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 Some(doc) => doc.parse::<http_route::Unmodelled>()?.value,
                 None => http_route::Unmodelled::default(),
             };
-            let created = guide
-                .created()
-                .map(Timestamp::parse)
-                .transpose()
-                .map_err(|e| {
-                    context.error(
-                        ResourceErrorKind::InvalidValue,
-                        "metadata.creationTimestamp",
-                        e.to_string(),
-                    )
-                })?;
+            let created = precedence::created(guide.created(), &context)?;
             let route_name: Arc<str> = format!(
                 "{}/{}",
                 route.metadata.namespace.as_deref().unwrap_or(""),

@@ -23,7 +23,7 @@ use std::{cmp::Ordering, sync::Arc};
 
 use mesh_core::{
     classify::Classify,
-    resource::{GrpcRouteMatch, ResourceName},
+    resource::{DocumentContext, GrpcRouteMatch, ResourceError, ResourceErrorKind, ResourceName},
     route::MatchPrecedence,
 };
 
@@ -178,13 +178,7 @@ impl RuleOrigin {
     /// newest); then by `{namespace}/{name}`; then the route read first;
     /// then the first rule.
     fn tie(&self, other: &Self) -> Ordering {
-        let created = match (self.created, other.created) {
-            (Some(a), Some(b)) => a.cmp(&b),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        };
-        created
+        Timestamp::older_first(self.created, other.created)
             .then_with(|| self.ranked_name().cmp(other.ranked_name()))
             .then(self.position.cmp(&other.position))
             .then(self.rule.cmp(&other.rule))
@@ -201,21 +195,46 @@ impl RuleOrigin {
     /// client's, for ties to rank it there ([`applied`](Self::applied)).
     /// Returns whether that changed how it ranks.
     pub(super) fn apply_in(&mut self, namespace: &str) -> bool {
-        let Some(name) = self.route.strip_prefix('/') else {
-            return false;
-        };
-        let applied = format!("{namespace}/{name}");
-        if self.applied.as_deref() == Some(&*applied) {
-            return false;
-        }
-        self.applied = Some(applied.into());
-        true
+        apply_in(&self.route, &mut self.applied, namespace)
     }
 
     /// Whether the rule is a `GRPCRoute`'s.
     pub(super) fn is_grpc(&self) -> bool {
         matches!(self.kind, RuleKind::Grpc(_))
     }
+}
+
+/// Sets `applied` to `route`, a `{namespace}/{name}` key written without a
+/// namespace (`/{name}`), placed in `namespace`: the name ties rank a route
+/// by once its client's namespace is known, as a cluster would rank the
+/// route applied there. Returns whether that changed `applied`; a route
+/// written with a namespace keeps `None`.
+pub(super) fn apply_in(route: &str, applied: &mut Option<Arc<str>>, namespace: &str) -> bool {
+    let Some(name) = route.strip_prefix('/') else {
+        return false;
+    };
+    let placed = format!("{namespace}/{name}");
+    if applied.as_deref() == Some(&*placed) {
+        return false;
+    }
+    *applied = Some(placed.into());
+    true
+}
+
+/// A route's `metadata.creationTimestamp`, `written` as the text has it,
+/// read for ties ([`Timestamp::older_first`]); refused at that field of
+/// `context` when it is no RFC 3339 time.
+pub(super) fn created(
+    written: Option<&str>,
+    context: &DocumentContext<'_>,
+) -> Result<Option<Timestamp>, ResourceError> {
+    written.map(Timestamp::parse).transpose().map_err(|e| {
+        context.error(
+            ResourceErrorKind::InvalidValue,
+            "metadata.creationTimestamp",
+            e.to_string(),
+        )
+    })
 }
 
 /// Every match of `routes`, in the order they are tried: the rules'
