@@ -417,18 +417,8 @@ pub(super) fn read(
                 )?;
             }
         }
-        let consumer: Option<Arc<str>> = namespace
-            .filter(|own| parent.namespace.as_deref().is_some_and(|p| p != *own))
-            .map(Arc::from);
-        let source = Arc::new(RouteSource {
-            origin: context.origin().to_owned(),
-            document: context.index(),
-            namespace: context.namespace().map(str::to_owned),
-            name: route.metadata.name.clone(),
-            group: route.group.clone(),
-            parent: parent.index,
-            port: parent.port,
-        });
+        let consumer = parent.consumer(namespace);
+        let source = parent.source(context, &route.metadata, &route.group);
         let l4 = L4Route {
             kind: route.kind,
             group: route.group.clone(),

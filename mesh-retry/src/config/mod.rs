@@ -2048,31 +2048,10 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             let hosts = RouteHosts::new(&route.spec.hostnames);
             for parent in parents {
                 original_destinations(&rules, &parent, &context)?;
-                let Parent {
-                    kind,
-                    name,
-                    namespace,
-                    index,
-                    port,
-                } = parent;
-                // A route in another namespace than its parent's is a
-                // consumer route, for the clients of its own namespace.
-                let consumer: Option<Arc<str>> = route
-                    .metadata
-                    .namespace
-                    .as_deref()
-                    .filter(|own| namespace.as_deref().is_some_and(|parent| parent != *own))
-                    .map(Arc::from);
-                let source = Arc::new(RouteSource {
-                    origin: context.origin().to_owned(),
-                    document: context.index(),
-                    namespace: context.namespace().map(str::to_owned),
-                    name: route.metadata.name.clone(),
-                    group: group.clone(),
-                    parent: index,
-                    port,
-                });
-                let service = loaded.parent_mut(kind, &name, namespace.as_deref());
+                let consumer = parent.consumer(route.metadata.namespace.as_deref());
+                let source = parent.source(&context, &route.metadata, &group);
+                let service =
+                    loaded.parent_mut(parent.kind, &parent.name, parent.namespace.as_deref());
                 for (rule, (policy, redirect)) in rules.iter().enumerate() {
                     if let Some(redirect) = redirect {
                         service.redirects.push(RouteRedirect {
@@ -2307,6 +2286,39 @@ struct Parent {
     index: usize,
     /// The entry's `port`, for an EgressNetwork.
     port: Option<u16>,
+}
+
+impl Parent {
+    /// Where the route `metadata` of `group`, read in `context`, was read
+    /// for this entry: what its warnings and metrics name it by.
+    fn source(
+        &self,
+        context: &DocumentContext<'_>,
+        metadata: &ObjectMeta,
+        group: &str,
+    ) -> Arc<RouteSource> {
+        Arc::new(RouteSource {
+            origin: context.origin().to_owned(),
+            document: context.index(),
+            namespace: context.namespace().map(str::to_owned),
+            name: metadata.name.clone(),
+            group: group.to_owned(),
+            parent: self.index,
+            port: self.port,
+        })
+    }
+
+    /// The namespace of a route in `own` (its `metadata.namespace`) when
+    /// it is not this parent's: a consumer route, for the clients of its
+    /// own namespace alone.
+    fn consumer(&self, own: Option<&str>) -> Option<Arc<str>> {
+        own.filter(|own| {
+            self.namespace
+                .as_deref()
+                .is_some_and(|parent| parent != *own)
+        })
+        .map(Arc::from)
+    }
 }
 
 /// Checks that each backend of `rules` that stands for the original
