@@ -52,9 +52,11 @@
 //!   a gRPC body streamed, `CANCEL` for an attempt given up for another
 //!   reason (its caller gone), and Linkerd's catch-all `UNKNOWN`
 //!   for any other (a refused connection, the mesh's `no_route` or
-//!   `denied` answer...), which Linkerd has no name for. An attempt the
-//!   upstream failed, the mesh's `unreachable` answer or an error, is
-//!   labelled by its cause, which mesh-core's answer carries
+//!   `denied` answer...), which Linkerd has no name for; egress's refusal
+//!   is a failure its route injects, labelled by its status alone,
+//!   `error=""`, as Linkerd labels one ([`egress`](super::egress)). An
+//!   attempt the upstream failed, the mesh's `unreachable` answer or an
+//!   error, is labelled by its cause, which mesh-core's answer carries
 //!   ([`UpstreamCause`]) because the layers here see the answer and not
 //!   the error; the values split it as Linkerd splits HTTP/2 errors (its
 //!   `Error::new_or_status`, in the same file): a reset stream by its

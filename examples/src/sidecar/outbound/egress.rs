@@ -93,14 +93,20 @@
 //! (`group="policy.linkerd.io"`, `kind="EgressNetwork"`, its namespace and
 //! name, `port` the destination port), the route is `kind="default"`
 //! named `http-egress-allow` or `http-egress-deny` (`grpc-egress-*` for a
-//! gRPC call), and `hostname` is the request's host. A rule's requests
+//! gRPC call), and `hostname` is the request's host when it is a DNS
+//! name, empty for an IP literal, as linkerd2-proxy exports only DNS
+//! names ([`is_dns_name`]). A refused request is a failure the route
+//! injects, labelled by its status alone (`http_status="403"` or
+//! `grpc_status="PERMISSION_DENIED"`, `error=""`), as Linkerd labels one
+//! ([`injected`]). A rule's requests
 //! have the same parent, the rule's `HTTPRoute` or `GRPCRoute` as the
-//! route (`group`, `kind`, namespace and name), and its backends. Hosts
+//! route (`group`, `kind`, namespace and name), and its backends. Names
 //! are unbounded, so each route labels at most [`HOSTNAMES_PER_ROUTE`]
 //! distinct ones, and counts the rest under `hostname=""`. The golden
 //! `request_total`/`response_total` count egress under
 //! `dst_service="EgressNetwork/<namespace>/<name>"` and the route's name:
-//! one series per network and route, however many hosts.
+//! one series per network and route, however many hosts; they label a
+//! refusal as the mesh's answer, `error="denied"`.
 //!
 //! A runtime builds a route's stack for a host label and destination
 //! when a request first needs it, and keeps it until the routes are
@@ -131,7 +137,10 @@ use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, Timeouts, replay::ReplayBody,
 };
 use tokio::{sync::watch, time::Instant};
-use tower::{Layer, Service, ServiceExt, util::Oneshot};
+use tower::{
+    Layer, Service, ServiceExt,
+    util::{MapResponse, Oneshot},
+};
 
 use super::backend::{Counted, CountedBody, RouteTimeouts};
 use super::dst_override::strip;
@@ -410,9 +419,13 @@ pub(crate) struct Hostnames(Mutex<HashMap<(Captured, RouteRef), HashSet<String>>
 
 impl Hostnames {
     /// The `hostname` label of `host` on the route `route` of `network`:
-    /// `host` itself, unless the route already labels as many others as
-    /// it may, when it is empty.
+    /// `host` itself when it is a DNS name ([`is_dns_name`]), unless the
+    /// route already labels as many others as it may; else empty. An IP
+    /// literal takes no place under the bound.
     pub(crate) fn label(&self, network: &Captured, route: &RouteRef, host: &str) -> String {
+        if !is_dns_name(host) {
+            return String::new();
+        }
         let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let hosts = seen.entry((network.clone(), route.clone())).or_default();
         if hosts.contains(host) {
@@ -424,6 +437,34 @@ impl Hostnames {
         }
         String::new()
     }
+}
+
+/// Whether `host` (as [`host_of`] gives it: lowercased, without brackets
+/// or a trailing dot) is a DNS name, which alone is exported as a route's
+/// `hostname`: at most 253 bytes of labels of 1 to 63 letters, digits,
+/// hyphens (neither first nor last) and underscores, the last label not
+/// all digits. linkerd2-proxy labels a route's requests with the host of
+/// their URI only when it parses as its `dns::Name`, whose rules these
+/// are (`Route::new` in
+/// `linkerd/app/outbound/src/http/logical/policy/route/metrics/labels.rs`,
+/// `linkerd/dns/name/src/name.rs`): an IP literal, IPv4 (whose last label
+/// is all digits, as is that of its shorter forms, `127.1`) or IPv6, is
+/// labelled `hostname=""`.
+fn is_dns_name(host: &str) -> bool {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    host.len() <= 253
+        && host.split('.').all(label_ok)
+        && host
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| !last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The name of Linkerd's default egress route for `network`'s policy, an
@@ -528,9 +569,53 @@ impl EgressShared {
     }
 }
 
-/// A refused egress request's stack: counted as the route's, answered by
-/// the mesh ([`MeshAnswer`]).
-type DenyStack = mesh_metrics::http::Metrics<Counted<NoRoute<RouteBody, BoxError>>>;
+/// A refused egress request's stack: answered by the mesh
+/// ([`MeshAnswer`]), counted as the route's failure by its status alone
+/// ([`injected`]), and by the golden families as the mesh's answer
+/// ([`answered`]).
+type DenyStack = mesh_metrics::http::Metrics<
+    MapResponse<
+        Counted<MapResponse<NoRoute<RouteBody, BoxError>, Mapped<RouteBody>>>,
+        Mapped<CountedBody<RouteBody>>,
+    >,
+>;
+
+/// A map of a response of body `B`, made once per stack.
+type Mapped<B> = fn(Response<B>) -> Response<B>;
+
+/// The kind of the mesh's answer to a request egress refused, while the
+/// route's families count it: kept off the response, which they would
+/// label by it, and put back above them.
+#[derive(Clone, Copy, Debug)]
+struct Injected(ProxyErrorKind);
+
+/// Hides the kind of the mesh's refusal from the route's families, which
+/// then label it by its status alone, `error=""`, as linkerd2-proxy labels
+/// the failures its routes inject (its route metrics'
+/// `Error::new_or_status` gives the status of an
+/// `HttpRouteInjectedFailure` or a `GrpcRouteInjectedFailure`, in
+/// `linkerd/app/outbound/src/http/logical/policy/route/metrics/labels.rs`):
+/// Linkerd's egress walkthrough reads a refused request as
+/// `http_status="403", error=""`, and `UNKNOWN` would say that something
+/// failed that Linkerd has no name for.
+fn injected<B>(mut res: Response<B>) -> Response<B> {
+    let extensions = res.extensions_mut();
+    if let Some(kind) = extensions.remove::<ProxyErrorKind>() {
+        extensions.insert(Injected(kind));
+    }
+    res
+}
+
+/// Puts back the kind [`injected`] hid, for the golden families, which
+/// label and classify the mesh's answers by it (`error="denied"`), and
+/// the layers above them.
+fn answered<B>(mut res: Response<B>) -> Response<B> {
+    let extensions = res.extensions_mut();
+    if let Some(Injected(kind)) = extensions.remove::<Injected>() {
+        extensions.insert(kind);
+    }
+    res
+}
 
 // Each request takes a clone of its stack by value: boxing the larger
 // variant would only add an allocation to that clone.
@@ -807,7 +892,9 @@ impl EgressRuntime {
         let timeouts = RouteTimeouts::default();
         if !key.network.allow {
             let route = layers.backends.route(&labels, None, None);
-            let deny = Counted::new(NoRoute::new(), route).of_route(timeouts);
+            let refuse = MapResponse::new(NoRoute::new(), injected as Mapped<RouteBody>);
+            let deny = Counted::new(refuse, route).of_route(timeouts);
+            let deny = MapResponse::new(deny, answered as Mapped<CountedBody<RouteBody>>);
             return Some(EgressStack::Deny(layers.metrics.layer(deny)));
         }
         let backend = Counted::new(
@@ -1020,6 +1107,63 @@ mod tests {
         assert_eq!(cache.peek("api.test"), None);
         assert_eq!(cache.resolve("api.test").await, Some(new));
         assert_eq!(made.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn only_a_dns_name_is_a_hostname() {
+        for host in [
+            "localhost",
+            "api.example.com",
+            "a-b_c.example",
+            "x1.example.co2",
+        ] {
+            assert!(is_dns_name(host), "{host}");
+        }
+        let long = format!("{}.example", "a".repeat(64));
+        for host in [
+            "127.0.0.1",
+            "127.1",
+            "0x7f.0.0.1",
+            "::1",
+            "2001:db8::1",
+            "",
+            "-a.example",
+            "a-.example",
+            "a..example",
+            "a b",
+            long.as_str(),
+        ] {
+            assert!(!is_dns_name(host), "{host}");
+        }
+    }
+
+    /// A route labels a hundred names and counts the rest unnamed; IP
+    /// literals are unnamed, and take no place.
+    #[test]
+    fn a_route_labels_a_hundred_names_and_no_ip_literal() {
+        let hostnames = Hostnames::default();
+        let network = Captured {
+            namespace: "emojivoto".to_owned(),
+            name: "all".to_owned(),
+            allow: true,
+        };
+        let route = RouteRef::default_named("http-egress-allow");
+        let label = |host: &str| hostnames.label(&network, &route, host);
+        for n in 0..HOSTNAMES_PER_ROUTE {
+            assert_eq!(label(&format!("10.0.0.{n}")), "");
+            assert_eq!(label(&format!("::{n}")), "");
+        }
+        for n in 0..HOSTNAMES_PER_ROUTE {
+            let host = format!("host-{n}.example");
+            assert_eq!(label(&host), host);
+        }
+        assert_eq!(label("late.example"), "");
+        assert_eq!(label("host-0.example"), "host-0.example");
+        let other = RouteRef::default_named("grpc-egress-allow");
+        assert_eq!(
+            hostnames.label(&network, &other, "late.example"),
+            "late.example"
+        );
     }
 
     #[test]

@@ -185,8 +185,9 @@ impl Scope {
 /// is told to export hostnames (off by default), as the sidecar does for
 /// a service's routes: a request's host is no bounded label. Egress is
 /// the exception, as in Linkerd, which fills `hostname` for the default
-/// egress routes: the sidecar writes the request's host there, a bounded
-/// number of them per route ([`egress`](super::egress)).
+/// egress routes: the sidecar writes the request's host there when it is
+/// a DNS name (an IP literal is left empty, as Linkerd leaves it), a
+/// bounded number of them per route ([`egress`](super::egress)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RouteLabels {
     parent: ServiceRef,
