@@ -1,6 +1,6 @@
 //! Compiling resources into a [`Policy`] for one workload.
 
-use std::{cmp::Ordering, collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use http::Method;
 use mesh_core::{
@@ -843,12 +843,7 @@ pub(super) fn tie_ranks<'a>(
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by(|&a, &b| {
         let ((ca, na, ma), (cb, nb, mb)) = (keys[a], keys[b]);
-        let created = match (ca, cb) {
-            (Some(a), Some(b)) => a.cmp(&b),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        };
+        let created = Timestamp::older_first(ca, cb);
         // `{namespace}/{name}` as one string, without building it.
         let full = |ns: &'a str, name: &'a str| ns.bytes().chain([b'/']).chain(name.bytes());
         created
