@@ -252,8 +252,13 @@ impl L4RouteMetrics {
 
     /// `value` as route `route` of `network` labels it: itself, unless the
     /// route already labels as many others as it may, on any port, when
-    /// it is empty.
+    /// it is empty. An empty value (a ClientHello without an SNI) names
+    /// nothing and takes no place, as an IP literal takes none of an HTTP
+    /// egress route's.
     fn label(&self, network: &Captured, route: &RouteRef, value: &str) -> Box<str> {
+        if value.is_empty() {
+            return Box::default();
+        }
         let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
         let values = named.entry((network.clone(), route.clone())).or_default();
         if values.contains(value) || values.len() < HOSTNAMES_PER_ROUTE {
@@ -1072,6 +1077,18 @@ mod tests {
         assert_eq!(&*metrics.label(&network, &route, "h0.test"), "h0.test");
         let other = RouteRef::default_named("tcp-egress-deny");
         assert_eq!(&*metrics.label(&network, &other, "late.test"), "late.test");
+    }
+
+    #[test]
+    fn a_client_hello_without_an_sni_takes_none_of_the_hundred_places() {
+        let metrics = L4RouteMetrics::register(&mut Registry::default());
+        let network = net();
+        let route = RouteRef::default_named("tls-egress-deny");
+        assert_eq!(&*metrics.label(&network, &route, ""), "");
+        for n in 0..HOSTNAMES_PER_ROUTE {
+            let name = format!("h{n}.test");
+            assert_eq!(&*metrics.label(&network, &route, &name), name);
+        }
     }
 
     // A default route takes every port: its hundred names are its own on
