@@ -209,3 +209,41 @@ async fn the_admin_and_inbound_listeners_are_never_egress() {
     assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
     stop(running).await;
 }
+
+/// A `CONNECT` through a `Deny` network whose port has HTTP routes (and
+/// no TLS or TCP routes) is refused as any `CONNECT` there: `403`, not the
+/// `501` a route's forwarding would give a request it cannot send, and
+/// counted under the default route.
+#[tokio::test]
+async fn a_connect_to_a_denied_port_with_http_routes_is_refused_403() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, hits) = named("upstream").await;
+    let port = upstream.port();
+    let policy = format!(
+        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
+         metadata: {{name: all, namespace: emojivoto}}\nspec:\n  trafficPolicy: Deny\n\
+         ---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+         metadata: {{name: anything, namespace: emojivoto}}\n\
+         spec:\n  parentRefs: [{{group: policy.linkerd.io, kind: EgressNetwork, name: all, port: {port}}}]\n\
+         \x20 rules: [{{}}]\n"
+    );
+    let running = egress_sidecar(dir.path(), "127.0.0.1:0", &policy);
+    // The route lets requests through.
+    let raw = raw_exchange(
+        running.outbound,
+        &format!(
+            "GET http://{upstream}/ HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    let (_, head) = connect_head(running.outbound, &upstream.to_string()).await;
+    assert_eq!(
+        status_and_error(&head),
+        ("HTTP/1.1 403 Forbidden", Some("egress denied")),
+        "{head}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    stop(running).await;
+}

@@ -786,9 +786,15 @@ impl EgressRuntime {
         host_from_authority(&mut req);
         strip_connection_listed(req.headers_mut());
         let plans = self.routes.borrow().clone();
+        // A `CONNECT` reaches here only when its tunnel was refused (a
+        // `Deny` network without TLS or TCP routes on its port): it is no
+        // request an HTTP route could take, and gets the default route's
+        // refusal, not the `501` its forwarding would.
+        let tunnel = req.method() == http::Method::CONNECT;
         let rule = plans
             .egress
             .network(&network.namespace, &network.name)
+            .filter(|_| !tunnel)
             .and_then(|planned| {
                 let rule = planned.port(port).route(&req)?;
                 Some((rule.service.clone(), planned.budget.clone()))
