@@ -63,6 +63,7 @@ mod dst_overrides;
 mod edges;
 mod egress;
 mod egress_connect_routes;
+mod egress_orphans;
 mod egress_routes;
 mod env_unknown;
 mod error_labels_parity;

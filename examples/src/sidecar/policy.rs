@@ -29,10 +29,10 @@ use std::{fmt, sync::Arc, time::Duration};
 use mesh_tls::ReloadHandle;
 use tokio::sync::Notify;
 
-use mesh_core::resource::ResourceError;
+use mesh_core::resource::{Documents, POLICY_GROUP, ResourceError};
 use mesh_policy::{
-    Compiled, ExplainQuery, Explanation, Policy, PolicyMetrics, PolicyStore, PolicyTexts,
-    PolicyWarnings,
+    Compiled, ExplainQuery, Explanation, Policy, PolicyMetrics, PolicySource, PolicyStore,
+    PolicyTexts, PolicyWarnings, egress::EgressNetworks, resource::EgressNetwork,
 };
 use mesh_retry::config::RetryResources;
 use prometheus_client::{
@@ -42,7 +42,7 @@ use prometheus_client::{
 };
 
 use super::config::{InlineOrigin, PolicySettings};
-use super::outbound::Outbound;
+use super::outbound::{Outbound, unserved_egress_routes};
 
 /// A policy that could not be read or compiled.
 ///
@@ -127,6 +127,10 @@ pub struct Checked {
     /// The retry and timeout policies of outbound services, from
     /// `HTTPRoute`s whose parent is a `Service` and from `ServiceProfile`s.
     pub routes: RetryResources,
+    /// One warning for each route attached to an `EgressNetwork` that does
+    /// not apply to the workload, which serves none of its requests, in
+    /// the words the sidecar logs it.
+    pub unserved_egress_routes: Vec<String>,
 }
 
 /// Reads the policy's files now, blocking, and compiles them with the
@@ -148,7 +152,74 @@ pub fn compile(settings: &PolicySettings) -> Result<Checked, PolicyError> {
     )
     .map_err(|e| PolicyError::new(e, settings))?;
     let routes = retry_routes(&texts, settings)?;
-    Ok(Checked { compiled, routes })
+    let unserved_egress_routes = unserved_egress(
+        &routes,
+        compiled.egress_networks(),
+        &texts.sources(),
+        settings,
+    );
+    Ok(Checked {
+        compiled,
+        routes,
+        unserved_egress_routes,
+    })
+}
+
+/// [`unserved_egress_routes`] of `routes` for the workload of `settings`,
+/// with `networks` the compiled policy's and the `EgressNetwork`s written
+/// in `sources`.
+fn unserved_egress(
+    routes: &RetryResources,
+    networks: &EgressNetworks,
+    sources: &[PolicySource<'_>],
+    settings: &PolicySettings,
+) -> Vec<String> {
+    let namespace = &settings.workload.namespace;
+    unserved_egress_routes(
+        routes,
+        namespace,
+        networks,
+        &settings.config.egress_namespace,
+        || written_networks(sources, namespace),
+    )
+}
+
+/// The namespace and name of every `EgressNetwork` written in `sources`,
+/// one written without a namespace in `namespace`, as the policy reads
+/// it. The compiled policy holds only those that apply to the workload;
+/// this tells a route's network that is written elsewhere from one that
+/// is written nowhere. The texts have compiled, so each reads; only
+/// their documents' heads are read again.
+fn written_networks(sources: &[PolicySource<'_>], namespace: &str) -> Vec<(String, String)> {
+    let mut written = Vec::new();
+    for source in sources {
+        for document in Documents::new(source.origin, source.text) {
+            let Ok(document) = document else { break };
+            if !document.is::<EgressNetwork>() || document.api_version().group() != POLICY_GROUP {
+                continue;
+            }
+            if let Some(name) = document.name() {
+                let in_namespace = document.namespace().unwrap_or(namespace);
+                written.push((in_namespace.to_owned(), name.to_owned()));
+            }
+        }
+    }
+    written
+}
+
+/// Logs each route attached to an `EgressNetwork` that does not apply to
+/// the workload ([`unserved_egress_routes`]), as the planner logs the
+/// routes it does not apply: at start, and on each reload put in force.
+fn log_unserved_egress(
+    routes: &RetryResources,
+    store: &PolicyStore,
+    texts: &PolicyTexts,
+    settings: &PolicySettings,
+) {
+    let policy = store.current();
+    for warning in unserved_egress(routes, policy.egress_networks(), &texts.sources(), settings) {
+        tracing::warn!(%warning, "egress routes: network does not apply to this workload");
+    }
 }
 
 /// Reads the outbound route policies of every text, merged per service
@@ -222,6 +293,7 @@ pub(super) fn load(
     store.swap(policy);
     log_warnings(&warnings);
     let routes = retry_routes(&texts, settings)?;
+    log_unserved_egress(&routes, &store, &texts, settings);
     Ok(Loaded {
         texts: LoadedTexts::new(texts, store.clone()),
         store,
@@ -619,6 +691,7 @@ fn reload(
     let loaded = store.reload(&sources).is_ok();
     if loaded {
         outbound.reload(&routes);
+        log_unserved_egress(&routes, store, texts, settings);
         tracing::info!("outbound routes reloaded");
     } else {
         tracing::warn!(
@@ -683,5 +756,7 @@ mod protocol;
 mod reload_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unserved_tests;
 
 pub(super) use self::protocol::{ProtocolWatch, served_protocol};

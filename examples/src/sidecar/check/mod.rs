@@ -65,7 +65,9 @@
 //!   with its namespace where the `HTTPRoute` is written without it (or
 //!   the other way round): the reader keeps the two spellings apart, and
 //!   the sidecar, which serves them together, warns of it in the same
-//!   words as this check.
+//!   words as this check. So is each route attached to an `EgressNetwork`
+//!   that does not apply to the workload (none written of that name, or
+//!   one of another namespace), which serves none of its requests.
 //! - **app**: each inbound listener's application address accepts a TCP
 //!   connection.
 //! - **outbound**, when there is something of these to check: ingress
@@ -449,12 +451,16 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
             // sidecar does not use.
             let planning =
                 outbound::planning_warnings(&config.outbound, &checked.routes, namespace);
+            // And each route attached to an EgressNetwork that does not
+            // apply to the workload, which serves none of its requests.
+            let unserved = checked.unserved_egress_routes.iter().cloned();
             // Each warning is its own line: it names the file, document,
             // resource and field already.
             checks.extend(
                 authorization
                     .chain(routes)
                     .chain(planning)
+                    .chain(unserved)
                     .map(|title| Check::new(Status::Warn, title, None)),
             );
             checks

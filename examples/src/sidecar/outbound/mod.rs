@@ -155,7 +155,7 @@ use self::egress_tunnel::EgressRoutes;
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
 use self::labels::ServiceRef;
-pub(crate) use self::plan::planning_warnings;
+pub(crate) use self::plan::{planning_warnings, unserved_egress_routes};
 use self::plan::{PlannedBackend, Planner, RoutePlan, RoutePlans};
 use self::profile::ProfileLevel;
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};

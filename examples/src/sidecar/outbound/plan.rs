@@ -13,6 +13,7 @@ use mesh_core::{
     labels::DstService,
     route::{EditHeadersLayer, Redirect, RouteMatch},
 };
+use mesh_policy::egress::EgressNetworks;
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
     config::{
@@ -697,6 +698,87 @@ pub(crate) fn planning_warnings(
         .collect()
 }
 
+/// One warning for each route attached to an `EgressNetwork` that serves
+/// none of this workload's requests because the network is not one of
+/// `networks`, those of the compiled policy that apply to the workload: a
+/// route of `resources` that a client in the workload's `namespace` is
+/// served ([`RetryResources::for_namespace`]), named at its `parentRefs`
+/// entry ([`ServiceRetryPolicy::places`]), as the other planning warnings
+/// name theirs. Such a route is read and planned, but no request of the
+/// workload ever reaches it: its egress is captured by the networks that
+/// apply to it alone, and what the route was meant to take gets the
+/// default route of one of those, or the 404. Linkerd's policy
+/// controller marks a route whose network does not exist in the route's
+/// status (`Accepted: False`, reason `NoMatchingParent`), where `kubectl
+/// get httproute -o yaml` shows it; the sidecar has no status to write,
+/// so it warns at start, on each reload, and in `sidecar check`.
+///
+/// The warning says why the network does not apply, since the fix differs:
+/// no `EgressNetwork` of that namespace and name is written at all (a
+/// typo in the `parentRefs` entry, or a network not written yet); one is
+/// written in another namespace than the workload's and than
+/// `egress_namespace`, the global one (it applies to that namespace's
+/// workloads alone); or one is written in the global namespace while the
+/// workload's namespace has networks of its own, which hide the global
+/// ones, as mesh-policy picks them ([`mesh_policy::egress`]). `written`
+/// gives the namespace and name of every `EgressNetwork` of the policy
+/// files (a network without a namespace in the workload's); it reads the
+/// files again, so it is called only when some route's network does not
+/// apply.
+pub(crate) fn unserved_egress_routes(
+    resources: &RetryResources,
+    namespace: &str,
+    networks: &EgressNetworks,
+    egress_namespace: &str,
+    written: impl FnOnce() -> Vec<(String, String)>,
+) -> Vec<String> {
+    let resources = resources.for_namespace(namespace);
+    let unserved: Vec<(&str, &str, Vec<String>)> = resources
+        .egress_networks
+        .iter()
+        .filter_map(|parent| {
+            let in_namespace = parent.namespace.as_deref().unwrap_or(namespace);
+            let applies = networks
+                .iter()
+                .any(|n| n.namespace() == in_namespace && n.name() == parent.name);
+            let places = parent.places();
+            (!applies && !places.is_empty()).then_some((in_namespace, &*parent.name, places))
+        })
+        .collect();
+    if unserved.is_empty() {
+        return Vec::new();
+    }
+    let written = written();
+    let mut warnings = Vec::new();
+    for (in_namespace, name, places) in unserved {
+        let network = format!("EgressNetwork {in_namespace}/{name}");
+        let why = if !written
+            .iter()
+            .any(|(ns, n)| ns == in_namespace && n == name)
+        {
+            format!(
+                "no {network} is in the policy, so this route serves no request (Linkerd marks \
+                 its parent not accepted, NoMatchingParent); correct the name or namespace, or \
+                 add the network"
+            )
+        } else if in_namespace == egress_namespace {
+            format!(
+                "{network} of the global egress namespace does not apply to this workload, as \
+                 the workload's namespace {namespace} has EgressNetworks of its own, which take \
+                 the place of the global ones; so this route serves no request here"
+            )
+        } else {
+            format!(
+                "{network} does not apply to this workload: a workload in {namespace} is \
+                 served the EgressNetworks of its own namespace, else those of the global \
+                 egress namespace {egress_namespace}; so this route serves no request here"
+            )
+        };
+        warnings.extend(places.into_iter().map(|place| format!("{place}: {why}")));
+    }
+    warnings
+}
+
 /// One warning for each resource that names a service `config` does not
 /// list in `outbound.services` (an `HTTPRoute` or `GRPCRoute` attached to
 /// it, its ServiceProfile, a `TrafficSplit` of it), at the place the
@@ -1136,6 +1218,176 @@ spec:
         );
         assert_eq!(egress_routes(&plans, 443).len(), 1);
         assert_eq!(egress_routes(&plans, 443)[0].0, "calls");
+    }
+
+    /// Networks of the workload's namespace, of the global egress
+    /// namespace and of another, with a route for each, one for a network
+    /// written nowhere, and a consumer route of a third namespace.
+    const UNSERVED: &str = "apiVersion: policy.linkerd.io/v1alpha1
+kind: EgressNetwork
+metadata: {name: local, namespace: emojivoto}
+spec: {trafficPolicy: Allow}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: EgressNetwork
+metadata: {name: global, namespace: linkerd-egress}
+spec: {trafficPolicy: Allow}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: EgressNetwork
+metadata: {name: theirs, namespace: books}
+spec: {trafficPolicy: Deny}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-local, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: EgressNetwork, name: local}]
+  rules: [{}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-typo, namespace: emojivoto}
+spec:
+  parentRefs:
+  - {group: core, kind: Service, name: emoji}
+  - {group: policy.linkerd.io, kind: EgressNetwork, name: locl, port: 80}
+  rules: [{}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: to-theirs, namespace: books}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: EgressNetwork, name: theirs, port: 5432}]
+  rules:
+  - backendRefs: [{group: policy.linkerd.io, kind: EgressNetwork, name: theirs}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: to-global, namespace: emojivoto}
+spec:
+  parentRefs:
+  - {group: policy.linkerd.io, kind: EgressNetwork, name: global, namespace: linkerd-egress}
+  rules: [{}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: consumer, namespace: web}
+spec:
+  parentRefs:
+  - {group: policy.linkerd.io, kind: EgressNetwork, name: theirs, namespace: books}
+  rules: [{}]
+";
+
+    /// [`unserved_egress_routes`] of `text` for a workload in `namespace`,
+    /// with the networks the policy compiled from `text` gives it.
+    fn unserved_in(namespace: &str, text: &str) -> Vec<String> {
+        let sources = [mesh_policy::PolicySource::new("routes.yaml", text)];
+        let compiled = mesh_policy::Policy::compile(
+            &sources,
+            &mesh_policy::Workload::new(namespace),
+            &mesh_policy::PolicyConfig::default(),
+            &mesh_policy::PolicyMetrics::default(),
+        )
+        .unwrap();
+        let resources = mesh_retry::config::load("routes.yaml", text).unwrap();
+        let written = [
+            ("emojivoto", "local"),
+            ("linkerd-egress", "global"),
+            ("books", "theirs"),
+        ];
+        unserved_egress_routes(
+            &resources,
+            namespace,
+            compiled.egress_networks(),
+            mesh_policy::DEFAULT_EGRESS_NAMESPACE,
+            || {
+                written
+                    .iter()
+                    .map(|&(ns, name)| (ns.to_owned(), name.to_owned()))
+                    .collect()
+            },
+        )
+    }
+
+    #[test]
+    fn a_route_on_a_network_that_does_not_apply_is_warned_about_with_the_reason() {
+        let warnings = unserved_in("emojivoto", UNSERVED);
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        // Named at the parentRefs entry of the network, not the Service's.
+        assert!(
+            warnings[0].starts_with(
+                "routes.yaml: document 5 (HTTPRoute emojivoto/to-typo): spec.parentRefs[1]: \
+                 no EgressNetwork emojivoto/locl is in the policy"
+            ),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[1].starts_with(
+                "routes.yaml: document 6 (TCPRoute books/to-theirs): spec.parentRefs[0]: \
+                 EgressNetwork books/theirs does not apply to this workload: a workload in \
+                 emojivoto is served the EgressNetworks of its own namespace, else those of \
+                 the global egress namespace linkerd-egress"
+            ),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[2].starts_with(
+                "routes.yaml: document 7 (GRPCRoute emojivoto/to-global): spec.parentRefs[0]: \
+                 EgressNetwork linkerd-egress/global of the global egress namespace does not \
+                 apply to this workload, as the workload's namespace emojivoto has \
+                 EgressNetworks of its own"
+            ),
+            "{warnings:#?}"
+        );
+        // The route on the workload's own network, and the consumer route
+        // of `web`, which a client in emojivoto is not served: no warning.
+        assert!(
+            !warnings
+                .iter()
+                .any(|w| w.contains("to-local") || w.contains("consumer")),
+            "{warnings:#?}"
+        );
+    }
+
+    #[test]
+    fn a_global_network_applies_where_the_namespace_has_none_and_the_files_are_not_read_again() {
+        // In `shop`, which has no network of its own, the global one
+        // applies; the others are not its own.
+        let warnings = unserved_in("shop", UNSERVED);
+        assert!(
+            !warnings.iter().any(|w| w.contains("to-global")),
+            "{warnings:#?}"
+        );
+        // With every route on a network that applies, the files are not
+        // read for the networks written.
+        let resources = mesh_retry::config::load(
+            "routes.yaml",
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-local, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: EgressNetwork, name: local}]
+  rules: [{}]
+",
+        )
+        .unwrap();
+        let sources = [mesh_policy::PolicySource::new("routes.yaml", UNSERVED)];
+        let compiled = mesh_policy::Policy::compile(
+            &sources,
+            &mesh_policy::Workload::new("emojivoto"),
+            &mesh_policy::PolicyConfig::default(),
+            &mesh_policy::PolicyMetrics::default(),
+        )
+        .unwrap();
+        let warnings = unserved_egress_routes(
+            &resources,
+            "emojivoto",
+            compiled.egress_networks(),
+            mesh_policy::DEFAULT_EGRESS_NAMESPACE,
+            || panic!("the networks written were read"),
+        );
+        assert!(warnings.is_empty(), "{warnings:#?}");
     }
 
     /// The names of the first service's planned routes, in the order a
