@@ -17,6 +17,11 @@
 //! a state no one wrote, and after every change one would be in force
 //! without the other until the other's watcher next read the files.
 //!
+//! At start and on each reload put in force, each route attached to an
+//! `EgressNetwork` that does not apply to the workload (missing, of
+//! another namespace, or a global one the workload's namespace hides) is
+//! logged, as `sidecar check` shows it: it serves nothing.
+//!
 //! `inbound_policy_reloads_total{result}` counts the policy's compiles
 //! (`error` when it does not compile), `outbound_route_reloads_total{result}`
 //! every change (`error` when any part of it is refused, or the files
