@@ -177,6 +177,7 @@ mod routes;
 mod routes_grpc_backend;
 mod routes_hosts;
 mod routes_unknown_backend;
+mod routes_without_rules;
 mod routing_followups;
 mod server_conflict;
 mod shutdown_admin;

@@ -60,6 +60,7 @@ mod review_retry_after;
 mod review_retry_readiness;
 mod review_retry_shed;
 mod route_precedence;
+mod routes_without_rules;
 mod stack_grpc_trailers;
 mod storm;
 mod timeouts;

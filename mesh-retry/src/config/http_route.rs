@@ -19,7 +19,9 @@ use crate::{Backoff, RetryPolicy, Timeouts};
 
 /// What the `HTTPRoute` model leaves out and this reader needs: the
 /// route's `metadata.creationTimestamp`, which orders its matches among
-/// other routes' ([`precedence`](super::precedence)); and a rule's
+/// other routes' ([`precedence`](super::precedence)); whether
+/// `spec.rules` is written at all, which the model reads as an empty
+/// list when it is absent or `null` ([`Rules`]); and a rule's
 /// `retries: {numRetries, timeout}`, which the Gateway API does not define
 /// but some guides write, read as `retry.attempts` and
 /// `timeouts.backendRequest`.
@@ -40,8 +42,22 @@ struct UnmodelledMeta {
 
 #[derive(Clone, Debug, Default, Deserialize)]
 struct GuideSpec {
+    /// `None` when absent or `null`.
     #[serde(default)]
-    rules: Vec<GuideRule>,
+    rules: Option<Vec<GuideRule>>,
+}
+
+/// How a route's `spec.rules` is written, which decides what a route
+/// without rules takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Rules {
+    /// At least one rule.
+    Written,
+    /// Absent or `null`: the cluster stores the CRD's default in its place.
+    Absent,
+    /// `[]`: kept as written, as the API server defaults only an absent
+    /// (or `null`) field.
+    Empty,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -70,9 +86,76 @@ impl Unmodelled {
         self.rule(index).is_some()
     }
 
-    fn rule(&self, index: usize) -> Option<GuideRetry> {
-        self.spec.rules.get(index).and_then(|r| r.retries)
+    /// How `spec.rules` is written.
+    pub(super) fn rules(&self) -> Rules {
+        match &self.spec.rules {
+            None => Rules::Absent,
+            Some(rules) if rules.is_empty() => Rules::Empty,
+            Some(_) => Rules::Written,
+        }
     }
+
+    fn rule(&self, index: usize) -> Option<GuideRetry> {
+        self.spec
+            .rules
+            .as_ref()
+            .and_then(|rules| rules.get(index))
+            .and_then(|r| r.retries)
+    }
+}
+
+/// Gives `route` the rule the Gateway API gives an `HTTPRoute` written
+/// without `rules`, and returns whether it did.
+///
+/// The `HTTPRoute` CRD defaults `spec.rules` to
+/// `[{matches: [{path: {type: PathPrefix, value: /}}]}]` (the
+/// `+kubebuilder:default` of `HTTPRouteSpec.Rules` in
+/// `apis/v1/httproute_types.go`, kubernetes-sigs/gateway-api), so the API
+/// server stores a route written without `rules`, or with `rules: null`,
+/// with one rule taking every request of its parents, and Linkerd's policy
+/// controller serves it so. Here it is a rule without matches, which
+/// matches every request and ranks as a `/` prefix does; it has no
+/// filters, timeouts, retries or backends of its own, so its requests go
+/// to the parent, under the route's annotations, and it is named as any
+/// rule is (metrics label it with the route's name).
+///
+/// Two routes without rules are not defaulted, and a warning says that
+/// they take no requests. An `HTTPRoute` with `rules: []`: the API server
+/// defaults an absent or `null` field only, and the CRD sets no minimum
+/// number of rules. A `GRPCRoute`: its CRD has no default for `rules` and
+/// no minimum either (`GRPCRouteSpec.Rules` in `apis/v1/grpcroute_types.go`),
+/// and Linkerd's policy controller serves such a route without rules.
+pub(super) fn default_rules(
+    route: &mut HttpRoute,
+    guide: &Unmodelled,
+    context: &DocumentContext<'_>,
+    grpc: bool,
+    warnings: &mut Vec<ConfigWarning>,
+) -> bool {
+    if !route.spec.rules.is_empty() {
+        return false;
+    }
+    let message = match (grpc, guide.rules()) {
+        (false, Rules::Absent) => {
+            route.spec.rules.push(HttpRouteRule::default());
+            return true;
+        }
+        (false, Rules::Empty | Rules::Written) => {
+            "spec.rules is an empty list, so the route takes no requests: the Gateway API gives \
+             one rule taking every request to an HTTPRoute written without rules (or with \
+             rules: null), not to one with an empty list"
+        }
+        (true, _) => {
+            "the GRPCRoute has no rules, so it takes no calls: the Gateway API gives an \
+             HTTPRoute without rules one rule taking every request, but a GRPCRoute none"
+        }
+    };
+    warnings.push(ConfigWarning::new(
+        context,
+        "spec.rules".to_owned(),
+        message.to_owned(),
+    ));
+    false
 }
 
 /// Every rule of `route` as a policy, in order, each with its redirect,

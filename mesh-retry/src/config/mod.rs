@@ -22,6 +22,11 @@
 //!   `RequestRedirect` the route's redirect ([`ServiceRetryPolicy::redirect`]).
 //!   Filters of types that are not supported, such as `RequestMirror`,
 //!   `URLRewrite` or `ExtensionRef`, are named in a [`ConfigWarning`].
+//!   A route written without `rules` is read as the one rule the
+//!   `HTTPRoute` CRD defaults them to, which takes every request, ranks as
+//!   a `/` prefix and is named `spec.rules`, where `rules: []` and a
+//!   `GRPCRoute` without rules (its CRD has no default) take none, with a
+//!   [`ConfigWarning`].
 //! - **`GRPCRoute`s whose parent is a `Service`**: each rule's method and
 //!   header matches, read as the `HTTPRoute` matches they amount to (a
 //!   call is a `POST` to `/{service}/{method}`, and each match takes only
@@ -1380,7 +1385,10 @@ impl ServiceRetryPolicy {
     /// name, and the rule, as a [`ConfigWarning`] writes them, such as
     /// `policy.yaml: document 4 (HTTPRoute emojivoto/voting-canary): spec.rules[0]`
     /// (`(HTTPRoute voting-canary)` for a route written without a
-    /// namespace).
+    /// namespace). The rule the Gateway API gives an `HTTPRoute` written
+    /// without `rules` is at `spec.rules`: no document has a
+    /// `spec.rules[0]` to point at, and `spec.rules` is the field to write
+    /// to change it.
     /// `None` for a ServiceProfile route and one added by hand.
     pub fn rule_source(&self, index: usize) -> Option<String> {
         let Some(Origin::Rule(rule)) = self.origins.get(index) else {
@@ -1393,9 +1401,14 @@ impl ServiceRetryPolicy {
             "HTTPRoute"
         };
         let resource = source.named(Some(kind));
+        let field = if rule.defaulted {
+            "spec.rules".to_owned()
+        } else {
+            format!("spec.rules[{}]", rule.rule)
+        };
         Some(format!(
-            "{}: document {} ({resource}): spec.rules[{}]",
-            source.origin, source.document, rule.rule
+            "{}: document {} ({resource}): {field}",
+            source.origin, source.document
         ))
     }
 
@@ -1966,7 +1979,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         if document.is::<HttpRoute>() || document.is::<GrpcRoute>() {
             // A GRPCRoute is read as the HTTPRoute its method matches make,
             // and keeps the rank of each match by the GRPCRoute's rules.
-            let (route, context, ignored, grpc) = if document.is::<HttpRoute>() {
+            let (mut route, context, ignored, grpc) = if document.is::<HttpRoute>() {
                 let parsed = document.read::<HttpRoute>()?;
                 (parsed.value, parsed.context, parsed.ignored, None)
             } else {
@@ -2018,6 +2031,13 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 None => http_route::Unmodelled::default(),
             };
             let created = precedence::created(guide.created(), &context)?;
+            let defaulted = http_route::default_rules(
+                &mut route,
+                &guide,
+                &context,
+                grpc.is_some(),
+                &mut loaded.warnings,
+            );
             let route_name: Arc<str> = format!(
                 "{}/{}",
                 route.metadata.namespace.as_deref().unwrap_or(""),
@@ -2066,6 +2086,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                         applied: None,
                         position,
                         rule,
+                        defaulted,
                         kind: match &grpc {
                             Some(ranks) => {
                                 RuleKind::Grpc(ranks.get(rule).cloned().unwrap_or_default())

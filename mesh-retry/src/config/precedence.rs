@@ -80,6 +80,9 @@ pub(super) struct RuleOrigin {
     pub(super) position: usize,
     /// The rule's index in the route.
     pub(super) rule: usize,
+    /// Whether the rule is the one the Gateway API gives an `HTTPRoute`
+    /// written without `rules`, which no document holds.
+    pub(super) defaulted: bool,
     /// The kind of the route, which decides how the rule's matches rank.
     pub(super) kind: RuleKind,
     /// Where the route was read, to name it if it is set aside.
@@ -387,6 +390,7 @@ mod tests {
             applied: None,
             position: 0,
             rule: 0,
+            defaulted: false,
             kind: RuleKind::Http,
             source: Arc::new(RouteSource {
                 origin: String::new(),
