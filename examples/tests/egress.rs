@@ -10,69 +10,26 @@
 use crate::support;
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::atomic::Ordering,
 };
 
 use http::{Request, StatusCode};
 use mesh_examples::sidecar::Running;
-use support::upstreams::{named, reloaded};
+use support::egress::{self, network, route_labels};
+use support::upstreams::{named, reloaded, send};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// An `EgressNetwork` of the workload's namespace with `policy`, and
-/// `networks` (YAML, one line) when not empty.
-fn network(name: &str, policy: &str, networks: &str) -> String {
-    let networks = if networks.is_empty() {
-        String::new()
-    } else {
-        format!("  networks: {networks}\n")
-    };
-    format!(
-        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
-         metadata: {{name: {name}, namespace: emojivoto}}\n\
-         spec:\n  trafficPolicy: {policy}\n{networks}"
-    )
-}
 
 /// A plaintext sidecar in `emojivoto`, on two runtimes, without outbound
 /// services, with `policy` as its policy file (read again every 50 ms).
 fn egress_sidecar(dir: &Path, policy: &str) -> (Running, PathBuf) {
-    let file = dir.join("policy.yaml");
-    std::fs::write(&file, policy).unwrap();
-    let running = sidecar(&format!(
+    egress::sidecar(
+        dir,
         "outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
-        file.display()
-    ));
-    (running, file)
-}
-
-/// Sends `method` `path` for `host` to the outbound listener at `outbound`
-/// over HTTP/1.1 with `body`: the status, the `mesh-error`, and the body.
-async fn send(
-    outbound: SocketAddr,
-    host: &str,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> (StatusCode, Option<String>, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("http://{outbound}{path}"))
-        .header("host", host)
-        .body(full(body.to_owned()))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n",
+        policy,
+    )
 }
 
 #[tokio::test]
@@ -178,17 +135,6 @@ async fn a_name_that_does_not_resolve_is_answered_502() {
     stop(running).await;
 }
 
-/// The labels Linkerd writes for the default egress route `route` of the
-/// network `name` in `emojivoto`, to `port`.
-fn egress_route(name: &str, port: u16, route: &str) -> String {
-    format!(
-        "parent_group=\"policy.linkerd.io\",parent_kind=\"EgressNetwork\",\
-         parent_namespace=\"emojivoto\",parent_name=\"{name}\",parent_port=\"{port}\",\
-         parent_section_name=\"\",route_group=\"\",route_kind=\"default\",\
-         route_namespace=\"\",route_name=\"{route}\""
-    )
-}
-
 #[tokio::test]
 async fn egress_is_counted_in_the_route_families_under_its_network() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,8 +157,8 @@ async fn egress_is_counted_in_the_route_families_under_its_network() {
     assert_eq!(closed_hits.load(Ordering::SeqCst), 0);
 
     let metrics = scrape(running.admin).await;
-    let allow = egress_route("open", open.port(), "http-egress-allow");
-    let deny = egress_route("closed", closed.port(), "http-egress-deny");
+    let allow = route_labels("open", open.port(), "default", "http-egress-allow");
+    let deny = route_labels("closed", closed.port(), "default", "http-egress-deny");
     for expected in [
         format!(
             "outbound_http_route_request_statuses_total{{{allow},hostname=\"\",\
@@ -285,8 +231,8 @@ async fn a_refusal_is_labelled_by_its_status_alone_and_keeps_its_error_in_the_go
     assert_eq!(res.headers()["grpc-status"], "7");
 
     let metrics = scrape(running.admin).await;
-    let http = egress_route("closed", 8080, "http-egress-deny");
-    let grpc = egress_route("closed", 8080, "grpc-egress-deny");
+    let http = route_labels("closed", 8080, "default", "http-egress-deny");
+    let grpc = route_labels("closed", 8080, "default", "grpc-egress-deny");
     for expected in [
         format!(
             "outbound_http_route_request_statuses_total{{{http},hostname=\"localhost\",\
@@ -344,7 +290,7 @@ async fn a_request_for_an_ip_literal_is_labelled_without_a_hostname() {
         );
     }
     let metrics = scrape(running.admin).await;
-    let allow = egress_route("all", port, "http-egress-allow");
+    let allow = route_labels("all", port, "default", "http-egress-allow");
     for hostname in ["", "localhost"] {
         let expected = format!(
             "outbound_http_route_request_statuses_total{{{allow},hostname=\"{hostname}\",\
@@ -376,7 +322,7 @@ async fn ip_literals_are_counted_unnamed_and_take_no_place_under_the_bound() {
     let (status, _, _) = send(running.outbound, "localhost:8080", "GET", "/", "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let metrics = scrape(running.admin).await;
-    let deny = egress_route("closed", 8080, "http-egress-deny");
+    let deny = route_labels("closed", 8080, "default", "http-egress-deny");
     let counted: Vec<&str> = metrics
         .lines()
         .filter(|l| {
@@ -505,7 +451,7 @@ async fn a_network_of_the_global_egress_namespace_applies_to_every_namespace() {
     let (status, _, body) = send(running.outbound, &host, "GET", "/", "").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "upstream"));
     let metrics = scrape(running.admin).await;
-    let allow = egress_route("all", upstream.port(), "http-egress-allow").replace(
+    let allow = route_labels("all", upstream.port(), "default", "http-egress-allow").replace(
         "parent_namespace=\"emojivoto\"",
         "parent_namespace=\"mesh-egress\"",
     );
@@ -540,7 +486,7 @@ async fn a_refused_grpc_call_is_counted_on_the_grpc_egress_route() {
     let res = h2_via(running.outbound, call).await.unwrap();
     assert_eq!(res.headers()["grpc-status"], "7");
     let metrics = scrape(running.admin).await;
-    let deny = egress_route("closed", 8080, "grpc-egress-deny");
+    let deny = route_labels("closed", 8080, "default", "grpc-egress-deny");
     let expected = format!(
         "outbound_grpc_route_request_statuses_total{{{deny},hostname=\"\",\
          grpc_status=\"PERMISSION_DENIED\",error=\"\"}} 1"

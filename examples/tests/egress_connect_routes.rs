@@ -19,6 +19,7 @@ use std::{
 
 use mesh_examples::sidecar::Running;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use support::egress::{self, TO_NETWORK, network, route_labels, tcp_route, tls_route};
 use support::upstreams::reloaded;
 use support::*;
 use tokio::{
@@ -81,55 +82,18 @@ async fn tls_upstream() -> TlsUpstream {
     }
 }
 
-/// An `EgressNetwork` `name` of `emojivoto` with `policy`, capturing
-/// every address outside the cluster networks.
-fn network(name: &str, policy: &str) -> String {
-    format!(
-        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
-         metadata: {{name: {name}, namespace: emojivoto}}\n\
-         spec:\n  trafficPolicy: {policy}\n"
-    )
-}
-
-/// A backend that is the parent network: the original destination.
-const TO_NETWORK: &str = "[{kind: EgressNetwork, group: policy.linkerd.io, name: net}]";
-
-/// A `TLSRoute` `name` for `hostnames` on `port` of network `net`, to
-/// `backends`.
-fn tls_route(name: &str, hostnames: &str, port: u16, backends: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\n\
-         metadata: {{name: {name}, namespace: emojivoto}}\n\
-         spec:\n  hostnames: {hostnames}\n\
-         \x20 parentRefs: [{{name: net, kind: EgressNetwork, group: policy.linkerd.io, port: {port}}}]\n\
-         \x20 rules: [{{backendRefs: {backends}}}]\n"
-    )
-}
-
-/// A `TCPRoute` `name` on `port` of network `net`, to `backends`.
-fn tcp_route(name: &str, port: u16, backends: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n\
-         metadata: {{name: {name}, namespace: emojivoto}}\n\
-         spec:\n\
-         \x20 parentRefs: [{{name: net, kind: EgressNetwork, group: policy.linkerd.io, port: {port}}}]\n\
-         \x20 rules: [{{backendRefs: {backends}}}]\n"
-    )
-}
-
 /// A plaintext sidecar in `emojivoto` on two runtimes, with `policy` as
 /// its policy file (read again every 50 ms) and `extra` appended to its
 /// configuration.
 fn egress_sidecar(dir: &Path, policy: &str, extra: &str) -> (Running, PathBuf) {
-    let file = dir.join("policy.yaml");
-    std::fs::write(&file, policy).unwrap();
-    let running = sidecar(&format!(
-        "outbound:\n  listen: 127.0.0.1:0\n{extra}\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n  detect_timeout: 200ms\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
-        file.display()
-    ));
-    (running, file)
+    egress::sidecar(
+        dir,
+        &format!(
+            "outbound:\n  listen: 127.0.0.1:0\n{extra}\
+             admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n  detect_timeout: 200ms\n"
+        ),
+        policy,
+    )
 }
 
 /// A tunnel to `authority` through the sidecar's outbound listener,
@@ -160,22 +124,6 @@ async fn tls_ping(
     Ok(got)
 }
 
-/// The parent and route labels of route `route` (`kind`, a resource of
-/// `emojivoto`, or `default`) of network `net`, to `port`.
-fn route_labels(port: u16, kind: &str, route: &str) -> String {
-    let (group, namespace) = if kind == "default" {
-        ("", "")
-    } else {
-        ("gateway.networking.k8s.io", "emojivoto")
-    };
-    format!(
-        "parent_group=\"policy.linkerd.io\",parent_kind=\"EgressNetwork\",\
-         parent_namespace=\"emojivoto\",parent_name=\"net\",parent_port=\"{port}\",\
-         parent_section_name=\"\",route_group=\"{group}\",route_kind=\"{kind}\",\
-         route_namespace=\"{namespace}\",route_name=\"{route}\""
-    )
-}
-
 /// The scrape, once every one of `lines` is in it; fails the test if not.
 async fn scraped(admin: SocketAddr, lines: &[String]) -> String {
     let metrics = scrape_until(admin, |m| lines.iter().all(|l| m.lines().any(|x| x == l))).await;
@@ -195,7 +143,7 @@ async fn deny_lets_a_tls_routes_sni_through_and_closes_another_as_forbidden() {
     let port = upstream.addr.port();
     let policy = format!(
         "{}---\n{}",
-        network("net", "Deny"),
+        network("net", "Deny", ""),
         tls_route("httpbin", "[httpbin.test]", port, TO_NETWORK)
     );
     let (running, _) = egress_sidecar(dir.path(), &policy, "");
@@ -216,8 +164,8 @@ async fn deny_lets_a_tls_routes_sni_through_and_closes_another_as_forbidden() {
     );
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 1);
 
-    let allowed = route_labels(port, "TLSRoute", "httpbin");
-    let denied = route_labels(port, "default", "tls-egress-deny");
+    let allowed = route_labels("net", port, "TLSRoute", "httpbin");
+    let denied = route_labels("net", port, "default", "tls-egress-deny");
     scraped(
         running.admin,
         &[
@@ -243,7 +191,7 @@ async fn a_wildcard_hostname_takes_the_names_under_it_alone() {
     let port = upstream.addr.port();
     let policy = format!(
         "{}---\n{}",
-        network("net", "Deny"),
+        network("net", "Deny", ""),
         tls_route("wild", "['*.wild.test']", port, TO_NETWORK)
     );
     let (running, _) = egress_sidecar(dir.path(), &policy, "");
@@ -261,7 +209,7 @@ async fn a_wildcard_hostname_takes_the_names_under_it_alone() {
             .is_err()
     );
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 1);
-    let wild = route_labels(port, "TLSRoute", "wild");
+    let wild = route_labels("net", port, "TLSRoute", "wild");
     scraped(
         running.admin,
         &[format!(
@@ -279,7 +227,7 @@ async fn a_tcp_route_opens_its_port_of_a_deny_network_and_no_other() {
     let (other, other_accepted) = tcp_echo().await;
     let policy = format!(
         "{}---\n{}",
-        network("net", "Deny"),
+        network("net", "Deny", ""),
         tcp_route("db", echo.port(), TO_NETWORK)
     );
     let (running, _) = egress_sidecar(dir.path(), &policy, "");
@@ -298,7 +246,7 @@ async fn a_tcp_route_opens_its_port_of_a_deny_network_and_no_other() {
     assert!(head.contains("mesh-error: egress denied\r\n"), "{head}");
     assert_eq!(other_accepted.load(Ordering::SeqCst), 0);
 
-    let db = route_labels(echo.port(), "TCPRoute", "db");
+    let db = route_labels("net", echo.port(), "TCPRoute", "db");
     let target = format!("target_ip=\"127.0.0.1\",target_port=\"{}\"", echo.port());
     scraped(
         running.admin,
@@ -320,7 +268,7 @@ async fn a_tls_route_to_a_service_goes_to_the_services_endpoint() {
     let port = refused_port();
     let policy = format!(
         "{}---\n{}",
-        network("net", "Deny"),
+        network("net", "Deny", ""),
         tls_route(
             "to-svc",
             "[httpbin.test]",
@@ -347,7 +295,7 @@ async fn allow_without_routes_counts_tls_by_its_sni_and_tcp_by_its_address() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = tls_upstream().await;
     let (echo, _) = tcp_echo().await;
-    let (running, _) = egress_sidecar(dir.path(), &network("net", "Allow"), "");
+    let (running, _) = egress_sidecar(dir.path(), &network("net", "Allow", ""), "");
     let tcp = tunnel(
         running.outbound,
         &format!("127.0.0.1:{}", upstream.addr.port()),
@@ -363,8 +311,8 @@ async fn allow_without_routes_counts_tls_by_its_sni_and_tcp_by_its_address() {
     tcp.read_exact(&mut got).await.unwrap();
     drop(tcp);
 
-    let tls = route_labels(upstream.addr.port(), "default", "tls-egress-allow");
-    let tcp = route_labels(echo.port(), "default", "tcp-egress-allow");
+    let tls = route_labels("net", upstream.addr.port(), "default", "tls-egress-allow");
+    let tcp = route_labels("net", echo.port(), "default", "tcp-egress-allow");
     let target = format!("target_ip=\"127.0.0.1\",target_port=\"{}\"", echo.port());
     scraped(
         running.admin,
@@ -386,14 +334,14 @@ async fn a_client_that_sends_nothing_takes_the_tcp_route_after_the_detect_timeou
     // A TLSRoute on the port too: a silent client is no TLS client.
     let policy = format!(
         "{}---\n{}---\n{}",
-        network("net", "Deny"),
+        network("net", "Deny", ""),
         tls_route("tls", "[httpbin.test]", port, TO_NETWORK),
         tcp_route("smtp", port, TO_NETWORK)
     );
     let (running, _) = egress_sidecar(dir.path(), &policy, "");
     let mut tcp = tunnel(running.outbound, &format!("127.0.0.1:{port}")).await;
     read_greeting(&mut tcp).await;
-    let smtp = route_labels(port, "TCPRoute", "smtp");
+    let smtp = route_labels("net", port, "TCPRoute", "smtp");
     scraped(
         running.admin,
         &[format!(
@@ -410,7 +358,7 @@ async fn a_reload_that_adds_a_tls_route_opens_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = tls_upstream().await;
     let port = upstream.addr.port();
-    let (running, file) = egress_sidecar(dir.path(), &network("net", "Deny"), "");
+    let (running, file) = egress_sidecar(dir.path(), &network("net", "Deny", ""), "");
     let authority = format!("127.0.0.1:{port}");
     let (_conn, head) = connect_head(running.outbound, &authority).await;
     assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
@@ -419,7 +367,7 @@ async fn a_reload_that_adds_a_tls_route_opens_its_name() {
         &file,
         format!(
             "{}---\n{}",
-            network("net", "Deny"),
+            network("net", "Deny", ""),
             tls_route("httpbin", "[httpbin.test]", port, TO_NETWORK)
         ),
     );
@@ -440,7 +388,7 @@ async fn a_route_that_cannot_send_a_tunnel_anywhere_closes_it_and_says_why() {
     let (tls_port, tcp_port) = (upstream.addr.port(), echo.port());
     let policy = format!(
         "{}---\n{}---\n{}",
-        network("net", "Deny"),
+        network("net", "Deny", ""),
         // A backend that is no outbound service.
         tls_route(
             "ghost",
@@ -468,8 +416,8 @@ async fn a_route_that_cannot_send_a_tunnel_anywhere_closes_it_and_says_why() {
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 0);
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
 
-    let ghost = route_labels(tls_port, "TLSRoute", "ghost");
-    let zero = route_labels(tcp_port, "TCPRoute", "zero");
+    let ghost = route_labels("net", tls_port, "TLSRoute", "ghost");
+    let zero = route_labels("net", tcp_port, "TCPRoute", "zero");
     scraped(
         running.admin,
         &[

@@ -22,17 +22,12 @@ use std::{
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_examples::sidecar::Running;
-use support::upstreams::{named, reloaded};
+use support::egress::{self, network, parent_labels};
+use support::upstreams::{named, reloaded, send};
 use support::*;
 
-/// The walkthrough's network, in `emojivoto`, with `policy`.
-fn network(policy: &str) -> String {
-    format!(
-        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
-         metadata: {{name: all-egress-traffic, namespace: emojivoto}}\n\
-         spec:\n  trafficPolicy: {policy}\n"
-    )
-}
+/// The walkthrough's network's name.
+const NETWORK: &str = "all-egress-traffic";
 
 /// The `parentRefs` entry of the network, with `port: {port}` when given.
 fn parent(port: Option<u16>) -> String {
@@ -68,46 +63,22 @@ fn httpbin_get(port: u16) -> String {
 /// `services` (YAML list entries, indented), with `policy` as its policy
 /// file (read again every 50 ms).
 fn egress_sidecar(dir: &Path, services: &str, policy: &str) -> (Running, PathBuf) {
-    let file = dir.join("policy.yaml");
-    std::fs::write(&file, policy).unwrap();
     let services = if services.is_empty() {
         String::new()
     } else {
         format!("  services:\n{services}")
     };
-    let running = sidecar(&format!(
+    let config = format!(
         "outbound:\n  listen: 127.0.0.1:0\n{services}\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
-        file.display()
-    ));
-    (running, file)
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n"
+    );
+    egress::sidecar(dir, &config, policy)
 }
 
 /// Sends `GET path` for `host` to the outbound listener at `outbound`:
 /// the status, the `mesh-error`, and the body.
 async fn get(outbound: SocketAddr, host: &str, path: &str) -> (StatusCode, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}{path}"))
-        .header("host", host)
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let status = res.status();
-    let error = res
-        .headers()
-        .get("mesh-error")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
-    (status, error, body)
-}
-
-/// The parent labels of the network for traffic to `port`.
-fn parent_labels(port: u16) -> String {
-    format!(
-        "parent_group=\"policy.linkerd.io\",parent_kind=\"EgressNetwork\",\
-         parent_namespace=\"emojivoto\",parent_name=\"all-egress-traffic\",\
-         parent_port=\"{port}\",parent_section_name=\"\""
-    )
+    send(outbound, host, "GET", path, "").await
 }
 
 #[tokio::test]
@@ -115,7 +86,7 @@ async fn the_walkthroughs_route_lets_its_path_out_of_a_deny_network_and_is_label
     let dir = tempfile::tempdir().unwrap();
     let (upstream, hits) = named("httpbin").await;
     let port = upstream.port();
-    let policy = format!("{}---\n{}", network("Deny"), httpbin_get(port));
+    let policy = format!("{}---\n{}", network(NETWORK, "Deny", ""), httpbin_get(port));
     let (running, _) = egress_sidecar(dir.path(), "", &policy);
     let host = format!("localhost:{port}");
 
@@ -130,7 +101,7 @@ async fn the_walkthroughs_route_lets_its_path_out_of_a_deny_network_and_is_label
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let metrics = scrape(running.admin).await;
-    let parent = parent_labels(port);
+    let parent = parent_labels(NETWORK, port);
     for expected in [
         format!(
             "outbound_http_route_request_statuses_total{{{parent},\
@@ -180,7 +151,11 @@ async fn a_route_attached_with_a_port_applies_to_that_port_only() {
     let dir = tempfile::tempdir().unwrap();
     let (on, on_hits) = named("on").await;
     let (off, off_hits) = named("off").await;
-    let policy = format!("{}---\n{}", network("Deny"), httpbin_get(on.port()));
+    let policy = format!(
+        "{}---\n{}",
+        network(NETWORK, "Deny", ""),
+        httpbin_get(on.port())
+    );
     let (running, _) = egress_sidecar(dir.path(), "", &policy);
 
     let (status, _, body) = get(running.outbound, &on.to_string(), "/get").await;
@@ -194,8 +169,11 @@ async fn a_route_attached_with_a_port_applies_to_that_port_only() {
     // Without a port, the route takes every port.
     let dir = tempfile::tempdir().unwrap();
     let every = http_route("any-get", None, "matches: [{path: {value: /get}}]");
-    let (running_any, _) =
-        egress_sidecar(dir.path(), "", &format!("{}---\n{every}", network("Deny")));
+    let (running_any, _) = egress_sidecar(
+        dir.path(),
+        "",
+        &format!("{}---\n{every}", network(NETWORK, "Deny", "")),
+    );
     let (status, _, body) = get(running_any.outbound, &off.to_string(), "/get").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "off"));
     stop(running).await;
@@ -212,7 +190,7 @@ async fn a_service_backend_takes_the_captured_traffic_to_the_outbound_service() 
         Some(outside.port()),
         "backendRefs: [{kind: Service, name: internal-egress, port: 80}]",
     );
-    let policy = format!("{}---\n{route}", network("Allow"));
+    let policy = format!("{}---\n{route}", network(NETWORK, "Allow", ""));
     let services = format!("    - name: internal-egress\n      endpoints: [{internal}]\n");
     let (running, _) = egress_sidecar(dir.path(), &services, &policy);
 
@@ -228,7 +206,7 @@ async fn a_service_backend_takes_the_captured_traffic_to_the_outbound_service() 
          route_namespace=\"emojivoto\",route_name=\"unencrypted-http\",\
          backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",\
          backend_name=\"internal-egress\",backend_port=\"\",backend_section_name=\"\"}} 1",
-        parent_labels(outside.port())
+        parent_labels(NETWORK, outside.port())
     );
     assert!(
         metrics.lines().any(|l| l == expected),
@@ -247,7 +225,7 @@ async fn an_egress_network_backend_is_the_original_destination() {
         "backendRefs: [{group: policy.linkerd.io, kind: EgressNetwork, \
          name: all-egress-traffic}]",
     );
-    let policy = format!("{}---\n{route}", network("Deny"));
+    let policy = format!("{}---\n{route}", network(NETWORK, "Deny", ""));
     let (running, _) = egress_sidecar(dir.path(), "", &policy);
     let (status, _, body) = get(running.outbound, &upstream.to_string(), "/").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "outside"));
@@ -295,7 +273,7 @@ async fn a_routes_retries_retry_a_503_from_the_original_destination() {
             "  namespace: emojivoto\n",
             &format!("  namespace: emojivoto\n{annotations}"),
         );
-        let policy = format!("{}---\n{route}", network("Allow"));
+        let policy = format!("{}---\n{route}", network(NETWORK, "Allow", ""));
         let (running, _) = egress_sidecar(dir.path(), "", &policy);
         let (status, _, body) = get(running.outbound, &upstream.to_string(), "/").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"), "{name}");
@@ -314,7 +292,7 @@ async fn a_request_header_modifier_edits_the_request_sent_out() {
         "filters:\n    - type: RequestHeaderModifier\n      \
          requestHeaderModifier: {set: [{name: x-egress, value: tagged}], remove: [x-secret]}",
     );
-    let policy = format!("{}---\n{route}", network("Allow"));
+    let policy = format!("{}---\n{route}", network(NETWORK, "Allow", ""));
     let (running, _) = egress_sidecar(dir.path(), "", &policy);
     let req = Request::get(format!("http://{}/headers", running.outbound))
         .header("host", upstream.to_string())
@@ -343,7 +321,7 @@ async fn a_grpc_route_lets_its_method_out_of_a_deny_network() {
          - method: {{service: emojivoto.v1.EmojiService, method: ListAll}}\n",
         parent(None)
     );
-    let policy = format!("{}---\n{route}", network("Deny"));
+    let policy = format!("{}---\n{route}", network(NETWORK, "Deny", ""));
     let (running, _) = egress_sidecar(dir.path(), "", &policy);
     let host = upstream.to_string();
 
@@ -362,7 +340,7 @@ async fn a_grpc_route_lets_its_method_out_of_a_deny_network() {
     let route_labels = format!(
         "{},route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",\
          route_namespace=\"emojivoto\",route_name=\"list-all\",hostname=\"\"",
-        parent_labels(upstream.port())
+        parent_labels(NETWORK, upstream.port())
     );
     assert!(
         metrics.lines().any(
@@ -378,14 +356,18 @@ async fn a_grpc_route_lets_its_method_out_of_a_deny_network() {
 async fn a_reload_that_adds_a_route_takes_effect_on_the_next_request() {
     let dir = tempfile::tempdir().unwrap();
     let (upstream, hits) = named("httpbin").await;
-    let (running, file) = egress_sidecar(dir.path(), "", &network("Deny"));
+    let (running, file) = egress_sidecar(dir.path(), "", &network(NETWORK, "Deny", ""));
     let host = upstream.to_string();
     let (status, _, _) = get(running.outbound, &host, "/get").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     replace_file(
         &file,
-        format!("{}---\n{}", network("Deny"), httpbin_get(upstream.port())),
+        format!(
+            "{}---\n{}",
+            network(NETWORK, "Deny", ""),
+            httpbin_get(upstream.port())
+        ),
     );
     reloaded(running.admin, "ok", 1).await;
     let (status, _, body) = get(running.outbound, &host, "/get").await;
@@ -395,7 +377,11 @@ async fn a_reload_that_adds_a_route_takes_effect_on_the_next_request() {
     // A refused reload keeps the route.
     replace_file(
         &file,
-        format!("{}---\n{}", network("Maybe"), httpbin_get(upstream.port())),
+        format!(
+            "{}---\n{}",
+            network(NETWORK, "Maybe", ""),
+            httpbin_get(upstream.port())
+        ),
     );
     reloaded(running.admin, "error", 1).await;
     let (status, _, _) = get(running.outbound, &host, "/get").await;
@@ -414,7 +400,7 @@ async fn a_request_redirect_answers_the_captured_request_itself() {
         "filters:\n    - type: RequestRedirect\n      \
          requestRedirect: {scheme: https, statusCode: 301}",
     );
-    let policy = format!("{}---\n{route}", network("Allow"));
+    let policy = format!("{}---\n{route}", network(NETWORK, "Allow", ""));
     let (running, _) = egress_sidecar(dir.path(), "", &policy);
     let req = Request::get(format!("http://{}/get", running.outbound))
         .header("host", "localhost")

@@ -16,66 +16,26 @@ use crate::support;
 use std::{net::SocketAddr, path::Path};
 
 use mesh_examples::sidecar::Running;
+use support::egress::{self, TO_NETWORK, network, route_labels, tcp_route, tls_route};
 use support::*;
 use tokio::io::AsyncWriteExt;
-
-/// An `EgressNetwork` `net` of `emojivoto` with `policy`, capturing every
-/// address outside the cluster networks.
-fn network(policy: &str) -> String {
-    format!(
-        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
-         metadata: {{name: net, namespace: emojivoto}}\n\
-         spec:\n  trafficPolicy: {policy}\n"
-    )
-}
-
-/// A `TCPRoute` `name` on `port` of network `net`, to the network (the
-/// original destination).
-fn tcp_route(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n\
-         metadata: {{name: {name}, namespace: emojivoto}}\n\
-         spec:\n\
-         \x20 parentRefs: [{{name: net, kind: EgressNetwork, group: policy.linkerd.io, port: {port}}}]\n\
-         \x20 rules: [{{backendRefs: [{{kind: EgressNetwork, group: policy.linkerd.io, name: net}}]}}]\n"
-    )
-}
 
 /// A plaintext sidecar in `emojivoto` on two runtimes, with `policy` as its
 /// policy file and `detect_timeout` as its detection timeout.
 fn egress_sidecar(dir: &Path, policy: &str, detect_timeout: &str) -> Running {
-    let file = dir.join("policy.yaml");
-    std::fs::write(&file, policy).unwrap();
-    sidecar(&format!(
+    let config = format!(
         "outbound:\n  listen: 127.0.0.1:0\n\
          admin:\n  listen: 127.0.0.1:0\n\
-         server:\n  threads: 2\n  detect_timeout: {detect_timeout}\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    ))
-}
-
-/// The parent and route labels of route `route` (`kind`, a resource of
-/// `emojivoto`, or `default`) of network `net` on `port`.
-fn route_labels(port: u16, kind: &str, route: &str) -> String {
-    let (group, namespace) = if kind == "default" {
-        ("", "")
-    } else {
-        ("gateway.networking.k8s.io", "emojivoto")
-    };
-    format!(
-        "parent_group=\"policy.linkerd.io\",parent_kind=\"EgressNetwork\",\
-         parent_namespace=\"emojivoto\",parent_name=\"net\",parent_port=\"{port}\",\
-         parent_section_name=\"\",route_group=\"{group}\",route_kind=\"{kind}\",\
-         route_namespace=\"{namespace}\",route_name=\"{route}\""
-    )
+         server:\n  threads: 2\n  detect_timeout: {detect_timeout}\n"
+    );
+    egress::sidecar(dir, &config, policy).0
 }
 
 /// [`route_labels`] and the address `127.0.0.1:port`: a TCP family's.
 fn labels(port: u16, kind: &str, route: &str) -> String {
     format!(
         "{},target_ip=\"127.0.0.1\",target_port=\"{port}\"",
-        route_labels(port, kind, route)
+        route_labels("net", port, kind, route)
     )
 }
 
@@ -89,7 +49,11 @@ async fn a_port_with_only_tcp_routes_connects_a_client_that_waits_for_the_server
     let dir = tempfile::tempdir().unwrap();
     let app = greeting_app().await;
     let port = app.addr.port();
-    let policy = format!("{}---\n{}", network("Deny"), tcp_route("smtp", port));
+    let policy = format!(
+        "{}---\n{}",
+        network("net", "Deny", ""),
+        tcp_route("smtp", port, TO_NETWORK)
+    );
     let running = egress_sidecar(dir.path(), &policy, "60s");
     let (mut tcp, head) = connect_head(running.outbound, &format!("127.0.0.1:{port}")).await;
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -130,7 +94,7 @@ async fn allow_without_routes_counts_a_silent_clients_tunnel_open_while_it_lasts
     let dir = tempfile::tempdir().unwrap();
     let app = greeting_app().await;
     let port = app.addr.port();
-    let running = egress_sidecar(dir.path(), &network("Allow"), "200ms");
+    let running = egress_sidecar(dir.path(), &network("net", "Allow", ""), "200ms");
     let (mut tcp, head) = connect_head(running.outbound, &format!("127.0.0.1:{port}")).await;
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     read_greeting(&mut tcp).await;
@@ -184,18 +148,6 @@ async fn allow_without_routes_counts_a_silent_clients_tunnel_open_while_it_lasts
     stop(running).await;
 }
 
-/// A `TLSRoute` `name` for `hostnames` on `port` of network `net`, to the
-/// network.
-fn tls_route(name: &str, hostnames: &str, port: u16) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\n\
-         metadata: {{name: {name}, namespace: emojivoto}}\n\
-         spec:\n  hostnames: {hostnames}\n\
-         \x20 parentRefs: [{{name: net, kind: EgressNetwork, group: policy.linkerd.io, port: {port}}}]\n\
-         \x20 rules: [{{backendRefs: [{{kind: EgressNetwork, group: policy.linkerd.io, name: net}}]}}]\n"
-    )
-}
-
 /// A sidecar whose `Allow` network has a `TCPRoute` on `routed`'s port and
 /// a `TLSRoute` on `hello`'s, with `grace` as its shutdown grace, and three
 /// tunnels through it: to `routed` and to `plain` (a port without routes),
@@ -207,19 +159,16 @@ async fn three_tunnels(dir: &Path, grace: &str) -> (Running, Vec<tokio::net::Tcp
     let (hello, _) = tcp_echo().await;
     let policy = format!(
         "{}---\n{}---\n{}",
-        network("Allow"),
-        tcp_route("db", routed.port()),
-        tls_route("https", "[httpbin.test]", hello.port())
+        network("net", "Allow", ""),
+        tcp_route("db", routed.port(), TO_NETWORK),
+        tls_route("https", "[httpbin.test]", hello.port(), TO_NETWORK)
     );
-    let file = dir.join("policy.yaml");
-    std::fs::write(&file, policy).unwrap();
-    let running = sidecar(&format!(
+    let config = format!(
         "outbound:\n  listen: 127.0.0.1:0\n\
          admin:\n  listen: 127.0.0.1:0\n\
-         server:\n  threads: 2\n  detect_timeout: 60s\n  shutdown_grace: {grace}\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    ));
+         server:\n  threads: 2\n  detect_timeout: 60s\n  shutdown_grace: {grace}\n"
+    );
+    let (running, _) = egress::sidecar(dir, &config, &policy);
     let mut tunnels = Vec::new();
     for addr in [routed, plain] {
         let (mut tcp, head) = connect_head(running.outbound, &addr.to_string()).await;
@@ -295,7 +244,7 @@ async fn shutdown_cuts_egress_tunnels_at_the_end_of_the_grace() {
 async fn a_destination_that_refuses_is_warned_of_once_per_streak() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, network("Allow")).unwrap();
+    std::fs::write(&policy, network("net", "Allow", "")).unwrap();
     let outbound = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = dir.path().join("sidecar.yaml");
     std::fs::write(
@@ -343,9 +292,9 @@ async fn a_destination_that_refuses_after_the_200_closes_the_tunnel_counted_unex
         .unwrap();
     let policy = format!(
         "{}---\n{}---\n{}",
-        network("Deny"),
-        tls_route("https", "[httpbin.test]", tls_port),
-        tcp_route("db", tcp_port)
+        network("net", "Deny", ""),
+        tls_route("https", "[httpbin.test]", tls_port, TO_NETWORK),
+        tcp_route("db", tcp_port, TO_NETWORK)
     );
     let running = egress_sidecar(dir.path(), &policy, "60s");
 
@@ -361,7 +310,7 @@ async fn a_destination_that_refuses_after_the_200_closes_the_tunnel_counted_unex
 
     let https = format!(
         "{},hostname=\"httpbin.test\"",
-        route_labels(tls_port, "TLSRoute", "https")
+        route_labels("net", tls_port, "TLSRoute", "https")
     );
     let db = labels(tcp_port, "TCPRoute", "db");
     let done = |m: &str| {

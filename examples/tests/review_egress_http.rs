@@ -12,25 +12,24 @@ use std::{net::SocketAddr, sync::atomic::Ordering};
 
 use http::{Request, StatusCode};
 use mesh_examples::sidecar::Running;
+use support::egress::{self, network};
 use support::upstreams::named;
 use support::*;
-
-/// An `EgressNetwork` of `emojivoto` with `trafficPolicy: Allow` and no
-/// `networks`: every address outside the cluster networks.
-const ALLOW_ALL: &str = "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
-     metadata: {name: all, namespace: emojivoto}\nspec:\n  trafficPolicy: Allow\n";
 
 /// A plaintext sidecar in `emojivoto`, its outbound listener on `listen`,
 /// without outbound services, with `policy` as its policy file.
 fn egress_sidecar(dir: &std::path::Path, listen: &str, policy: &str) -> Running {
-    let file = dir.join("policy.yaml");
-    std::fs::write(&file, policy).unwrap();
-    sidecar(&format!(
+    let config = format!(
         "outbound:\n  listen: {listen}\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    ))
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    );
+    egress::sidecar(dir, &config, policy).0
+}
+
+/// An `EgressNetwork` of `emojivoto` with `trafficPolicy: Allow` and no
+/// `networks`: every address outside the cluster networks.
+fn allow_all() -> String {
+    network("all", "Allow", "")
 }
 
 /// The status line and `mesh-error` of `raw`, a whole HTTP/1 answer.
@@ -52,7 +51,7 @@ fn status_and_error(raw: &str) -> (&str, Option<&str>) {
 async fn an_https_target_is_refused_501_and_sent_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let (upstream, hits) = named("upstream").await;
-    let running = egress_sidecar(dir.path(), "127.0.0.1:0", ALLOW_ALL);
+    let running = egress_sidecar(dir.path(), "127.0.0.1:0", &allow_all());
 
     for target in [
         format!("https://{upstream}/secret"),
@@ -133,7 +132,7 @@ async fn without_egress_networks_an_https_target_keeps_the_404() {
 #[tokio::test]
 async fn a_listener_on_every_interface_is_never_egress() {
     let dir = tempfile::tempdir().unwrap();
-    let running = egress_sidecar(dir.path(), "0.0.0.0:0", ALLOW_ALL);
+    let running = egress_sidecar(dir.path(), "0.0.0.0:0", &allow_all());
     let port = running.outbound.port();
     let listener = SocketAddr::from(([127, 0, 0, 1], port));
     for host in [format!("127.0.0.1:{port}"), format!("0.0.0.0:{port}")] {
@@ -164,15 +163,12 @@ async fn a_listener_on_every_interface_is_never_egress() {
 async fn the_admin_and_inbound_listeners_are_never_egress() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = named("app").await;
-    let file = dir.path().join("policy.yaml");
-    std::fs::write(&file, ALLOW_ALL).unwrap();
-    let running = sidecar(&format!(
+    let config = format!(
         "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n\
          outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
-        file.display()
-    ));
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    );
+    let (running, _) = egress::sidecar(dir.path(), &config, &allow_all());
     let (admin, inbound) = (running.admin, running.inbound[0]);
     for target in [admin, inbound] {
         let port = target.port();
@@ -220,13 +216,12 @@ async fn a_connect_to_a_denied_port_with_http_routes_is_refused_403() {
     let (upstream, hits) = named("upstream").await;
     let port = upstream.port();
     let policy = format!(
-        "apiVersion: policy.linkerd.io/v1alpha1\nkind: EgressNetwork\n\
-         metadata: {{name: all, namespace: emojivoto}}\nspec:\n  trafficPolicy: Deny\n\
-         ---\n\
+        "{}---\n\
          apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
          metadata: {{name: anything, namespace: emojivoto}}\n\
          spec:\n  parentRefs: [{{group: policy.linkerd.io, kind: EgressNetwork, name: all, port: {port}}}]\n\
-         \x20 rules: [{{}}]\n"
+         \x20 rules: [{{}}]\n",
+        network("all", "Deny", "")
     );
     let running = egress_sidecar(dir.path(), "127.0.0.1:0", &policy);
     // The route lets requests through.

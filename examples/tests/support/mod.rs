@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod egress;
 pub mod policy;
 pub mod upstreams;
 // One capture for every crate's tests: mesh-core's (its docs say why

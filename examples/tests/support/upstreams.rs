@@ -114,9 +114,37 @@ pub async fn get_marked(
     path: &str,
     header: &str,
 ) -> (StatusCode, Option<String>, String) {
-    let req = Request::get(format!("http://{outbound}{path}"))
-        .header("host", "emoji")
-        .body(full(""))
+    exchange(outbound, "emoji", "GET", path, "", header).await
+}
+
+/// Sends `method` `path` for `host` to the sidecar at `outbound` over
+/// HTTP/1.1 with `body`, on a connection of its own: the status, the
+/// `mesh-error` header and the body.
+pub async fn send(
+    outbound: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, Option<String>, String) {
+    exchange(outbound, host, method, path, body, "mesh-error").await
+}
+
+/// [`send`], with the response's header `header` in place of
+/// `mesh-error`.
+async fn exchange(
+    outbound: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    header: &str,
+) -> (StatusCode, Option<String>, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{outbound}{path}"))
+        .header("host", host)
+        .body(full(body.to_owned()))
         .unwrap();
     let res = http1().request(req).await.unwrap();
     let status = res.status();
