@@ -46,10 +46,17 @@ fn strings(warnings: &[config::ConfigWarning]) -> Vec<String> {
 
 #[test]
 fn an_http_route_without_rules_is_one_rule_taking_every_request_under_its_name() {
-    // (`rules: null`, which the cluster defaults too, is refused by the
-    // HTTPRoute model before this reader sees it.)
-    let text = http_route("web-all", "2024-01-01T00:00:00Z", "");
-    let loaded = config::load("routes.yaml", &text).unwrap();
+    for rest in ["", "  rules: null\n", "  rules:\n"] {
+        without_rules(rest);
+    }
+}
+
+/// `rest` writes no rules: absent, or `null` (which the API server drops,
+/// so the CRD's default applies to it too).
+#[track_caller]
+fn without_rules(rest: &str) {
+    let text = http_route("web-all", "2024-01-01T00:00:00Z", rest);
+    let loaded = config::load("routes.yaml", &text).unwrap_or_else(|e| panic!("{rest:?}: {e}"));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let web = web(&loaded);
     assert_eq!(web.routes.len(), 1, "{:?}", web.routes);

@@ -31,7 +31,7 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    deserializer.deserialize_seq(AtMost::<N, T>(PhantomData))
+    deserializer.deserialize_option(AtMost::<N, T>(PhantomData))
 }
 
 /// A route's rules: at most 16, holding at most 128 matches together.
@@ -63,6 +63,21 @@ impl<'de, const N: usize, T: Deserialize<'de>> Visitor<'de> for AtMost<N, T> {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "a list of at most {N} entries")
+    }
+
+    /// `null`: no entries. The API server drops a `null` it is sent for a
+    /// list that is not nullable, so a manifest with `rules: null` is one
+    /// without `rules`, and is read as one.
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<T>, D::Error> {
+        deserializer.deserialize_seq(self)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
