@@ -16,7 +16,7 @@ use std::{
 
 use http::{Request, StatusCode};
 use mesh_examples::sidecar::Running;
-use support::egress::{self, network, route_labels};
+use support::egress::{self, assert_lines, network, route_labels};
 use support::upstreams::{named, reloaded, send};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,28 +159,26 @@ async fn egress_is_counted_in_the_route_families_under_its_network() {
     let metrics = scrape(running.admin).await;
     let allow = route_labels("open", open.port(), "default", "http-egress-allow");
     let deny = route_labels("closed", closed.port(), "default", "http-egress-deny");
-    for expected in [
-        format!(
-            "outbound_http_route_request_statuses_total{{{allow},hostname=\"\",\
-             http_status=\"200\",error=\"\"}} 1"
-        ),
-        format!(
-            "outbound_http_route_backend_requests_total{{{allow},\
-             backend_group=\"policy.linkerd.io\",backend_kind=\"EgressNetwork\",\
-             backend_namespace=\"emojivoto\",backend_name=\"open\",\
-             backend_port=\"{}\",backend_section_name=\"\"}} 1",
-            open.port()
-        ),
-        format!(
-            "outbound_http_route_request_statuses_total{{{deny},hostname=\"\",\
-             http_status=\"403\",error=\"\"}} 1"
-        ),
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == expected),
-            "{expected} not in {metrics}"
-        );
-    }
+    assert_lines(
+        &metrics,
+        &[
+            format!(
+                "outbound_http_route_request_statuses_total{{{allow},hostname=\"\",\
+                 http_status=\"200\",error=\"\"}} 1"
+            ),
+            format!(
+                "outbound_http_route_backend_requests_total{{{allow},\
+                 backend_group=\"policy.linkerd.io\",backend_kind=\"EgressNetwork\",\
+                 backend_namespace=\"emojivoto\",backend_name=\"open\",\
+                 backend_port=\"{}\",backend_section_name=\"\"}} 1",
+                open.port()
+            ),
+            format!(
+                "outbound_http_route_request_statuses_total{{{deny},hostname=\"\",\
+                 http_status=\"403\",error=\"\"}} 1"
+            ),
+        ],
+    );
     // The golden families, one series per network.
     assert_eq!(
         series(
@@ -233,21 +231,19 @@ async fn a_refusal_is_labelled_by_its_status_alone_and_keeps_its_error_in_the_go
     let metrics = scrape(running.admin).await;
     let http = route_labels("closed", 8080, "default", "http-egress-deny");
     let grpc = route_labels("closed", 8080, "default", "grpc-egress-deny");
-    for expected in [
-        format!(
-            "outbound_http_route_request_statuses_total{{{http},hostname=\"localhost\",\
-             http_status=\"403\",error=\"\"}} 1"
-        ),
-        format!(
-            "outbound_grpc_route_request_statuses_total{{{grpc},hostname=\"localhost\",\
-             grpc_status=\"PERMISSION_DENIED\",error=\"\"}} 1"
-        ),
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == expected),
-            "{expected} not in {metrics}"
-        );
-    }
+    assert_lines(
+        &metrics,
+        &[
+            format!(
+                "outbound_http_route_request_statuses_total{{{http},hostname=\"localhost\",\
+                 http_status=\"403\",error=\"\"}} 1"
+            ),
+            format!(
+                "outbound_grpc_route_request_statuses_total{{{grpc},hostname=\"localhost\",\
+                 grpc_status=\"PERMISSION_DENIED\",error=\"\"}} 1"
+            ),
+        ],
+    );
     // As they count it whatever the route families say.
     for (route, status, class) in [
         ("http-egress-deny", "status_code=\"403\"", "success"),
@@ -296,10 +292,7 @@ async fn a_request_for_an_ip_literal_is_labelled_without_a_hostname() {
             "outbound_http_route_request_statuses_total{{{allow},hostname=\"{hostname}\",\
              http_status=\"200\",error=\"\"}} 1"
         );
-        assert!(
-            metrics.lines().any(|l| l == expected),
-            "{expected} not in {metrics}"
-        );
+        assert_lines(&metrics, &[expected]);
     }
     assert!(!metrics.contains("hostname=\"127.0.0.1\""), "{metrics}");
     stop(running).await;
@@ -491,10 +484,7 @@ async fn a_refused_grpc_call_is_counted_on_the_grpc_egress_route() {
         "outbound_grpc_route_request_statuses_total{{{deny},hostname=\"\",\
          grpc_status=\"PERMISSION_DENIED\",error=\"\"}} 1"
     );
-    assert!(
-        metrics.lines().any(|l| l == expected),
-        "{expected} not in {metrics}"
-    );
+    assert_lines(&metrics, &[expected]);
     stop(running).await;
 }
 

@@ -19,7 +19,9 @@ use std::{
 
 use mesh_examples::sidecar::Running;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use support::egress::{self, TO_NETWORK, network, route_labels, tcp_route, tls_route};
+use support::egress::{
+    self, TO_NETWORK, assert_lines, network, route_labels, tcp_route, tls_route,
+};
 use support::upstreams::reloaded;
 use support::*;
 use tokio::{
@@ -127,12 +129,7 @@ async fn tls_ping(
 /// The scrape, once every one of `lines` is in it; fails the test if not.
 async fn scraped(admin: SocketAddr, lines: &[String]) -> String {
     let metrics = scrape_until(admin, |m| lines.iter().all(|l| m.lines().any(|x| x == l))).await;
-    for line in lines {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "{line} not in {metrics}"
-        );
-    }
+    assert_lines(&metrics, lines);
     metrics
 }
 

@@ -22,7 +22,7 @@ use std::{
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_examples::sidecar::Running;
-use support::egress::{self, network, parent_labels};
+use support::egress::{self, assert_lines, network, route_labels};
 use support::upstreams::{named, reloaded, send};
 use support::*;
 
@@ -101,34 +101,27 @@ async fn the_walkthroughs_route_lets_its_path_out_of_a_deny_network_and_is_label
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let metrics = scrape(running.admin).await;
-    let parent = parent_labels(NETWORK, port);
-    for expected in [
-        format!(
-            "outbound_http_route_request_statuses_total{{{parent},\
-             route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",\
-             route_namespace=\"emojivoto\",route_name=\"httpbin-get\",\
-             hostname=\"localhost\",http_status=\"200\",error=\"\"}} 1"
-        ),
-        format!(
-            "outbound_http_route_backend_requests_total{{{parent},\
-             route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",\
-             route_namespace=\"emojivoto\",route_name=\"httpbin-get\",\
-             backend_group=\"policy.linkerd.io\",backend_kind=\"EgressNetwork\",\
-             backend_namespace=\"emojivoto\",backend_name=\"all-egress-traffic\",\
-             backend_port=\"{port}\",backend_section_name=\"\"}} 1"
-        ),
-        format!(
-            "outbound_http_route_request_statuses_total{{{parent},\
-             route_group=\"\",route_kind=\"default\",route_namespace=\"\",\
-             route_name=\"http-egress-deny\",hostname=\"localhost\",\
-             http_status=\"403\",error=\"\"}} 1"
-        ),
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == expected),
-            "{expected} not in {metrics}"
-        );
-    }
+    let route = route_labels(NETWORK, port, "HTTPRoute", "httpbin-get");
+    let deny = route_labels(NETWORK, port, "default", "http-egress-deny");
+    assert_lines(
+        &metrics,
+        &[
+            format!(
+                "outbound_http_route_request_statuses_total{{{route},\
+                 hostname=\"localhost\",http_status=\"200\",error=\"\"}} 1"
+            ),
+            format!(
+                "outbound_http_route_backend_requests_total{{{route},\
+                 backend_group=\"policy.linkerd.io\",backend_kind=\"EgressNetwork\",\
+                 backend_namespace=\"emojivoto\",backend_name=\"all-egress-traffic\",\
+                 backend_port=\"{port}\",backend_section_name=\"\"}} 1"
+            ),
+            format!(
+                "outbound_http_route_request_statuses_total{{{deny},\
+                 hostname=\"localhost\",http_status=\"403\",error=\"\"}} 1"
+            ),
+        ],
+    );
     // The golden families, under the network and the route's name.
     assert_eq!(
         series(
@@ -202,16 +195,11 @@ async fn a_service_backend_takes_the_captured_traffic_to_the_outbound_service() 
     let metrics = scrape(running.admin).await;
     let expected = format!(
         "outbound_http_route_backend_requests_total{{{},\
-         route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",\
-         route_namespace=\"emojivoto\",route_name=\"unencrypted-http\",\
          backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",\
          backend_name=\"internal-egress\",backend_port=\"\",backend_section_name=\"\"}} 1",
-        parent_labels(NETWORK, outside.port())
+        route_labels(NETWORK, outside.port(), "HTTPRoute", "unencrypted-http")
     );
-    assert!(
-        metrics.lines().any(|l| l == expected),
-        "{expected} not in {metrics}"
-    );
+    assert_lines(&metrics, &[expected]);
     stop(running).await;
 }
 
@@ -337,17 +325,15 @@ async fn a_grpc_route_lets_its_method_out_of_a_deny_network() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let metrics = scrape(running.admin).await;
-    let route_labels = format!(
-        "{},route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",\
-         route_namespace=\"emojivoto\",route_name=\"list-all\",hostname=\"\"",
-        parent_labels(NETWORK, upstream.port())
+    let labels = format!(
+        "{},hostname=\"\"",
+        route_labels(NETWORK, upstream.port(), "GRPCRoute", "list-all")
     );
     assert!(
         metrics.lines().any(
-            |l| l.starts_with("outbound_grpc_route_request_statuses_total{")
-                && l.contains(&route_labels)
+            |l| l.starts_with("outbound_grpc_route_request_statuses_total{") && l.contains(&labels)
         ),
-        "{route_labels} not in {metrics}"
+        "{labels} not in {metrics}"
     );
     stop(running).await;
 }

@@ -89,3 +89,13 @@ pub fn route_labels(network: &str, port: u16, kind: &str, route: &str) -> String
         parent_labels(network, port)
     )
 }
+
+/// Fails the test unless each of `lines` is a whole line of `metrics`.
+pub fn assert_lines(metrics: &str, lines: &[String]) {
+    for line in lines {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in {metrics}"
+        );
+    }
+}
