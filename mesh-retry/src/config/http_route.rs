@@ -20,8 +20,8 @@ use crate::{Backoff, RetryPolicy, Timeouts};
 /// What the `HTTPRoute` model leaves out and this reader needs: the
 /// route's `metadata.creationTimestamp`, which orders its matches among
 /// other routes' ([`precedence`](super::precedence)); whether
-/// `spec.rules` is written at all, which the model reads as an empty
-/// list when it is absent or `null` ([`Rules`]); and a rule's
+/// `spec.rules` is written at all, which the model reads as the CRD's
+/// default rule when it is absent or `null` ([`Rules`]); and a rule's
 /// `retries: {numRetries, timeout}`, which the Gateway API does not define
 /// but some guides write, read as `retry.attempts` and
 /// `timeouts.backendRequest`.
@@ -104,8 +104,9 @@ impl Unmodelled {
     }
 }
 
-/// Gives `route` the rule the Gateway API gives an `HTTPRoute` written
-/// without `rules`, and returns whether it did.
+/// Whether `route` holds the rule the Gateway API gives an `HTTPRoute`
+/// written without `rules`, which is then named `spec.rules` rather than
+/// `spec.rules[0]`; gives it that rule if it has none.
 ///
 /// The `HTTPRoute` CRD defaults `spec.rules` to
 /// `[{matches: [{path: {type: PathPrefix, value: /}}]}]` (the
@@ -113,8 +114,8 @@ impl Unmodelled {
 /// `apis/v1/httproute_types.go`, kubernetes-sigs/gateway-api), so the API
 /// server stores a route written without `rules`, or with `rules: null`,
 /// with one rule taking every request of its parents, and Linkerd's policy
-/// controller serves it so. Here it is a rule without matches, which
-/// matches every request and ranks as a `/` prefix does; it has no
+/// controller serves it so. The model reads it so: one rule whose one
+/// match is the path prefix `/`, which matches every request; it has no
 /// filters, timeouts, retries or backends of its own, so its requests go
 /// to the parent, under the route's annotations, and it is named as any
 /// rule is (metrics label it with the route's name).
@@ -132,15 +133,20 @@ pub(super) fn default_rules(
     grpc: bool,
     warnings: &mut Vec<ConfigWarning>,
 ) -> bool {
-    if !route.spec.rules.is_empty() {
-        return false;
-    }
     let message = match (grpc, guide.rules()) {
-        (false, Rules::Absent) => {
-            route.spec.rules.push(HttpRouteRule::default());
+        // The model reads an absent or `null` `rules` as the CRD's default
+        // rule already; it is given here only to a route built otherwise.
+        (false, Rules::Absent)
+            if route.spec.rules.is_empty()
+                || route.spec.rules == [HttpRouteRule::crd_default()] =>
+        {
+            if route.spec.rules.is_empty() {
+                route.spec.rules.push(HttpRouteRule::crd_default());
+            }
             return true;
         }
-        (false, Rules::Empty | Rules::Written) => {
+        _ if !route.spec.rules.is_empty() => return false,
+        (false, _) => {
             "spec.rules is an empty list, so the route takes no requests: the Gateway API gives \
              one rule taking every request to an HTTPRoute written without rules (or with \
              rules: null), not to one with an empty list"

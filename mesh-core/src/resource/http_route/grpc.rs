@@ -66,6 +66,10 @@ pub struct GrpcRouteSpec {
     #[serde(default, deserialize_with = "super::hostname::hostnames")]
     pub hostnames: Vec<String>,
     /// The rules. At most 16, holding at most 128 matches together.
+    /// Absent, `null` and `[]` are all no rules, and the route takes no
+    /// calls: unlike an `HTTPRoute`'s, the `GRPCRoute` CRD's `rules` has
+    /// no default (`GRPCRouteSpec.Rules` in `apis/v1/grpcroute_types.go`,
+    /// kubernetes-sigs/gateway-api).
     #[serde(default, deserialize_with = "limits::rules")]
     pub rules: Vec<GrpcRouteRule>,
 }

@@ -40,15 +40,62 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de> + HasMatches,
 {
-    let rules = at_most::<SIXTEEN, D, T>(deserializer)?;
+    route_matches(at_most::<SIXTEEN, D, T>(deserializer)?)
+}
+
+/// A route's rules as [`rules`] reads them, except that `null` is
+/// `absent()`: for a CRD that defaults `rules`, the API server drops the
+/// `null` and stores the default in its place. A list, even an empty
+/// one, is kept as written.
+pub(super) fn rules_or<'de, D, T>(
+    deserializer: D,
+    absent: fn() -> Vec<T>,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + HasMatches,
+{
+    deserializer.deserialize_option(RulesOr { absent })
+}
+
+/// `rules`, refused when they hold more matches together than a route may.
+fn route_matches<T: HasMatches, E: de::Error>(rules: Vec<T>) -> Result<Vec<T>, E> {
     let matches: usize = rules.iter().map(HasMatches::matches).sum();
     if matches > ROUTE_MATCHES {
-        return Err(de::Error::custom(format_args!(
+        return Err(E::custom(format_args!(
             "the rules hold {matches} matches together; the Gateway API allows at most \
              {ROUTE_MATCHES} in one route"
         )));
     }
     Ok(rules)
+}
+
+struct RulesOr<T> {
+    absent: fn() -> Vec<T>,
+}
+
+impl<'de, T: Deserialize<'de> + HasMatches> Visitor<'de> for RulesOr<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a list of at most {SIXTEEN} rules")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+        Ok((self.absent)())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
+        Ok((self.absent)())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<T>, D::Error> {
+        rules(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+        route_matches(AtMost::<SIXTEEN, T>(PhantomData).visit_seq(seq)?)
+    }
 }
 
 /// A rule, whose matches count towards its route's limit.

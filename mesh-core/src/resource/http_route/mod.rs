@@ -108,8 +108,27 @@ pub struct HttpRouteSpec {
     pub hostnames: Vec<String>,
     /// The rules, each a set of matches and what to do with them. At most
     /// 16, holding at most 128 matches together.
-    #[serde(default, deserialize_with = "limits::rules")]
+    ///
+    /// A route written without `rules` takes every request of its
+    /// parents, so `rules` absent or `null` is read as the Gateway API
+    /// CRD's default (`HTTPRouteSpec.Rules` in `apis/v1/httproute_types.go`,
+    /// kubernetes-sigs/gateway-api), which the API server stores in its
+    /// place: one rule with one match, the path prefix `/` (see
+    /// [`HttpRouteRule::crd_default`]). `rules: []` is kept empty, as the
+    /// API server keeps it: the CRD sets no minimum, and such a route
+    /// takes no requests. ([`HttpRouteSpec::default`] has no rules.)
+    #[serde(default = "crd_default_rules", deserialize_with = "http_rules")]
     pub rules: Vec<HttpRouteRule>,
+}
+
+/// The `rules` the `HTTPRoute` CRD gives a route written without them.
+fn crd_default_rules() -> Vec<HttpRouteRule> {
+    vec![HttpRouteRule::crd_default()]
+}
+
+/// `rules`: within the limits, and the CRD's default for `null`.
+fn http_rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<HttpRouteRule>, D::Error> {
+    limits::rules_or(deserializer, crd_default_rules)
 }
 
 /// A `parentRefs` entry.
@@ -282,6 +301,21 @@ impl limits::HasMatches for HttpRouteRule {
 }
 
 impl HttpRouteRule {
+    /// The rule the `HTTPRoute` CRD defaults `rules` to,
+    /// `{matches: [{path: {type: PathPrefix, value: /}}]}`: every request.
+    pub fn crd_default() -> Self {
+        Self {
+            matches: vec![HttpRouteMatch {
+                path: Some(HttpPathMatch {
+                    kind: PathMatchType::PathPrefix,
+                    value: root_path(),
+                }),
+                ..HttpRouteMatch::default()
+            }],
+            ..Self::default()
+        }
+    }
+
     /// The type names of the filters that are not modelled, such as
     /// `RequestMirror`, for a warning.
     pub fn unsupported_filters(&self) -> impl Iterator<Item = &str> {
@@ -425,4 +459,71 @@ pub struct HttpRouteRetry {
     /// `backoff`: the base wait between attempts.
     #[serde(default)]
     pub backoff: Option<GatewayDuration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Documents;
+
+    fn read<T: Resource + for<'de> Deserialize<'de>>(text: &str) -> T {
+        let doc = Documents::new("r.yaml", text)
+            .next()
+            .expect("a document")
+            .expect("readable");
+        doc.read::<T>().expect("a route").value
+    }
+
+    const HTTP: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+                        metadata: {name: r}\nspec:\n  parentRefs: [{name: s}]\n";
+    const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n\
+                        metadata: {name: r}\nspec:\n  parentRefs: [{name: s}]\n";
+
+    /// Absent and `null` are the CRD's default, one `PathPrefix /` match;
+    /// an empty list stays empty, as the API server keeps it.
+    #[test]
+    fn http_route_rules_absent_or_null_are_the_crd_default_and_empty_stays_empty() {
+        let default = vec![HttpRouteRule {
+            matches: vec![HttpRouteMatch {
+                path: Some(HttpPathMatch {
+                    kind: PathMatchType::PathPrefix,
+                    value: "/".into(),
+                }),
+                ..HttpRouteMatch::default()
+            }],
+            ..HttpRouteRule::default()
+        }];
+        for rest in ["", "  rules: null\n", "  rules:\n", "  rules: ~\n"] {
+            let route: HttpRoute = read(&format!("{HTTP}{rest}"));
+            assert_eq!(route.spec.rules, default, "{rest:?}");
+        }
+        let route: HttpRoute = read(&format!("{HTTP}  rules: []\n"));
+        assert!(route.spec.rules.is_empty());
+        let route: HttpRoute = read(&format!("{HTTP}  rules: [{{}}]\n"));
+        assert_eq!(route.spec.rules, vec![HttpRouteRule::default()]);
+    }
+
+    /// The limits still hold for a written list.
+    #[test]
+    fn http_route_rules_over_the_limit_are_refused() {
+        let rules =
+            "  rules: [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]\n";
+        let text = format!("{HTTP}{rules}");
+        let doc = Documents::new("r.yaml", &text)
+            .next()
+            .expect("a document")
+            .expect("readable");
+        let err = doc.read::<HttpRoute>().expect_err("17 rules").to_string();
+        assert!(err.contains("at most 16"), "{err}");
+    }
+
+    /// A `GRPCRoute`'s CRD has no default for `rules`.
+    #[test]
+    fn grpc_route_rules_absent_null_or_empty_are_empty() {
+        for rest in ["", "  rules: null\n", "  rules: []\n"] {
+            let route: GrpcRoute = read(&format!("{GRPC}{rest}"));
+            assert!(route.spec.rules.is_empty(), "{rest:?}");
+            assert!(route.to_http_route().expect("valid").spec.rules.is_empty());
+        }
+    }
 }
