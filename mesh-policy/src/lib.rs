@@ -202,6 +202,14 @@
 //!   protocol and what to change, and so is each `AuthorizationPolicy`
 //!   that targets it, which authorizes nothing there. A Server left
 //!   without routes of its kind has the default route (below).
+//! - An `HTTPRoute` written without `rules` (or with `rules: null`) takes
+//!   every request to its Servers: its CRD defaults `rules` to one rule
+//!   matching the path prefix `/`, and mesh-core reads it so. One with
+//!   `rules: []`, which the API server keeps as written, and a `GRPCRoute`
+//!   without rules, whose CRD has no default, take nothing: their
+//!   `AuthorizationPolicy`s authorize nothing, the requests fall to the
+//!   Server's other routes or get its 404, and a
+//!   [`WarningKind::NotApplied`] warning names `spec.rules`.
 //! - A Server with routes answers 404 to requests no route matches.
 //!   Routes are tried in the Gateway API's order of precedence: the route
 //!   whose hostnames match the request's host most specifically first

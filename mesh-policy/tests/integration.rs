@@ -44,6 +44,7 @@ mod review_authz_semantics;
 mod review_policy_semantics;
 mod route_groups;
 mod route_parents;
+mod routes_without_rules;
 mod server_authz_networks;
 mod server_conflict;
 mod servers;

@@ -791,13 +791,26 @@ fn routes(
             });
         }
         if rules.is_empty() {
-            // The Gateway API defaults `rules` to one rule matching the
-            // prefix `/`: a route without rules takes every request.
-            rules.push(CompiledRule {
-                matches: vec![RouteMatch::new()],
-                filters: None,
-                grpc: grpc.map(|_| Vec::new()),
-            });
+            // An HTTPRoute written without `rules` (or `null`) holds the
+            // CRD's default rule, the prefix `/`, from the model. What is
+            // left here is `rules: []`, which the API server keeps as
+            // written, or a GRPCRoute without rules, whose CRD gives none:
+            // the route takes no requests, and they fall to the Server's
+            // other routes, or to no route at all.
+            let message = if grpc.is_some() {
+                "the GRPCRoute has no rules, so it takes no calls: the Gateway API gives an \
+                 HTTPRoute without rules one rule taking every request, but a GRPCRoute none"
+            } else {
+                "spec.rules is an empty list, so the route takes no requests: the Gateway API \
+                 gives one rule taking every request to an HTTPRoute written without rules (or \
+                 with rules: null), not to one with an empty list"
+            };
+            warnings.about(
+                WarningKind::NotApplied,
+                &entry.context,
+                "spec.rules",
+                message,
+            );
         }
         compiled.push(CompiledRoute {
             index,
