@@ -16,10 +16,11 @@
 //! `apis/v1alpha2/tlsroute_types.go` and `tcproute_types.go` in
 //! kubernetes-sigs/gateway-api): a route without `rules`, or with none or
 //! more than 16; a `backendRefs` written empty or with more than 16
-//! entries. A rule without `backendRefs` is kept, with none: Linkerd sends
-//! its connections to the parent itself.
+//! entries. A rule without `backendRefs` (or with `backendRefs: null`,
+//! which the API server drops) is kept, with none: Linkerd sends its
+//! connections to the parent itself.
 
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer};
 
 use super::{BackendReference, ParentReference, hostname, limits};
 use crate::resource::{ApiVersion, ObjectMeta, Resource};
@@ -124,30 +125,15 @@ pub struct L4RouteRule {
     pub backend_refs: Vec<BackendReference>,
 }
 
-/// A list of 1 to 16 entries, as the CRDs' `minItems: 1` and
-/// `maxItems: 16` require.
-fn one_to_sixteen<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    let entries = limits::at_most::<{ limits::SIXTEEN }, D, T>(deserializer)?;
-    if entries.is_empty() {
-        return Err(de::Error::custom(
-            "the list is empty; the Gateway API requires 1 to 16 entries",
-        ));
-    }
-    Ok(entries)
-}
-
 fn rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<L4RouteRule>, D::Error> {
-    one_to_sixteen(deserializer)
+    limits::one_to::<{ limits::SIXTEEN }, D, L4RouteRule>(deserializer, true)
 }
 
+/// `backendRefs`: 1 to 16 when written; `null` is none, as absent is.
 fn backend_refs<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<BackendReference>, D::Error> {
-    one_to_sixteen(deserializer)
+    limits::one_to::<{ limits::SIXTEEN }, D, BackendReference>(deserializer, false)
 }
 
 #[cfg(test)]
@@ -255,5 +241,48 @@ spec:
         // Absent, the rule has none: the parent takes its connections.
         let loaded = load::<TcpRoute>("r.yaml", &format!("{head}  rules: [{{}}]\n")).unwrap();
         assert!(loaded.resources[0].spec.rules[0].backend_refs.is_empty());
+    }
+
+    /// The API server drops a `null` it is sent for a list, so a list
+    /// written `null` is one left out: `backendRefs: null` is a rule
+    /// without backends, and `rules: null` a route without its required
+    /// rules, refused at that line for what it is, not as an empty list.
+    /// `rules: []` is refused at its own line.
+    #[test]
+    fn a_null_list_is_one_left_out() {
+        let head = "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: db}
+spec:
+  parentRefs: [{name: net, kind: EgressNetwork, group: policy.linkerd.io}]
+";
+        for rules in [
+            "  rules: [{backendRefs: null}]\n",
+            "  rules:\n  - backendRefs:\n",
+        ] {
+            let loaded = load::<TcpRoute>("r.yaml", &format!("{head}{rules}"))
+                .unwrap_or_else(|e| panic!("{rules:?}: {e}"));
+            assert!(loaded.resources[0].spec.rules[0].backend_refs.is_empty());
+        }
+        for rules in ["  rules: null\n", "  rules:\n"] {
+            let err = load::<TcpRoute>("r.yaml", &format!("{head}{rules}")).unwrap_err();
+            assert_eq!(err.field_path(), "spec.rules", "{err}");
+            assert_eq!(err.line(), Some(6), "{err}");
+            assert!(err.to_string().contains("null"), "{err}");
+            assert!(!err.to_string().contains("empty"), "{err}");
+        }
+        let err = load::<TlsRoute>("r.yaml", &WALKTHROUGH.replace("  rules:\n  - backendRefs:\n    - kind: EgressNetwork\n      group: policy.linkerd.io\n      name: all-egress-traffic\n", "  rules: null\n"))
+            .unwrap_err();
+        assert_eq!(
+            (err.field_path(), err.line()),
+            ("spec.rules", Some(15)),
+            "{err}"
+        );
+        let err = load::<TcpRoute>("r.yaml", &format!("{head}  rules: []\n")).unwrap_err();
+        assert_eq!(
+            (err.field_path(), err.line()),
+            ("spec.rules", Some(6)),
+            "{err}"
+        );
     }
 }

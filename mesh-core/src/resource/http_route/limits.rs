@@ -34,6 +34,25 @@ where
     deserializer.deserialize_option(AtMost::<N, T>(PhantomData))
 }
 
+/// A list the CRD requires 1 to `N` entries of (`minItems: 1`), refused
+/// where it is written when it is empty. `null` is the field left out, as
+/// the API server drops it: no entries for an optional list, and refused,
+/// at the `null`, for a `required` one.
+pub(super) fn one_to<'de, const N: usize, D, T>(
+    deserializer: D,
+    required: bool,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    // `deserialize_any`, so that an error about a `null` names its line.
+    deserializer.deserialize_any(OneTo::<N, T> {
+        required,
+        entries: PhantomData,
+    })
+}
+
 /// A route's rules: at most 16, holding at most 128 matches together.
 pub(super) fn rules<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -95,6 +114,47 @@ impl<'de, T: Deserialize<'de> + HasMatches> Visitor<'de> for RulesOr<T> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
         route_matches(AtMost::<SIXTEEN, T>(PhantomData).visit_seq(seq)?)
+    }
+}
+
+struct OneTo<const N: usize, T> {
+    required: bool,
+    entries: PhantomData<T>,
+}
+
+impl<'de, const N: usize, T: Deserialize<'de>> Visitor<'de> for OneTo<N, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a list of 1 to {N} entries")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+        if self.required {
+            return Err(E::custom(format_args!(
+                "the list is null, which leaves it out, and the Gateway API requires it, with \
+                 1 to {N} entries"
+            )));
+        }
+        Ok(Vec::new())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<T>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+        let entries = AtMost::<N, T>(PhantomData).visit_seq(seq)?;
+        if entries.is_empty() {
+            return Err(de::Error::custom(format_args!(
+                "the list is empty; the Gateway API requires 1 to {N} entries"
+            )));
+        }
+        Ok(entries)
     }
 }
 
