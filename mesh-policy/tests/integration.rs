@@ -13,6 +13,7 @@ mod authz_kinds;
 mod batch_review;
 mod decision_logs;
 mod decisions;
+mod default_rule;
 mod default_server_port;
 mod dual_stack;
 mod e2e;
