@@ -285,10 +285,12 @@ impl FilterRule {
 /// rule of the kind hold together ([`FilterRule`]). A filter that may not
 /// be there is refused where it is written (`spec.rules[0].filters[2]`);
 /// a list over the limit is refused as a whole, without reading the rest.
+/// `null` is no filters, as the API server drops the `null` of a list that
+/// is not nullable, as [`at_most`](super::limits::at_most) reads it.
 pub(super) fn http_filters<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<HttpRouteFilter>, D::Error> {
-    deserializer.deserialize_seq(Filters(FilterRule::Http))
+    deserializer.deserialize_option(Filters(FilterRule::Http))
 }
 
 /// `filters` of a `GRPCRouteRule`, as [`http_filters`] reads an
@@ -296,7 +298,7 @@ pub(super) fn http_filters<'de, D: Deserializer<'de>>(
 pub(super) fn grpc_filters<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<HttpRouteFilter>, D::Error> {
-    deserializer.deserialize_seq(Filters(FilterRule::Grpc))
+    deserializer.deserialize_option(Filters(FilterRule::Grpc))
 }
 
 struct Filters(FilterRule);
@@ -306,6 +308,18 @@ impl<'de> Visitor<'de> for Filters {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "a list of at most {} filters", super::limits::SIXTEEN)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {

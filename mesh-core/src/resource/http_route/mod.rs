@@ -238,6 +238,14 @@ impl BackendReference {
 /// The most a backend's weight may be: the Gateway API's limit.
 pub const MAX_BACKEND_WEIGHT: u32 = 1_000_000;
 
+/// A list without a limit of its own, `null` read as empty: the API
+/// server drops the `null` of a list that is not nullable.
+fn or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// A port, 1 to 65535 as the Gateway API's `PortNumber`: port 0 is no port
 /// a request arrives on or a connection goes to.
 fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
@@ -450,8 +458,9 @@ pub struct HttpRouteTimeouts {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteRetry {
-    /// `codes`: the HTTP status codes that are retried.
-    #[serde(default)]
+    /// `codes`: the HTTP status codes that are retried. `null` is none,
+    /// as the API server drops it.
+    #[serde(default, deserialize_with = "or_null")]
     pub codes: Vec<u16>,
     /// `attempts`: the most retries for one request.
     #[serde(default)]
@@ -501,6 +510,37 @@ mod tests {
         assert!(route.spec.rules.is_empty());
         let route: HttpRoute = read(&format!("{HTTP}  rules: [{{}}]\n"));
         assert_eq!(route.spec.rules, vec![HttpRouteRule::default()]);
+    }
+
+    /// Every list of a rule written `null` is read as left out, as the
+    /// API server drops the `null` of a list that is not nullable: a rule
+    /// with `filters: null` has no filters, as one without `filters`.
+    #[test]
+    fn a_rules_lists_written_null_are_left_out() {
+        let rule = "  rules:\n  - matches: null\n    filters: null\n    backendRefs: null\n";
+        let route: HttpRoute = read(&format!("{HTTP}{rule}"));
+        assert_eq!(route.spec.rules, vec![HttpRouteRule::default()]);
+        let route: GrpcRoute = read(&format!("{GRPC}{rule}"));
+        assert_eq!(route.spec.rules, vec![GrpcRouteRule::default()]);
+        let filters = "  rules:\n  - filters:\n";
+        let route: HttpRoute = read(&format!("{HTTP}{filters}"));
+        assert!(route.spec.rules[0].filters.is_empty());
+        let retry = "  rules:\n  - retry: {codes: null, attempts: 2}\n";
+        let route: HttpRoute = read(&format!("{HTTP}{retry}"));
+        let retry = route.spec.rules[0].retry.as_ref().expect("a retry");
+        assert!(retry.codes.is_empty());
+        // Another type is still refused where it is written.
+        let text = format!("{HTTP}  rules:\n  - filters: 5\n");
+        let doc = Documents::new("r.yaml", &text)
+            .next()
+            .expect("a document")
+            .expect("readable");
+        let err = doc.read::<HttpRoute>().expect_err("filters: 5");
+        assert_eq!(
+            (err.field_path(), err.line()),
+            ("spec.rules[0].filters", Some(7)),
+            "{err}"
+        );
     }
 
     /// The limits still hold for a written list.
