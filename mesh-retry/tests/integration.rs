@@ -26,6 +26,7 @@ mod config_ranges;
 mod config_traffic_split;
 mod config_warning_namespaces;
 mod deadline_under_a_millisecond;
+mod default_rule_readers;
 mod egress_l4_routes;
 mod egress_routes;
 mod expired;
