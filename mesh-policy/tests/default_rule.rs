@@ -83,3 +83,15 @@ fn explain_names_no_route_for_what_a_route_without_rules_leaves() {
     assert_eq!(explained.route, None, "{explained:?}");
     assert_eq!(explained.status, Some(404), "{explained:?}");
 }
+
+/// `OPTIONS *` asks the server itself; a route without rules takes it as
+/// it takes every request, as it did when such a route was an empty
+/// match and as Linkerd's prefix `/` matches it.
+#[test]
+fn the_default_rule_takes_options_asterisk() {
+    let policy = policy(&[("all", "")]);
+    assert_eq!(
+        get(&policy, "OPTIONS", "*"),
+        Want::Allow("web", "all", "all-to-all")
+    );
+}

@@ -92,9 +92,13 @@ impl PathMatch {
 }
 
 /// Gateway API `PathPrefix`: element-wise, with the prefix's trailing `/`
-/// ignored.
+/// ignored. The prefix `/` matches every path, the asterisk form of
+/// `OPTIONS *` included, as Linkerd's prefix match does: it is what the
+/// Gateway API defaults a route without `rules` to, and such a route takes
+/// every request.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    strip_prefix(path, prefix.trim_end_matches('/')).is_some()
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty() || strip_prefix(path, prefix).is_some()
 }
 
 /// What is left of `path` after the path elements of `prefix` (which has

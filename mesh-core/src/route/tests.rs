@@ -30,6 +30,20 @@ fn an_empty_match_matches_everything() {
     assert!(m.matches(&parts));
 }
 
+/// The prefix `/` (a route without `rules`, as the Gateway API defaults
+/// it) takes every request, `OPTIONS *` included, as an empty match does;
+/// a longer prefix does not take `*`.
+#[test]
+fn the_root_prefix_matches_every_path_the_asterisk_form_included() {
+    let root = PathMatch::prefix("/").unwrap();
+    for path in ["/", "/a", "/a/b", "*"] {
+        assert!(root.matches(path), "{path}");
+    }
+    let options = Request::options("*").body(()).unwrap();
+    assert!(RouteMatch::new().with_path(root).matches_request(&options));
+    assert!(!PathMatch::prefix("/a").unwrap().matches("*"));
+}
+
 #[test]
 fn exact_paths_match_only_themselves() {
     path_matches(
