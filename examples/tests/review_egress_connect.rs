@@ -13,7 +13,7 @@
 
 use crate::support;
 
-use std::{net::SocketAddr, path::Path};
+use std::{net::SocketAddr, path::Path, sync::atomic::Ordering};
 
 use mesh_examples::sidecar::Running;
 use support::egress::{self, TO_NETWORK, network, route_labels, tcp_route, tls_route};
@@ -341,4 +341,44 @@ fn client_hello_bytes(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
     conn.write_tls(&mut out).unwrap();
     out
+}
+
+// A CONNECT that declares content is refused by egress as mesh-core's
+// ConnectTunnel refuses it (RFC 9110 §9.3.6: a CONNECT has none, and
+// whether the bytes after its head are a body or the tunnel's is in
+// doubt): 400, `mesh-error: connect with content`, the connection closed
+// and nothing sent, on an Allow network's port without routes and on a
+// Deny network's port that a TCPRoute opens alike.
+#[tokio::test]
+async fn a_connect_with_content_is_refused_400_and_sent_nowhere() {
+    let (open, open_accepted) = tcp_echo().await;
+    let (routed, routed_accepted) = tcp_echo().await;
+    let allow = network("net", "Allow", "");
+    let deny = format!(
+        "{}---\n{}",
+        network("net", "Deny", ""),
+        tcp_route("db", routed.port(), TO_NETWORK)
+    );
+    for (policy, target) in [(allow, open), (deny, routed)] {
+        let dir = tempfile::tempdir().unwrap();
+        let running = egress_sidecar(dir.path(), &policy, "200ms");
+        for framing in [
+            "content-length: 5\r\n\r\n",
+            "transfer-encoding: chunked\r\n\r\n",
+        ] {
+            let request = format!("CONNECT {target} HTTP/1.1\r\nhost: {target}\r\n{framing}hello");
+            // A tunnel would stay open: the answer is bounded.
+            let answer = tokio::time::timeout(WAIT_BOUND, raw_exchange(running.outbound, &request))
+                .await
+                .expect("not refused and closed: tunnelled");
+            assert!(answer.starts_with("HTTP/1.1 400 "), "{framing}: {answer}");
+            assert!(
+                answer.contains("mesh-error: connect with content\r\n"),
+                "{answer}"
+            );
+        }
+        stop(running).await;
+    }
+    assert_eq!(open_accepted.load(Ordering::SeqCst), 0);
+    assert_eq!(routed_accepted.load(Ordering::SeqCst), 0);
 }

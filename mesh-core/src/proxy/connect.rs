@@ -336,7 +336,11 @@ where
 /// A length of zero declares none however many digits it is written
 /// with (`00`): hyper reads it as an empty body, as RFC 9110 §8.6's
 /// grammar, a run of digits, has it.
-fn has_content<B>(req: &Request<B>) -> bool {
+///
+/// Public for a proxy that takes some `CONNECT`s before a
+/// [`ConnectTunnel`] sees them (a sidecar's egress tunnels), so that it
+/// refuses the same ones, with [`connect_with_content`]'s answer.
+pub fn has_content<B>(req: &Request<B>) -> bool {
     let headers = req.headers();
     let zero = |len: &[u8]| !len.is_empty() && len.iter().all(|&b| b == b'0');
     headers.contains_key(header::TRANSFER_ENCODING)
@@ -349,7 +353,7 @@ fn has_content<B>(req: &Request<B>) -> bool {
 /// The answer to a `CONNECT` with content: `400`, `mesh-error: connect
 /// with content` ([`CONNECT_WITH_CONTENT`]), and the connection closed,
 /// as its framing is in doubt.
-fn connect_with_content<RB: Default>() -> Response<RB> {
+pub fn connect_with_content<RB: Default>() -> Response<RB> {
     let mut res = Response::new(RB::default());
     *res.status_mut() = StatusCode::BAD_REQUEST;
     let h = res.headers_mut();

@@ -89,14 +89,14 @@ use std::{
 
 use bytes::BytesMut;
 use futures_util::future::{BoxFuture, Either};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Method, Request, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use mesh_core::{
     conn::{ConnectionInfo, Sni},
-    error::{MESH_ERROR, ProxyErrorKind, UpstreamCause},
+    error::{ProxyErrorKind, UpstreamCause},
     io::PrefixedIo,
-    proxy::connect::CONNECT_WITH_CONTENT,
+    proxy::connect::{connect_with_content, has_content},
     serve::OpaqueConnection,
 };
 use mesh_retry::config::{
@@ -958,30 +958,6 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Sniff<I> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
-}
-
-/// Whether a `CONNECT` declares content, which it has none of (RFC 9110
-/// §9.3.6), as mesh-core's `ConnectTunnel` reads it.
-fn has_content<B>(req: &Request<B>) -> bool {
-    let headers = req.headers();
-    let zero = |len: &[u8]| !len.is_empty() && len.iter().all(|&b| b == b'0');
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get_all(header::CONTENT_LENGTH)
-            .iter()
-            .any(|len| !zero(len.as_bytes()))
-}
-
-/// The answer mesh-core's `ConnectTunnel` gives a `CONNECT` with content:
-/// `400`, `mesh-error: connect with content`, the connection closed.
-fn connect_with_content<RB: Default>() -> Response<RB> {
-    let mut res = Response::new(RB::default());
-    *res.status_mut() = StatusCode::BAD_REQUEST;
-    let h = res.headers_mut();
-    h.insert(MESH_ERROR, HeaderValue::from_static(CONNECT_WITH_CONTENT));
-    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    res.extensions_mut().insert(ProxyErrorKind::InvalidRequest);
-    res
 }
 
 #[cfg(test)]
