@@ -32,6 +32,15 @@ fn allow_all() -> String {
     network("all", "Allow", "")
 }
 
+/// Sends `GET scheme://upstream/` in absolute form, as a client of a
+/// forward proxy does, to `outbound`: the whole answer.
+async fn proxy_get(outbound: SocketAddr, scheme: &str, upstream: SocketAddr) -> String {
+    let request = format!(
+        "GET {scheme}://{upstream}/ HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n\r\n"
+    );
+    raw_exchange(outbound, &request).await
+}
+
 /// The status line and `mesh-error` of `raw`, a whole HTTP/1 answer.
 fn status_and_error(raw: &str) -> (&str, Option<&str>) {
     let status = raw.lines().next().unwrap_or_default();
@@ -89,13 +98,7 @@ async fn an_https_target_is_refused_501_and_sent_nowhere() {
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 
     // The same destination in `http://` is sent.
-    let raw = raw_exchange(
-        running.outbound,
-        &format!(
-            "GET http://{upstream}/ HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n\r\n"
-        ),
-    )
-    .await;
+    let raw = proxy_get(running.outbound, "http", upstream).await;
     assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
     assert!(raw.ends_with("upstream"), "{raw}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -109,13 +112,7 @@ async fn without_egress_networks_an_https_target_keeps_the_404() {
     let dir = tempfile::tempdir().unwrap();
     let (upstream, hits) = named("upstream").await;
     let running = egress_sidecar(dir.path(), "127.0.0.1:0", "");
-    let raw = raw_exchange(
-        running.outbound,
-        &format!(
-            "GET https://{upstream}/ HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n\r\n"
-        ),
-    )
-    .await;
+    let raw = proxy_get(running.outbound, "https", upstream).await;
     assert_eq!(
         status_and_error(&raw),
         ("HTTP/1.1 404 Not Found", Some("no route")),
@@ -225,13 +222,7 @@ async fn a_connect_to_a_denied_port_with_http_routes_is_refused_403() {
     );
     let running = egress_sidecar(dir.path(), "127.0.0.1:0", &policy);
     // The route lets requests through.
-    let raw = raw_exchange(
-        running.outbound,
-        &format!(
-            "GET http://{upstream}/ HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n\r\n"
-        ),
-    )
-    .await;
+    let raw = proxy_get(running.outbound, "http", upstream).await;
     assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
     let (_, head) = connect_head(running.outbound, &upstream.to_string()).await;
     assert_eq!(
