@@ -44,7 +44,7 @@
 //! sorted in that order, so [`EgressNetworks::find`] is a scan that stops
 //! at the first block containing the address, and allocates nothing.
 
-use std::{cmp::Ordering, fmt, net::IpAddr};
+use std::{cmp::Ordering, fmt, net::IpAddr, sync::Arc};
 
 use ipnet::IpNet;
 use mesh_core::resource::Timestamp;
@@ -112,8 +112,8 @@ impl<'de> Deserialize<'de> for TrafficPolicy {
 /// addresses outside the cluster networks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EgressNetwork {
-    name: String,
-    namespace: String,
+    name: Arc<str>,
+    namespace: Arc<str>,
     traffic_policy: TrafficPolicy,
     networks: Vec<Network>,
     written: bool,
@@ -132,8 +132,8 @@ impl EgressNetwork {
         created: Option<Timestamp>,
     ) -> Self {
         Self {
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
+            name: name.into(),
+            namespace: namespace.into(),
             traffic_policy,
             written: networks.is_some(),
             networks: networks.map_or_else(|| outside(cluster_networks), <[Network]>::to_vec),
@@ -148,6 +148,18 @@ impl EgressNetwork {
 
     /// `metadata.namespace`, or the workload's when the document has none.
     pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// [`name`](Self::name), shared: what a caller that keeps the network's
+    /// name for each request it sends there clones without copying it.
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// [`namespace`](Self::namespace), shared as
+    /// [`shared_name`](Self::shared_name) is.
+    pub fn shared_namespace(&self) -> &Arc<str> {
         &self.namespace
     }
 
@@ -275,8 +287,8 @@ impl EgressNetworks {
     ) -> Self {
         let (mut local, global): (Vec<_>, Vec<_>) = all
             .into_iter()
-            .filter(|n| n.namespace == namespace || n.namespace == egress_namespace)
-            .partition(|n| n.namespace == namespace);
+            .filter(|n| *n.namespace == *namespace || *n.namespace == *egress_namespace)
+            .partition(|n| *n.namespace == *namespace);
         if local.is_empty() {
             local = global;
         }

@@ -189,8 +189,8 @@ const CACHED_STACKS: usize = 1024;
 /// An `EgressNetwork` that captures an address: what egress needs of it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Captured {
-    pub(crate) namespace: String,
-    pub(crate) name: String,
+    pub(crate) namespace: Arc<str>,
+    pub(crate) name: Arc<str>,
     pub(crate) allow: bool,
 }
 
@@ -214,8 +214,8 @@ impl EgressSource for mesh_policy::PolicyStore {
         let policy = self.current();
         let network = policy.egress_networks().find(ip)?;
         Some(Captured {
-            namespace: network.namespace().to_owned(),
-            name: network.name().to_owned(),
+            namespace: network.shared_namespace().clone(),
+            name: network.shared_name().clone(),
             allow: network.traffic_policy() == mesh_policy::egress::TrafficPolicy::Allow,
         })
     }
@@ -647,7 +647,9 @@ enum StackRoute {
 #[derive(Default)]
 struct Stacks {
     plans: Option<Arc<RoutePlans>>,
-    built: HashMap<StackKey, EgressStack>,
+    /// Each stack, with the golden families' `dst_service` of its
+    /// requests, made with it rather than for each request.
+    built: HashMap<StackKey, (EgressStack, DstService)>,
 }
 
 /// One runtime's egress: the requests the router found no service for.
@@ -811,20 +813,19 @@ impl EgressRuntime {
         tracing::debug!(
             host,
             %ip,
-            namespace = network.namespace,
-            network = network.name,
+            namespace = &*network.namespace,
+            network = &*network.name,
             route = id.as_str(),
             "egress"
         );
         let hostname = self.shared.hostnames.label(&network, labels, host);
-        let dst_service = dst_service(&network);
         let key = StackKey {
             network,
             route,
             hostname,
             dst,
         };
-        let Some(stack) = self.stack(&plans, key, rule.as_ref()) else {
+        let Some((stack, dst_service)) = self.stack(&plans, key, rule.as_ref()) else {
             return Either::Left(not_found.oneshot(req));
         };
         let extensions = req.extensions_mut();
@@ -851,14 +852,14 @@ impl EgressRuntime {
         plans: &Arc<RoutePlans>,
         key: StackKey,
         rule: Option<&(Arc<EgressRulePlan>, Arc<Budget>)>,
-    ) -> Option<EgressStack> {
+    ) -> Option<(EgressStack, DstService)> {
         let mut stacks = self.stacks.lock().unwrap_or_else(PoisonError::into_inner);
         if !stacks.plans.as_ref().is_some_and(|p| Arc::ptr_eq(p, plans)) {
             stacks.plans = Some(plans.clone());
             stacks.built.clear();
         }
-        if let Some(stack) = stacks.built.get(&key) {
-            return Some(stack.clone());
+        if let Some(built) = stacks.built.get(&key) {
+            return Some(built.clone());
         }
         let stack = match (key.route, rule) {
             (StackRoute::Rule(_), Some((rule, budget))) => {
@@ -870,8 +871,9 @@ impl EgressRuntime {
         if stacks.built.len() >= CACHED_STACKS {
             stacks.built.clear();
         }
-        stacks.built.insert(key, stack.clone());
-        Some(stack)
+        let built = (stack, dst_service(&key.network));
+        stacks.built.insert(key, built.clone());
+        Some(built)
     }
 
     /// The parent of `key`'s requests: its network, on the destination
@@ -1149,8 +1151,8 @@ mod tests {
     fn a_route_labels_a_hundred_names_and_no_ip_literal() {
         let hostnames = Hostnames::default();
         let network = Captured {
-            namespace: "emojivoto".to_owned(),
-            name: "all".to_owned(),
+            namespace: "emojivoto".into(),
+            name: "all".into(),
             allow: true,
         };
         let route = RouteRef::default_named("http-egress-allow");

@@ -156,8 +156,8 @@ impl EgressRoutes {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let index = current.egress_networks.iter().position(|policy| {
-            policy.name == network.name
-                && policy.namespace.as_deref().unwrap_or(&self.namespace) == network.namespace
+            *policy.name == *network.name
+                && policy.namespace.as_deref().unwrap_or(&self.namespace) == &*network.namespace
         });
         (current, index)
     }
@@ -620,8 +620,8 @@ where
         };
         tracing::debug!(
             dst = %tunnel.target.dst,
-            namespace = tunnel.target.network.namespace,
-            network = tunnel.target.network.name,
+            namespace = &*tunnel.target.network.namespace,
+            network = &*tunnel.target.network.name,
             routed,
             "egress CONNECT"
         );
