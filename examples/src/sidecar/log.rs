@@ -129,6 +129,9 @@ impl LogLevel for ReloadableFilter {
 }
 
 #[cfg(test)]
+pub(crate) mod captured;
+
+#[cfg(test)]
 mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 

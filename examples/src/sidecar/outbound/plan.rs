@@ -1765,39 +1765,19 @@ spec:
         assert_eq!(planned(&format!("{HTTP}---\n{zero}")), ["list-by-path"]);
     }
 
-    /// Log lines written on this thread.
-    #[derive(Clone, Default)]
-    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// What is logged on this thread while `f` runs.
     fn logged_while(f: impl FnOnce()) -> String {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
+        let lines = crate::sidecar::log::captured::Lines::default();
         // While one dispatcher is registered, tracing asks the calling
         // thread's default whether a callsite is of interest: another test
         // planning at the same time, with none, would turn the log's
         // callsites off for this one. A second keeps it asking each, and
         // the interest is worked out again for callsites already reached.
         let _second = tracing::Dispatch::new(tracing_subscriber::registry());
-        let _default = tracing::subscriber::set_default(subscriber);
+        let _default = lines.capture();
         tracing::callsite::rebuild_interest_cache();
         f();
-        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+        lines.text()
     }
 
     #[test]

@@ -10,6 +10,7 @@ use mesh_policy::{PolicyMetrics, PolicyStore};
 
 use super::{LoadedTexts, RouteReloads, RoutesWatcher, retry_routes};
 use crate::sidecar::config::SidecarConfig;
+use crate::sidecar::log::captured::Lines;
 use crate::sidecar::outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics};
 
 /// A route of `emoji` with a request timeout.
@@ -124,21 +125,6 @@ async fn a_routes_file_still_changing_is_read_again_before_it_is_planned() {
     );
 }
 
-/// Log lines written on one thread.
-#[derive(Clone, Default)]
-struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn routes_are_planned_off_the_thread_that_polls() {
     // The watcher runs on a runtime that serves traffic: planning
@@ -146,12 +132,7 @@ async fn routes_are_planned_off_the_thread_that_polls() {
     // The outcome is logged where it was planned, and a subscriber set as
     // this thread's default sees only this thread's events.
     let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = lines.capture();
     tracing::info!("polling thread");
 
     let dir = tempfile::tempdir().unwrap();
@@ -165,7 +146,7 @@ async fn routes_are_planned_off_the_thread_that_polls() {
         reloads(&registry),
         "outbound_route_reloads_total{result=\"ok\"} 1"
     );
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     assert!(text.contains("polling thread"), "{text}");
     assert!(
         !text.contains("outbound routes reloaded"),
@@ -297,12 +278,7 @@ fn a_servers_protocol_supersedes_the_ports() {
 #[tokio::test]
 async fn an_unreadable_file_is_logged_with_why_each_time_the_reason_changes() {
     let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = lines.capture();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routes.yaml");
@@ -318,7 +294,7 @@ async fn an_unreadable_file_is_logged_with_why_each_time_the_reason_changes() {
     let directory = std::fs::read(&path).unwrap_err().to_string();
     watcher.poll(|| async {}).await;
 
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     for reason in [&missing, &directory] {
         let line = text.lines().find(|l| l.contains(reason.as_str()));
         let line = line.unwrap_or_else(|| panic!("no {reason:?} in:\n{text}"));

@@ -2,8 +2,6 @@
 //! workload is logged when the policy is loaded at start and when a
 //! reload puts it in force, as `sidecar check` shows it.
 
-use std::sync::{Arc, Mutex};
-
 use mesh_core::client::ClientConfig;
 use mesh_metrics::{HttpMetrics, TcpMetrics};
 use mesh_policy::PolicyMetrics;
@@ -13,6 +11,7 @@ use prometheus_client::registry::Registry;
 
 use super::{RouteReloads, load, reload};
 use crate::sidecar::config::SidecarConfig;
+use crate::sidecar::log::captured::Lines;
 use crate::sidecar::outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics};
 
 /// The network `local` of `emojivoto`, and an `HTTPRoute` attached to the
@@ -41,37 +40,10 @@ spec:
     )
 }
 
-/// Log lines written on this thread.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    /// The lines written so far, which are then forgotten.
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
-
 #[test]
 fn a_route_on_a_network_that_does_not_apply_is_logged_at_start_and_on_reload() {
     let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = lines.capture();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("egress.yaml");
