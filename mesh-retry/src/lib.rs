@@ -118,8 +118,8 @@
 //! `retry` (GEP-1742, GEP-1731), Linkerd's `retry.linkerd.io/*` and
 //! `timeout.linkerd.io/*` annotations (on routes attached to a Service or
 //! to a Linkerd `EgressNetwork`; it also reads the `TLSRoute`s and
-//! `TCPRoute`s attached to an `EgressNetwork`, and says which one takes a
-//! connection, by port and SNI), and a Linkerd `ServiceProfile`'s
+//! `TCPRoute`s attached to either, and says which one takes a connection,
+//! by port and SNI), and a Linkerd `ServiceProfile`'s
 //! `retryBudget`, `routes[].isRetryable`, `routes[].timeout` and
 //! `responseClasses`, and its `dstOverrides` (the weighted split of the
 //! whole service, for the sidecar's planner to apply).

@@ -432,21 +432,23 @@ spec:
 }
 
 #[test]
-fn a_route_on_a_service_or_another_parent_is_named_once_and_not_applied() {
+fn a_route_on_another_parent_is_named_once_and_not_applied() {
+    // A Service parent is read (service_l4_routes), not named; a kind
+    // Service without a group is the Gateway API's group, no Service.
     let services = "  parentRefs:\n  - {kind: Service, group: core, name: pg, port: 5432}\n  \
                     - {kind: Service, name: pg-replica, namespace: db}\n";
     let backends = "[{name: pg, port: 5432}]";
     let loaded = load(&[route("TCPRoute", "pg", "", services, backends)]);
-    assert!(loaded.services.is_empty());
+    assert_eq!(loaded.services.len(), 1);
     assert!(loaded.egress_networks.is_empty());
     assert_eq!(
         strings(&loaded.warnings),
         [
-            "egress.yaml: document 1 (TCPRoute egress-test/pg): spec.parentRefs[0]: a TCPRoute \
-          attached to Service egress-test/pg (parentRefs[0]), Service db/pg-replica \
-          (parentRefs[1]) is not applied: Linkerd 2.17 serves TLSRoutes and TCPRoutes on \
-          Services too, but the sidecar routes a Service's connections without them: it reads \
-          them for EgressNetworks only"
+            "egress.yaml: document 1 (TCPRoute egress-test/pg): spec.parentRefs[1]: a TCPRoute \
+             attached to Service db/pg-replica of group gateway.networking.k8s.io \
+             (parentRefs[1]) is not applied: the sidecar reads TLSRoutes and TCPRoutes for \
+             Services and EgressNetworks, the parents Linkerd serves them on, and \
+             authorization reads neither kind"
         ]
     );
     // Beside an EgressNetwork parent, that one is read, and the Gateway
@@ -462,8 +464,8 @@ fn a_route_on_a_service_or_another_parent_is_named_once_and_not_applied() {
         [
             "egress.yaml: document 1 (TLSRoute egress-test/web): spec.parentRefs[0]: a TLSRoute \
           attached to Gateway infra/edge (parentRefs[0]) is not applied: the sidecar reads \
-          TLSRoutes and TCPRoutes for EgressNetworks only, as Linkerd serves them on Services \
-          and EgressNetworks, and authorization reads neither kind"
+          TLSRoutes and TCPRoutes for Services and EgressNetworks, the parents Linkerd serves \
+          them on, and authorization reads neither kind"
         ]
     );
     // No parent at all.
@@ -472,8 +474,8 @@ fn a_route_on_a_service_or_another_parent_is_named_once_and_not_applied() {
         strings(&loaded.warnings),
         [
             "egress.yaml: document 1 (TLSRoute egress-test/web): spec.parentRefs: a TLSRoute \
-          without parentRefs is not applied: it is read for the EgressNetworks it names, and \
-          names none"
+          without parentRefs is not applied: it is read for the Services and EgressNetworks it \
+          names, and names none"
         ]
     );
 }

@@ -62,6 +62,7 @@ mod review_retry_readiness;
 mod review_retry_shed;
 mod route_precedence;
 mod routes_without_rules;
+mod service_l4_routes;
 mod stack_grpc_trailers;
 mod storm;
 mod timeouts;

@@ -1,8 +1,13 @@
-//! `TLSRoute`s and `TCPRoute`s attached to an `EgressNetwork`: which route
-//! a connection leaving the cluster takes.
+//! `TLSRoute`s and `TCPRoute`s attached to a `Service` or an
+//! `EgressNetwork`: which route a connection to the service, or leaving
+//! the cluster, takes.
 //!
-//! Why: Linkerd 2.17 allows and shapes egress traffic that is not plain
-//! HTTP with these routes (<https://linkerd.io/2.17/tasks/managing-egress-traffic/>):
+//! Why: Linkerd 2.17 routes traffic that is not plain HTTP with these
+//! routes. On a Service, a `TCPRoute` splits a port's connections
+//! between backend Services by weight (a database moved to a new
+//! cluster a share at a time), and `TLSRoute`s send each TLS connection
+//! where the SNI of its ClientHello says. On an `EgressNetwork` they allow
+//! and shape egress (<https://linkerd.io/2.17/tasks/managing-egress-traffic/>):
 //! HTTPS to `httpbin.org` is allowed by a `TLSRoute` naming it, a database
 //! connection by a `TCPRoute` on its port, and a connection none of them
 //! takes goes to the network's default route (`tls-egress-allow` or
@@ -10,7 +15,7 @@
 //! `trafficPolicy`). A router needs, per connection, the route that takes
 //! it, and the route's name for its metrics.
 //!
-//! How: Linkerd's policy controller serves each port of a network the
+//! How: Linkerd's policy controller serves each port of a parent the
 //! routes attached with that `port` and those attached without one,
 //! ordered oldest first by `metadata.creationTimestamp`, then by
 //! `{namespace}/{name}` (`timestamp_then_name` in linkerd2's
@@ -23,7 +28,9 @@
 //! routes are kept in that order once read, so that a lookup
 //! ([`ServiceRetryPolicy::tls_route`](super::ServiceRetryPolicy::tls_route),
 //! [`tcp_route`](super::ServiceRetryPolicy::tcp_route)) walks them without
-//! allocating.
+//! allocating. Unlike a Service's HTTP routes, which take every port
+//! here, a Service's connection routes keep their `parentRefs` port:
+//! a `TCPRoute` on port 5432 takes no connection to port 6379.
 
 use std::{cmp::Ordering, sync::Arc};
 
@@ -63,7 +70,8 @@ impl L4RouteKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct L4Backend {
     /// The Service's name; for the original destination, the name of the
-    /// `EgressNetwork` the entry names, the route's parent.
+    /// `EgressNetwork` the entry names, the route's parent (which only an
+    /// `EgressNetwork`'s route may name).
     pub name: String,
     /// Its namespace: the entry's, else the route's; `None` when neither
     /// names one.
@@ -82,8 +90,8 @@ pub struct L4Backend {
     pub kind: BackendKind,
 }
 
-/// A `TLSRoute` or `TCPRoute` attached to an `EgressNetwork`, as read for
-/// one `parentRefs` entry. Its fields say what metrics label it with
+/// A `TLSRoute` or `TCPRoute` attached to a Service or an
+/// `EgressNetwork`, as read for one `parentRefs` entry. Its fields say what metrics label it with
 /// (Linkerd's `route_group`, `route_kind`, `route_namespace`,
 /// `route_name`, and `parent_port`) and where its connections go.
 #[derive(Clone, Debug)]
@@ -104,7 +112,9 @@ pub struct L4Route {
     /// `TCPRoute`'s).
     pub hostnames: Vec<String>,
     /// Its rule's backends; empty when the rule names none, which sends
-    /// the connections to the original destination, as Linkerd does.
+    /// the connections to the parent itself, as Linkerd does: the
+    /// original destination for an `EgressNetwork`, the Service's own
+    /// endpoints for a Service.
     pub backends: Vec<L4Backend>,
     /// The hostnames, ready to match an SNI.
     hosts: RouteHosts,
@@ -182,7 +192,7 @@ impl L4Route {
     }
 }
 
-/// An `EgressNetwork`'s `TLSRoute`s and `TCPRoute`s, each list in the
+/// A parent's `TLSRoute`s and `TCPRoute`s, each list in the
 /// order a port's routes are tried ([`rank`](Self::rank)).
 #[derive(Clone, Debug, Default)]
 pub(super) struct L4Routes {
@@ -261,8 +271,8 @@ impl L4Routes {
     }
 }
 
-/// What a port of an `EgressNetwork` is served, as Linkerd's policy
-/// controller decides it for a port's routes
+/// What a port of a Service or an `EgressNetwork` is served, as Linkerd's
+/// policy controller decides it for a port's routes
 /// ([`ServiceRetryPolicy::routes_on`](super::ServiceRetryPolicy::routes_on)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PortRoutes {
@@ -273,8 +283,8 @@ pub enum PortRoutes {
     Tls,
     /// `TCPRoute`s take the port (and no other kind does).
     Tcp,
-    /// No route takes the port: its connections take the network's
-    /// default route.
+    /// No route takes the port: its connections take the parent's
+    /// default (the Service itself, or the network's default route).
     None,
 }
 
@@ -307,8 +317,9 @@ struct Read<'t> {
 }
 
 /// Reads `document`, a `TLSRoute` or `TCPRoute`, into `loaded`: the routes
-/// for each `EgressNetwork` parent, and one warning naming the parents of
-/// other kinds, whose connections the route does not take here. `again`
+/// for each Service and `EgressNetwork` parent, and one warning naming the
+/// parents of other kinds (a `Gateway`, a `Server`), whose connections
+/// the route does not take here. `again`
 /// is the same document from a second reading of the text, for its
 /// creation time; `named` the routes read so far from the text, to refuse
 /// a second of one name.
@@ -350,12 +361,16 @@ pub(super) fn read(
     let mut parents = Vec::new();
     let mut unapplied = Vec::new();
     for (index, p) in route.parent_refs.iter().enumerate() {
-        if !p.is_egress_network() {
+        let kind = if p.is_egress_network() {
+            ParentKind::EgressNetwork
+        } else if p.is_service() {
+            ParentKind::Service
+        } else {
             unapplied.push((index, p));
             continue;
-        }
+        };
         parents.push(Parent {
-            kind: ParentKind::EgressNetwork,
+            kind,
             name: p.name.clone(),
             namespace: p
                 .namespace
@@ -434,22 +449,18 @@ pub(super) fn read(
             consumer,
             source,
         };
-        let network = loaded.parent_mut(
-            ParentKind::EgressNetwork,
-            &parent.name,
-            parent.namespace.as_deref(),
-        );
+        let policy = loaded.parent_mut(parent.kind, &parent.name, parent.namespace.as_deref());
         match route.kind {
-            L4RouteKind::Tls => network.l4.tls.push(l4),
-            L4RouteKind::Tcp => network.l4.tcp.push(l4),
+            L4RouteKind::Tls => policy.l4.tls.push(l4),
+            L4RouteKind::Tcp => policy.l4.tcp.push(l4),
         }
     }
     Ok(())
 }
 
-/// The warning for the `parentRefs` entries of `route` that are not an
-/// `EgressNetwork` (`unapplied`, by index), or for a route without any:
-/// one per route, at the first such entry, naming them all.
+/// The warning for the `parentRefs` entries of `route` that are neither a
+/// Service nor an `EgressNetwork` (`unapplied`, by index), or for a route
+/// without any: one per route, at the first such entry, naming them all.
 fn unapplied_warning(
     route: &Read<'_>,
     unapplied: &[(usize, &ParentReference)],
@@ -461,8 +472,8 @@ fn unapplied_warning(
             context,
             "spec.parentRefs".to_owned(),
             format!(
-                "a {kind} without parentRefs is not applied: it is read for the EgressNetworks \
-                 it names, and names none"
+                "a {kind} without parentRefs is not applied: it is read for the Services and \
+                 EgressNetworks it names, and names none"
             ),
         ));
     }
@@ -478,17 +489,21 @@ fn unapplied_warning(
                 Some(ns) => format!("{ns}/{}", p.name),
                 None => p.name.clone(),
             };
-            format!("{} {name} (parentRefs[{i}])", p.kind())
+            // A `kind: Service` of another group than the core one (the
+            // Gateway API's, when `group` is left out) is no Service.
+            if p.kind().eq_ignore_ascii_case("Service") {
+                format!(
+                    "{} {name} of group {} (parentRefs[{i}])",
+                    p.kind(),
+                    p.group()
+                )
+            } else {
+                format!("{} {name} (parentRefs[{i}])", p.kind())
+            }
         })
         .collect();
-    let services = unapplied.iter().any(|(_, p)| p.is_service());
-    let why = if services {
-        "Linkerd 2.17 serves TLSRoutes and TCPRoutes on Services too, but the sidecar routes a \
-         Service's connections without them: it reads them for EgressNetworks only"
-    } else {
-        "the sidecar reads TLSRoutes and TCPRoutes for EgressNetworks only, as Linkerd serves \
-         them on Services and EgressNetworks, and authorization reads neither kind"
-    };
+    let why = "the sidecar reads TLSRoutes and TCPRoutes for Services and EgressNetworks, the \
+               parents Linkerd serves them on, and authorization reads neither kind";
     Some(ConfigWarning::new(
         context,
         format!("spec.parentRefs[{first}]"),

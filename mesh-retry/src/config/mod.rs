@@ -55,27 +55,31 @@
 //!   requests it would take. And a request none of the routes takes goes
 //!   to the network's default route, which its `trafficPolicy` decides
 //!   ([`Unmatched::EgressNetwork`]), not to a 404.
-//! - **`TLSRoute`s and `TCPRoute`s whose parent is an `EgressNetwork`**
-//!   (`gateway.networking.k8s.io/v1alpha2`; a `TLSRoute` at `v1alpha3` and
-//!   `v1` too), beside that network's HTTP routes: Linkerd 2.17 allows and
-//!   shapes the egress traffic that is not plain HTTP with them, HTTPS by
-//!   the SNI of its ClientHello, other TCP by port (the walkthrough
-//!   above). Each is kept with its name, parent port, hostnames and
-//!   backends ([`L4Route`]), and [`ServiceRetryPolicy::tls_route`] and
+//! - **`TLSRoute`s and `TCPRoute`s whose parent is a `Service` or an
+//!   `EgressNetwork`** (`gateway.networking.k8s.io/v1alpha2`; a `TLSRoute`
+//!   at `v1alpha3` and `v1` too), beside the parent's HTTP routes: Linkerd
+//!   2.17 routes traffic that is not plain HTTP with them, TLS by the SNI
+//!   of its ClientHello, other TCP by port, a Service's connections
+//!   between backend Services by weight and egress as the walkthrough
+//!   above allows it. Each is kept with its name, parent port, hostnames
+//!   and backends ([`L4Route`]), and [`ServiceRetryPolicy::tls_route`] and
 //!   [`ServiceRetryPolicy::tcp_route`] give the route that takes a
 //!   connection, by port and SNI, as Linkerd's proxy picks it (an exact
 //!   hostname, then the longest wildcard, then none; ties to the oldest,
-//!   then by name), or `None` for the network's default route
-//!   (`tls-egress-*`, `tcp-egress-*`). [`ServiceRetryPolicy::routes_on`]
-//!   says which kind a port is served, as Linkerd decides it: HTTP routes
-//!   before `TLSRoute`s before `TCPRoute`s. They are selected by port,
-//!   consumer namespace, merged and refused when duplicated as the HTTP
-//!   routes are. A backend is the original destination (the parent
-//!   network) or a Service with its `port`, which the Gateway API
-//!   requires; a route holds one rule, as Linkerd serves no other. One
-//!   attached to a Service, which Linkerd 2.17 also serves, or to any
-//!   other parent, is named in one [`ConfigWarning`] per route: its
-//!   connections are routed without it. Authorization reads neither kind.
+//!   then by name), or `None`: the parent's default (the Service itself,
+//!   or the network's `tls-egress-*`, `tcp-egress-*`).
+//!   [`ServiceRetryPolicy::routes_on`] says which kind a port is served,
+//!   as Linkerd decides it: HTTP routes before `TLSRoute`s before
+//!   `TCPRoute`s; [`ServiceRetryPolicy::l4_routes_on`] the same for a
+//!   listener that serves no HTTP. Unlike a Service's HTTP routes, its
+//!   connection routes keep their `parentRefs` port. They are selected by
+//!   port, consumer namespace, merged and refused when duplicated as the
+//!   HTTP routes are. A backend is a Service with its `port`, which the
+//!   Gateway API requires, or, for an `EgressNetwork`'s route, the
+//!   original destination (the parent network); a route holds one rule,
+//!   as Linkerd serves no other. One attached to any other parent (a
+//!   `Gateway`) is named in one [`ConfigWarning`] per route. Authorization
+//!   reads neither kind.
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`. As in
@@ -492,7 +496,7 @@ pub struct ServiceRetryPolicy {
     /// each for the clients of its namespace alone
     /// ([`for_namespace`](Self::for_namespace)).
     client_profiles: Vec<ClientProfile>,
-    /// An `EgressNetwork`'s `TLSRoute`s and `TCPRoute`s
+    /// The `TLSRoute`s and `TCPRoute`s of the Service or `EgressNetwork`
     /// ([`tls_route`](Self::tls_route), [`tcp_route`](Self::tcp_route)).
     l4: l4_route::L4Routes,
 }
@@ -977,17 +981,17 @@ impl ServiceRetryPolicy {
         ports
     }
 
-    /// The `TLSRoute`s of an `EgressNetwork`, in the order Linkerd serves
-    /// a port's: the oldest by `metadata.creationTimestamp` first, then by
-    /// `{namespace}/{name}` (see [`tls_route`](Self::tls_route)). Each
-    /// takes the port its `parentRefs` entry names, or every port. None
-    /// for a Service, whose `TLSRoute`s are not read (see the
-    /// [module](self) docs).
+    /// The `TLSRoute`s of the Service or `EgressNetwork`, in the order
+    /// Linkerd serves a port's: the oldest by `metadata.creationTimestamp`
+    /// first, then by `{namespace}/{name}` (see
+    /// [`tls_route`](Self::tls_route)). Each takes the port its
+    /// `parentRefs` entry names, or every port, a Service's as an
+    /// `EgressNetwork`'s.
     pub fn tls_routes(&self) -> &[L4Route] {
         &self.l4.tls
     }
 
-    /// The `TCPRoute`s of an `EgressNetwork`, in the order of
+    /// The `TCPRoute`s of the Service or `EgressNetwork`, in the order of
     /// [`tls_routes`](Self::tls_routes).
     pub fn tcp_routes(&self) -> &[L4Route] {
         &self.l4.tcp
@@ -995,8 +999,10 @@ impl ServiceRetryPolicy {
 
     /// The `TLSRoute` that takes a TLS connection to destination port
     /// `port` whose ClientHello names `sni` (`None` when it names none),
-    /// or `None`: the network's default route (`tls-egress-allow` or
-    /// `tls-egress-deny`, by its `trafficPolicy`) takes it.
+    /// or `None`: for an `EgressNetwork`, the network's default route
+    /// (`tls-egress-allow` or `tls-egress-deny`, by its `trafficPolicy`)
+    /// takes it; for a Service, no route does, and Linkerd's proxy closes
+    /// the connection.
     ///
     /// Of the routes that take `port` (attached with it, or without a
     /// port) and whose hostnames match `sni`, the one that matches it
@@ -1014,8 +1020,9 @@ impl ServiceRetryPolicy {
     /// The `TCPRoute` that takes a connection to destination port `port`:
     /// the first in [`tcp_routes`](Self::tcp_routes) attached with that
     /// port or without one, the oldest, as Linkerd's proxy takes the first
-    /// route it is served; `None` when none does, and the network's
-    /// default route (`tcp-egress-allow` or `tcp-egress-deny`) takes it.
+    /// route it is served; `None` when none does, and the parent's default
+    /// takes it: the Service itself, or the network's default route
+    /// (`tcp-egress-allow` or `tcp-egress-deny`).
     /// Allocates nothing.
     pub fn tcp_route(&self, port: u16) -> Option<&L4Route> {
         self.l4.tcp_route(port)
@@ -1027,7 +1034,10 @@ impl ServiceRetryPolicy {
     /// without one): its `GRPCRoute`s or `HTTPRoute`s when it has any,
     /// else its `TLSRoute`s, else its `TCPRoute`s; [`PortRoutes::None`]
     /// when it has none. A `TLSRoute` on a port that an `HTTPRoute` also
-    /// takes is not served there.
+    /// takes is not served there. A Service's HTTP routes take every port
+    /// here, so any of them makes each of its ports [`PortRoutes::Http`]:
+    /// a listener that serves no HTTP asks
+    /// [`l4_routes_on`](Self::l4_routes_on).
     pub fn routes_on(&self, port: u16) -> PortRoutes {
         let read = self.read.as_deref().unwrap_or(self);
         let takes = |p: Option<u16>| p.is_none_or(|p| p == port);
@@ -1044,6 +1054,32 @@ impl ServiceRetryPolicy {
         } else {
             PortRoutes::None
         }
+    }
+
+    /// Which kind of connection route takes port `port`, for a listener
+    /// that serves no HTTP (a Service's TCP port, a `CONNECT` tunnel),
+    /// where the HTTP routes that [`routes_on`](Self::routes_on) puts
+    /// first cannot take a connection: [`PortRoutes::Tls`] when a
+    /// `TLSRoute` takes the port (attached with it, or without a port),
+    /// else [`PortRoutes::Tcp`] when a `TCPRoute` does, else
+    /// [`PortRoutes::None`]; never [`PortRoutes::Http`]. Linkerd's policy
+    /// controller serves a port with `TLSRoute`s those alone, its
+    /// `TCPRoute`s set aside (`to_proto` in linkerd2's
+    /// `policy-controller/grpc/src/outbound.rs`). Allocates nothing.
+    pub fn l4_routes_on(&self, port: u16) -> PortRoutes {
+        if self.l4.tls.iter().any(|r| r.port.is_none_or(|p| p == port)) {
+            PortRoutes::Tls
+        } else if self.l4.tcp.iter().any(|r| r.port.is_none_or(|p| p == port)) {
+            PortRoutes::Tcp
+        } else {
+            PortRoutes::None
+        }
+    }
+
+    /// Whether the Service or `EgressNetwork` has any `TLSRoute` or
+    /// `TCPRoute`, on any port.
+    pub fn has_l4_routes(&self) -> bool {
+        !self.l4.tls.is_empty() || !self.l4.tcp.is_empty()
     }
 
     /// The routes of an `EgressNetwork` for traffic to destination port
