@@ -95,6 +95,7 @@ use tower::Service;
 
 use crate::{
     error::BoxError,
+    proxy::balance::{EndpointConnects, reconnect::ConnectUnderWay},
     serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, MAX_REQUEST_HEAD_BYTES},
 };
 
@@ -232,7 +233,7 @@ impl<B, C> Client<B, C>
 where
     C: Service<Uri> + Clone + Send + Sync + 'static,
     C::Response: Read + Write + Connection + Unpin + Send + 'static,
-    C::Future: Unpin + Send,
+    C::Future: Unpin + Send + 'static,
     C::Error: Into<BoxError>,
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
@@ -268,21 +269,40 @@ where
                 inner: connector,
                 endpoint: None,
             },
+            None,
         )
     }
 
-    fn build(builder: Builder, idle: Idle, connector: ToEndpoint<C>) -> Self {
-        let pooled = |timeout: Duration, http2: bool| {
+    /// The two clients, over `connector`; the HTTP/2 one's connects
+    /// finish on their own and report to `connects`, if given, when the
+    /// connector has an endpoint.
+    fn build(
+        builder: Builder,
+        idle: Idle,
+        connector: ToEndpoint<C>,
+        connects: Option<EndpointConnects>,
+    ) -> Self {
+        let pooled = |timeout: Duration, http2: bool, connector: ToEndpoint<C>| {
             let mut builder = builder.clone();
             builder.http2_only(http2).pool_idle_timeout(timeout);
             if timeout.is_zero() {
                 // See `Idle`: else idle connections outlive the timeout.
                 builder.pool_max_idle_per_host(0);
             }
-            builder.build(connector.clone())
+            builder.build(connector)
         };
-        let http1 = pooled(idle.http1, false);
-        let http2 = pooled(idle.http2, true);
+        let http1 = pooled(idle.http1, false, connector.clone());
+        let reporting = match (&connector.endpoint, connects) {
+            (Some(endpoint), Some(connects)) => ToEndpoint {
+                inner: connector.inner.clone(),
+                endpoint: Some(Arc::new(Dest {
+                    uri: endpoint.uri.clone(),
+                    connects: Some(connects),
+                })),
+            },
+            _ => connector.clone(),
+        };
+        let http2 = pooled(idle.http2, true, reporting);
         Self {
             inner: Arc::new(Versions {
                 http1,
@@ -312,6 +332,26 @@ pub trait ForEndpoint {
     #[must_use]
     fn for_endpoint(&self, endpoint: SocketAddr) -> Self;
 
+    /// A client like [`for_endpoint`](Self::for_endpoint)'s for the
+    /// endpoint `connects` names, whose HTTP/2 connects end on their own
+    /// when the request that started one is given up on (a timeout above
+    /// cut it, its caller went away), and report to `connects` how they
+    /// ended, so that an endpoint whose connects never end in time still
+    /// backs off (see [`reconnect`](crate::proxy::balance::reconnect)).
+    /// A [`Forward`](crate::proxy::Forward) makes its endpoints' clients
+    /// with this.
+    ///
+    /// The default is `for_endpoint`'s client: a connect given up on is
+    /// dropped with its request, and teaches nothing. A client that
+    /// sends through a [`Client`] passes `connects` on to it.
+    #[must_use]
+    fn for_endpoint_reporting(&self, connects: &EndpointConnects) -> Self
+    where
+        Self: Sized,
+    {
+        self.for_endpoint(connects.addr())
+    }
+
     /// Whether this client will send `req`, as it is handed over, as
     /// HTTP/2.
     ///
@@ -338,7 +378,7 @@ impl<B, C> ForEndpoint for Client<B, C>
 where
     C: Service<Uri> + Clone + Send + Sync + 'static,
     C::Response: Read + Write + Connection + Unpin + Send + 'static,
-    C::Future: Unpin + Send,
+    C::Future: Unpin + Send + 'static,
     C::Error: Into<BoxError>,
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
@@ -352,13 +392,43 @@ where
     /// none when it carries none: it never makes one from the URI, which
     /// over HTTP/1 names the endpoint (see the [module docs](self)).
     fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
+        self.made_for(endpoint, None)
+    }
+
+    /// As [`for_endpoint`](Self::for_endpoint), and the HTTP/2 client's
+    /// connects (TCP, and the connector's TLS, each bounded by its own
+    /// timeout) run as tasks of their own, one per connect, not per
+    /// request: one whose request was given up on still ends, and
+    /// reports to `connects`. A request served from the pool connects
+    /// nothing, and pays nothing for this.
+    fn for_endpoint_reporting(&self, connects: &EndpointConnects) -> Self {
+        self.made_for(connects.addr(), Some(connects.clone()))
+    }
+}
+
+impl<B, C> Client<B, C>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Unpin + Send + 'static,
+    C::Future: Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// A client for `endpoint` (see [`ForEndpoint::for_endpoint`]),
+    /// reporting to `connects` if given.
+    fn made_for(&self, endpoint: SocketAddr, connects: Option<EndpointConnects>) -> Self {
         let connector = ToEndpoint {
             inner: self.inner.connector.inner.clone(),
-            endpoint: Some(Arc::new(endpoint_uri(endpoint))),
+            endpoint: Some(Arc::new(Dest {
+                uri: endpoint_uri(endpoint),
+                connects: None,
+            })),
         };
         let mut builder = self.inner.builder.clone();
         builder.set_host(false);
-        Self::build(builder, self.inner.idle, connector)
+        Self::build(builder, self.inner.idle, connector, connects)
     }
 }
 
@@ -379,28 +449,104 @@ fn endpoint_uri(endpoint: SocketAddr) -> Uri {
 ///
 /// hyper-util clones its connector for every request, whether or not the
 /// request opens a connection: the endpoint is behind an `Arc`, one
-/// reference count to clone where a `Uri` is several.
+/// reference count to clone where a `Uri` is several, and what its
+/// connects report to with it.
 #[derive(Clone, Debug)]
 struct ToEndpoint<C> {
     inner: C,
-    endpoint: Option<Arc<Uri>>,
+    endpoint: Option<Arc<Dest>>,
 }
 
-impl<C: Service<Uri>> Service<Uri> for ToEndpoint<C> {
+/// Where a connector made for an endpoint connects, and what its connects
+/// report to when they end after their requests gave up on them.
+#[derive(Debug)]
+struct Dest {
+    uri: Uri,
+    connects: Option<EndpointConnects>,
+}
+
+impl<C> Service<Uri> for ToEndpoint<C>
+where
+    C: Service<Uri>,
+    C::Future: Unpin + Send + 'static,
+    C::Response: Send + 'static,
+    C::Error: Into<BoxError>,
+{
     type Response = C::Response;
-    type Error = C::Error;
-    type Future = C::Future;
+    type Error = BoxError;
+    type Future = Connect<C::Future, C::Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let uri = match &self.endpoint {
-            Some(endpoint) => Uri::clone(endpoint),
-            None => uri,
+        let Some(dest) = &self.endpoint else {
+            return Connect::Inline(self.inner.call(uri));
         };
-        self.inner.call(uri)
+        let connect = self.inner.call(dest.uri.clone());
+        match (&dest.connects, tokio::runtime::Handle::try_current()) {
+            (Some(connects), Ok(runtime)) => Connect::detached(connect, connects.start(), &runtime),
+            _ => Connect::Inline(connect),
+        }
+    }
+}
+
+/// A connect of [`ToEndpoint`]: run by the request that asked for it, or
+/// by a task of its own, which the request waits for.
+///
+/// A connect hyper-util's pool starts is part of its request's future,
+/// and dropped with it: a request given up on mid-connect (a route
+/// timeout shorter than the connect timeout) leaves nothing learnt of
+/// the endpoint. Run as a task, the connect ends all the same, bounded
+/// by the connector's own timeouts, and its outcome is reported to the
+/// endpoint's [`EndpointConnects`]. The connection it made is closed:
+/// hyper-util's pool takes a connection only from the request's own
+/// connect, which is gone, and a connection kept aside for a later
+/// request would be one made before a credential rotation that the pool
+/// retires. At a runtime's shutdown the task is dropped with the rest,
+/// its connect unfinished: it holds nothing the shutdown waits for.
+enum Connect<F, T> {
+    Inline(F),
+    Detached(tokio::sync::oneshot::Receiver<Result<T, BoxError>>),
+}
+
+impl<F, T, E> Connect<F, T>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Into<BoxError>,
+{
+    /// `connect`, run on `runtime` as a task of its own, reporting to
+    /// `under_way` how it ended and whether a request was still waiting.
+    fn detached(connect: F, under_way: ConnectUnderWay, runtime: &tokio::runtime::Handle) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            let result = connect.await.map_err(Into::into);
+            let connected = result.is_ok();
+            match tx.send(result) {
+                Ok(()) => under_way.seen(connected),
+                Err(result) => under_way.given_up(result.as_ref().map(drop)),
+            }
+        });
+        Self::Detached(rx)
+    }
+}
+
+impl<F, T, E> Future for Connect<F, T>
+where
+    F: Future<Output = Result<T, E>> + Unpin,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Inline(connect) => std::pin::Pin::new(connect).poll(cx).map_err(Into::into),
+            Self::Detached(rx) => std::pin::Pin::new(rx).poll(cx).map(|ended| {
+                ended.unwrap_or_else(|_| Err(BoxError::from("the connect's task ended unfinished")))
+            }),
+        }
     }
 }
 
@@ -408,7 +554,7 @@ impl<B, C> Service<Request<B>> for Client<B, C>
 where
     C: Service<Uri> + Clone + Send + Sync + 'static,
     C::Response: Read + Write + Connection + Unpin + Send + 'static,
-    C::Future: Unpin + Send,
+    C::Future: Unpin + Send + 'static,
     C::Error: Into<BoxError>,
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
@@ -472,16 +618,16 @@ impl Future for ResponseFuture {
 /// authority of the request's URI (none for a URI without one).
 #[derive(Clone, Debug)]
 enum Target {
-    Endpoint(Arc<Uri>),
+    Endpoint(Arc<Dest>),
     Authority(Option<Authority>),
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Endpoint(uri) => match uri.authority() {
+            Self::Endpoint(dest) => match dest.uri.authority() {
                 Some(authority) => f.write_str(authority.as_str()),
-                None => write!(f, "{uri}"),
+                None => write!(f, "{}", dest.uri),
             },
             Self::Authority(Some(authority)) => f.write_str(authority.as_str()),
             Self::Authority(None) => f.write_str("-"),

@@ -31,6 +31,7 @@ mod balancer_queue;
 mod client_host;
 mod client_liveness;
 mod connect_backoff;
+mod connect_given_up;
 mod detect;
 mod detect_timeout_opaque;
 mod engine_drain;

@@ -113,7 +113,7 @@ pub use self::{
     queue_metrics::{QueueMetricFamilies, QueueMetrics},
     reconnect::{
         ConnectBackoff, DEFAULT_CONNECT_BACKOFF_JITTER, DEFAULT_CONNECT_BACKOFF_MAX,
-        DEFAULT_CONNECT_BACKOFF_MIN, InvalidConnectBackoff,
+        DEFAULT_CONNECT_BACKOFF_MIN, EndpointConnects, InvalidConnectBackoff,
     },
     state::{BalancerView, EndpointState},
 };
@@ -370,6 +370,14 @@ impl Balancer {
         }
     }
 
+    /// The endpoints, in order, for the clients made for them to report
+    /// the connects they finish after their requests gave up on them.
+    pub(crate) fn connects(&self) -> impl Iterator<Item = EndpointConnects> + '_ {
+        self.endpoints
+            .iter()
+            .map(|e| EndpointConnects::new(Picked(e.clone())))
+    }
+
     /// The endpoints' addresses, in order.
     pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.endpoints.iter().map(|e| e.addr)
@@ -619,10 +627,10 @@ impl Drop for Pending {
         if self.probe {
             endpoint.health.release_probe(self.claim());
         }
-        if self.connect != 0 {
-            endpoint.reconnect.release(self.connect);
-        }
-        if self.probe || self.connect != 0 {
+        // A connect probe's connect may still be under way, and end on
+        // its own: it settles the probe then ([`reconnect`]).
+        let released = self.connect != 0 && endpoint.reconnect.abandon(self.connect);
+        if self.probe || released {
             // The next request may probe: one waiting may be it.
             self.balancer.gate.wake(false);
         }

@@ -16,7 +16,7 @@ use mesh_core::{
     BoxError,
     client::{Client, ClientConfig, ClientError, ForEndpoint, authority_from_host},
     conn::{NoTlsReason, Tls},
-    proxy::orig_proto,
+    proxy::{balance::EndpointConnects, orig_proto},
 };
 use mesh_metrics::{TcpConnect, TcpMetrics};
 use mesh_tls::{
@@ -248,6 +248,21 @@ where
             one_off: source.retire1.layer(source.one_off.for_endpoint(endpoint)),
             http2_upgrade: self.http2_upgrade,
             source: source.clone(),
+        }
+    }
+
+    /// As [`for_endpoint`](Self::for_endpoint), and the HTTP/2 client,
+    /// which HTTP/2 requests and those carried as HTTP/2 go through,
+    /// finishes a connect whose request was given up on and reports how
+    /// it ended, to back the endpoint off (see
+    /// [`ForEndpoint::for_endpoint_reporting`]).
+    fn for_endpoint_reporting(&self, connects: &EndpointConnects) -> Self {
+        let source = &self.source;
+        Self {
+            http2: source
+                .retire2
+                .layer(source.http2.for_endpoint_reporting(connects)),
+            ..self.for_endpoint(connects.addr())
         }
     }
 

@@ -37,8 +37,48 @@
 //! connection is made, as Linkerd's is once it reconnects: an upstream
 //! that holds the probe's response (a long poll) does not keep it
 //! pending, nor the requests waiting for it until fail-fast. A probe
-//! given up on before either lets the next request probe, as does one
-//! that holds the probe for longer than the longest backoff.
+//! given up on before either, with no connect to its endpoint under way,
+//! lets the next request probe, as does one that holds the probe for
+//! longer than the longest backoff.
+//!
+//! # A connect its request gave up on
+//!
+//! hyper-util's pool makes a request's connect part of the request's
+//! future: a request given up on before its connect ends (a route or
+//! per-try timeout cut it, its caller went away) would drop the connect
+//! with it, and nothing would be learnt. An endpoint whose connects never
+//! end in time (its SYNs dropped: each ends at the 1 s connect timeout)
+//! behind a route timeout shorter than that would never back off, and
+//! every request drawn to it would time out, for as long as it is in the
+//! set. Linkerd's proxy connects apart from requests (`linkerd/reconnect`
+//! connects as its service is made ready, and a request only waits for
+//! that), so no request's deadline cuts a connect there.
+//!
+//! So the client made for an endpoint
+//! ([`ForEndpoint::for_endpoint_reporting`](crate::client::ForEndpoint::for_endpoint_reporting))
+//! runs each HTTP/2 connect (TCP, then the connector's TLS, each bounded
+//! by its own timeout, as before) as a task of its own, which the request
+//! waits for. Given up on, the connect still ends, and counts as one its
+//! request saw: a failure backs the endpoint off, and a success of an
+//! endpoint not backing off changes nothing. A connect probe given up on
+//! while a connect to its endpoint is under way is left for that connect
+//! (the first such to end) to settle: its failure backs the endpoint off
+//! for twice as long, its success puts it back, as the probe's own would
+//! have. A connect's task, cancelled before it ends (at a runtime's
+//! shutdown, which does not wait for it), frees the probe.
+//!
+//! This costs a task and a one-shot channel per connect, not per request:
+//! a request served by a pooled connection starts no connect, and one
+//! that waits out its connect pays only for that connect's task. The
+//! connection a connect given up on makes is closed. hyper-util's pool
+//! takes a connection only from the connect future that one of its
+//! requests started (and finishes that future in the background when
+//! another connection served the request first, but drops it with a
+//! request dropped whole): that future is gone with its request. Keeping
+//! the connection aside for the next request would hand out one made
+//! before a credential rotation that retires the pooled ones. Only HTTP/2
+//! connects are run so, as only they back an endpoint off: a plain
+//! HTTP/1 connect given up on is dropped with its request, as before.
 //!
 //! This is a state of its own, beside failure accrual's
 //! ([`accrual`](crate::proxy::accrual)): a connect is decided when its
@@ -55,22 +95,29 @@
 //! costs one atomic load of the backoff of each endpoint drawn for it
 //! (with one endpoint, that one's), and a test of a field of its own
 //! when its response head comes: only a probe writes anything, and only
-//! a probe allocates (what waits for its connection).
+//! a probe allocates (what waits for its connection). A connect adds its
+//! task, and two atomic writes to count it under way.
 
 use std::{
     fmt,
+    net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use tokio::time::Instant;
 
-use crate::proxy::{
-    accrual::{Probation, Standing, backoff, claim},
-    queue::Gate,
+use super::Picked;
+use crate::{
+    error::BoxError,
+    proxy::{
+        accrual::{Probation, Standing, backoff, claim},
+        forward::failure::Chain,
+        queue::Gate,
+    },
 };
 
 /// The first backoff of an endpoint whose connect failed: Linkerd's
@@ -217,6 +264,13 @@ pub(super) struct Reconnect {
     served: AtomicU32,
     /// When the backoff ends, and the probe in flight after it.
     probation: Probation,
+    /// Connects under way that end whether or not their request waits
+    /// for them ([`EndpointConnects`]).
+    connecting: AtomicU32,
+    /// The claim of a connect probe whose request was given up on while
+    /// such a connect was under way, for the first of them to end to
+    /// settle; 0 when none is left.
+    parked: AtomicU64,
 }
 
 impl Reconnect {
@@ -292,10 +346,145 @@ impl Reconnect {
         self.probation.next_change(now, hold)
     }
 
+    /// The request that holds the connect probe claimed at `claimed` was
+    /// given up on before its connect was known. While a connect to the
+    /// endpoint is under way that ends on its own, the claim is left for
+    /// it to settle ([`connect_ended`](Self::connect_ended)); with none,
+    /// the probe is released for the next request. Whether it was
+    /// released.
+    ///
+    /// Parked first and counted after, as a connect ending counts first
+    /// and takes after: whichever order the two run in, a parked claim
+    /// is either taken by a connect that ends or released here.
+    pub(super) fn abandon(&self, claimed: u64) -> bool {
+        self.parked.store(claimed, Ordering::SeqCst);
+        if self.connecting.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let unparked =
+            self.parked
+                .compare_exchange(claimed, 0, Ordering::SeqCst, Ordering::Relaxed);
+        if unparked.is_ok() {
+            self.release(claimed);
+        }
+        unparked.is_ok()
+    }
+
+    /// A connect that ends on its own started.
+    fn connect_started(&self) {
+        self.connecting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A connect that ends on its own ended: the claim of a probe given up
+    /// on meanwhile, if one was left, for its outcome to settle.
+    fn connect_ended(&self) -> Option<u64> {
+        self.connecting.fetch_sub(1, Ordering::SeqCst);
+        Some(self.parked.swap(0, Ordering::SeqCst)).filter(|&c| c != 0)
+    }
+
     /// When the backoff ends, if there is one.
     #[cfg(test)]
     pub(super) fn until(&self) -> Option<u64> {
         self.probation.until()
+    }
+}
+
+/// One endpoint of a balancer, for the client made for it
+/// ([`ForEndpoint::for_endpoint_reporting`](crate::client::ForEndpoint::for_endpoint_reporting))
+/// to report the HTTP/2 connects it finishes after their requests gave
+/// up on them, which back the endpoint off as any failed connect does
+/// (see the [module docs](self)).
+///
+/// A clone is a reference count. It keeps the endpoint's backoff alive,
+/// not its balancer.
+#[derive(Clone, Debug)]
+pub struct EndpointConnects(Picked);
+
+impl EndpointConnects {
+    pub(super) fn new(endpoint: Picked) -> Self {
+        Self(endpoint)
+    }
+
+    /// The endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr()
+    }
+
+    /// A connect to the endpoint starts, to end whether or not its request
+    /// waits for it: what it learns is reported through the
+    /// [`ConnectUnderWay`].
+    pub(crate) fn start(&self) -> ConnectUnderWay {
+        self.0.0.reconnect.connect_started();
+        ConnectUnderWay(Some(self.0.clone()))
+    }
+}
+
+/// A connect to an endpoint under way ([`EndpointConnects::start`]).
+/// Dropped without an outcome (its task was cancelled, as at a runtime's
+/// shutdown), it gives back the probe a request gave up on meanwhile.
+#[derive(Debug)]
+pub(crate) struct ConnectUnderWay(Option<Picked>);
+
+impl ConnectUnderWay {
+    /// The connect ended, and its request saw how: it reports a failure
+    /// itself, as ever. Only a connect probe given up on meanwhile is
+    /// settled here, by this outcome.
+    pub(crate) fn seen(mut self, connected: bool) {
+        let Some(endpoint) = self.0.take() else {
+            return;
+        };
+        if let Some(probe) = endpoint.0.reconnect.connect_ended() {
+            settle(&endpoint, connected, Some(probe));
+        }
+    }
+
+    /// The connect ended after its request gave up on it: it counts for
+    /// the endpoint as though the request had seen it. A failure backs
+    /// the endpoint off (longer, if a probe given up on was waiting for
+    /// it) and is logged as a request's failed connect is; a success puts
+    /// back an endpoint whose probe was waiting for it.
+    pub(crate) fn given_up(mut self, outcome: Result<(), &BoxError>) {
+        let Some(endpoint) = self.0.take() else {
+            return;
+        };
+        let probe = endpoint.0.reconnect.connect_ended();
+        if let Err(error) = outcome {
+            if endpoint.connect_failed() {
+                tracing::warn!(
+                    %endpoint,
+                    error = %Chain(&**error),
+                    "upstream connect failed after its request was given up on"
+                );
+            } else {
+                tracing::debug!(
+                    %endpoint,
+                    error = %Chain(&**error),
+                    "upstream connect failed after its request was given up on"
+                );
+            }
+        }
+        settle(&endpoint, outcome.is_ok(), probe);
+    }
+}
+
+impl Drop for ConnectUnderWay {
+    fn drop(&mut self) {
+        if let Some(endpoint) = self.0.take()
+            && let Some(probe) = endpoint.0.reconnect.connect_ended()
+        {
+            endpoint.0.reconnect.release(probe);
+            endpoint.0.shared.gate.wake(false);
+        }
+    }
+}
+
+/// Counts a connect to `endpoint` that `connected` or failed, for the
+/// probe claimed at `probe` or for none.
+fn settle(endpoint: &Picked, connected: bool, probe: Option<u64>) {
+    match (connected, probe) {
+        (true, Some(probe)) => endpoint.reconnected(probe),
+        (true, None) => {}
+        (false, probe) => endpoint.back_off(probe),
     }
 }
 
@@ -377,9 +566,12 @@ mod tests {
     mod balancer {
         use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
-        use crate::proxy::{
-            EndpointState, FailureAccrual,
-            balance::{Balancer, ConnectBackoff},
+        use crate::{
+            error::BoxError,
+            proxy::{
+                EndpointState, FailureAccrual,
+                balance::{Balancer, ConnectBackoff, EndpointConnects},
+            },
         };
 
         fn addr(n: u8) -> SocketAddr {
@@ -471,6 +663,79 @@ mod tests {
             assert_eq!(balancer.states(), [(addr(1), EndpointState::Probing)]);
             pending.answered(true);
             assert_eq!(balancer.states(), [(addr(1), EndpointState::Ready)]);
+        }
+
+        /// The endpoint at `addr` of `balancer`, for its client.
+        fn connects(balancer: &Balancer, addr: SocketAddr) -> EndpointConnects {
+            balancer.connects().find(|c| c.addr() == addr).unwrap()
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_connect_given_up_on_backs_off_when_it_fails_and_not_when_it_connects() {
+            let balancer =
+                Arc::new(Balancer::new([addr(1), addr(2)], None).with_connect_backoff(minute()));
+            let connects = connects(&balancer, addr(1));
+            connects.start().given_up(Ok(()));
+            assert_eq!(balancer.states()[0], (addr(1), EndpointState::Ready));
+            let failed: BoxError = "timed out".into();
+            connects.start().given_up(Err(&failed));
+            assert_eq!(balancer.states()[0], (addr(1), EndpointState::Pending));
+            assert_eq!(balancer.states()[1], (addr(2), EndpointState::Ready));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_probe_given_up_on_mid_connect_is_settled_by_that_connect() {
+            let doubling =
+                ConnectBackoff::new(Duration::from_secs(60), Duration::from_secs(120), 0.0)
+                    .unwrap();
+            let balancer = Arc::new(Balancer::new([addr(1)], None).with_connect_backoff(doubling));
+            let connects = connects(&balancer, addr(1));
+            back_off(&balancer, addr(1));
+            tokio::time::advance(Duration::from_secs(60)).await;
+
+            // The probe's request goes while its connect is under way:
+            // no other request probes meanwhile, and the connect, failing,
+            // backs the endpoint off longer.
+            let (_, _, probe) = balancer.pick_indexed().unwrap();
+            let under_way = connects.start();
+            drop(probe);
+            assert!(balancer.pick_indexed().is_none(), "still its probe's");
+            let failed: BoxError = "timed out".into();
+            under_way.given_up(Err(&failed));
+            let at = balancer.epoch + Duration::from_secs(60 + 120);
+            assert_eq!(balancer.next_change(), Some(at), "doubled");
+
+            // The next probe's, connecting, puts it back.
+            tokio::time::advance(Duration::from_secs(120)).await;
+            let (_, _, probe) = balancer.pick_indexed().unwrap();
+            let under_way = connects.start();
+            drop(probe);
+            under_way.given_up(Ok(()));
+            assert_eq!(balancer.states(), [(addr(1), EndpointState::Ready)]);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_probe_given_up_on_is_settled_by_a_connect_its_request_saw_or_freed() {
+            let balancer = Arc::new(Balancer::new([addr(1)], None).with_connect_backoff(minute()));
+            let connects = connects(&balancer, addr(1));
+            back_off(&balancer, addr(1));
+            tokio::time::advance(Duration::from_secs(60)).await;
+            let (_, _, probe) = balancer.pick_indexed().unwrap();
+            let under_way = connects.start();
+            drop(probe);
+            // Another request's connect, seen by it: it settles the probe.
+            under_way.seen(true);
+            assert_eq!(balancer.states(), [(addr(1), EndpointState::Ready)]);
+
+            back_off(&balancer, addr(1));
+            tokio::time::advance(Duration::from_secs(60)).await;
+            let (_, _, probe) = balancer.pick_indexed().unwrap();
+            let under_way = connects.start();
+            drop(probe);
+            // Cancelled before it ends (the runtime shuts down): the next
+            // request may probe.
+            drop(under_way);
+            assert!(balancer.pick_indexed().is_some());
         }
 
         #[tokio::test(start_paused = true)]

@@ -47,7 +47,10 @@ pub(crate) struct Clients<C> {
 impl<C: ForEndpoint + Clone> Clients<C> {
     /// Clients for `balancer`'s endpoints, made from `client`.
     pub(crate) fn new(balancer: Arc<Balancer>, client: &C) -> Self {
-        let clients = balancer.addrs().map(|a| client.for_endpoint(a)).collect();
+        let clients = balancer
+            .connects()
+            .map(|e| client.for_endpoint_reporting(&e))
+            .collect();
         Self { balancer, clients }
     }
 
@@ -56,10 +59,10 @@ impl<C: ForEndpoint + Clone> Clients<C> {
     fn update(&self, balancer: Arc<Balancer>, client: &C) -> Self {
         let kept: HashMap<SocketAddr, &C> = self.balancer.addrs().zip(&*self.clients).collect();
         let clients = balancer
-            .addrs()
-            .map(|a| match kept.get(&a) {
+            .connects()
+            .map(|e| match kept.get(&e.addr()) {
                 Some(&kept) => kept.clone(),
-                None => client.for_endpoint(a),
+                None => client.for_endpoint_reporting(&e),
             })
             .collect();
         Self { balancer, clients }
