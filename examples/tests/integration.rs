@@ -45,6 +45,7 @@ mod config_policy_watch;
 mod config_server;
 mod config_shape;
 mod connect_backoff;
+mod connect_given_up;
 mod connection_limit;
 mod dashboard;
 mod default_server_port;
