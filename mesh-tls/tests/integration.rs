@@ -46,6 +46,7 @@ mod review_ca_inputs;
 mod review_ca_reload;
 mod review_carry_over;
 mod review_credential_purpose;
+mod review_cross_signed_root;
 mod review_identity_ca_reads;
 mod review_identity_keys;
 mod review_identity_pem;

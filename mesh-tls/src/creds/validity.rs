@@ -141,6 +141,15 @@ type Path = ((SystemTime, SystemTime), Vec<usize>);
 /// `window`, through the certificates of `rest` not on `path` yet, to a
 /// trust anchor, pushing each path. A path that leads to no anchor and no
 /// further certificate ends where it stops, as webpki's would fail there.
+///
+/// A path reaching a trust anchor's name also goes on through the
+/// certificates of the chain with that name: the anchor may not be what
+/// signed the certificate below it. A root reissued with a new key under
+/// its old name, and cross-signed by the old root for peers that trust
+/// only that one, is such a certificate: webpki tries the anchor, finds
+/// that its key did not sign, and builds the path through the
+/// cross-signature, which must then be valid too. Which of the two
+/// verifies is for the check at load to say.
 fn walk(
     issuer: &[u8],
     window: (SystemTime, SystemTime),
@@ -152,11 +161,11 @@ fn walk(
     if paths.len() >= MAX_PATHS {
         return;
     }
-    if anchor_subjects.iter().any(|s| s == issuer) {
+    let at_anchor = anchor_subjects.iter().any(|s| s == issuer);
+    if at_anchor {
         paths.push((window, path.clone()));
-        return;
     }
-    let mut extended = false;
+    let mut extended = at_anchor;
     for (at, (_, link)) in rest.iter().enumerate() {
         if path.contains(&at) || link.subject != issuer {
             continue;
