@@ -268,10 +268,12 @@ impl Balancer {
             backoff,
             gate: gate.clone(),
         });
+        let endpoints: Box<[Arc<Endpoint>]> = unique(endpoints)
+            .filter_map(|addr| Endpoint::fresh(addr, 0, &shared))
+            .collect();
+        gate.watch(Readiness::of(&endpoints, accrual, &shared));
         Self {
-            endpoints: unique(endpoints)
-                .filter_map(|addr| Endpoint::fresh(addr, 0, &shared))
-                .collect(),
+            endpoints,
             epoch,
             accrual,
             gate,
@@ -332,16 +334,7 @@ impl Balancer {
     /// when both failure accrual and its connect backoff let it. `None`
     /// when it may now.
     fn endpoint_change(&self, endpoint: &Endpoint, now: u64) -> Option<u64> {
-        let health = self
-            .accrual
-            .and_then(|a| endpoint.health.next_change(now, a.probe_hold()));
-        let connect = endpoint
-            .reconnect
-            .next_change(now, self.shared.backoff.probe_hold());
-        match (health, connect) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
-        }
+        endpoint_change(endpoint, self.accrual, &self.shared.backoff, now)
     }
 
     /// A balancer over `endpoints` that keeps the state of those this one
@@ -355,12 +348,14 @@ impl Balancer {
         let kept: HashMap<SocketAddr, &Arc<Endpoint>> =
             self.endpoints.iter().map(|e| (e.addr, e)).collect();
         let now = self.since_epoch(Instant::now()) as u64;
-        let endpoints = unique(endpoints)
+        let endpoints: Box<[Arc<Endpoint>]> = unique(endpoints)
             .filter_map(|addr| match kept.get(&addr) {
                 Some(&endpoint) => Some(endpoint.clone()),
                 None => Endpoint::fresh(addr, now, &self.shared),
             })
             .collect();
+        self.gate
+            .watch(Readiness::of(&endpoints, self.accrual, &self.shared));
         Self {
             endpoints,
             epoch: self.epoch,
@@ -634,6 +629,82 @@ impl Drop for Pending {
             // The next request may probe: one waiting may be it.
             self.balancer.gate.wake(false);
         }
+    }
+}
+
+/// When, after `now`, `endpoint` may take a request by time alone: when
+/// both failure accrual (if on) and its connect backoff let it. `None`
+/// when it may now.
+fn endpoint_change(
+    endpoint: &Endpoint,
+    accrual: Option<FailureAccrual>,
+    backoff: &ConnectBackoff,
+    now: u64,
+) -> Option<u64> {
+    let health = accrual.and_then(|a| endpoint.health.next_change(now, a.probe_hold()));
+    let connect = endpoint.reconnect.next_change(now, backoff.probe_hold());
+    match (health, connect) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+    }
+}
+
+/// The endpoints of a gate's latest balancer, for the gate to open by time
+/// alone when one is ready again while no request comes to see it (see
+/// [`queue`](super::queue)). Weak: it keeps no endpoint alive, and reads
+/// none that left.
+#[derive(Debug)]
+pub(crate) struct Readiness {
+    endpoints: Box<[std::sync::Weak<Endpoint>]>,
+    accrual: Option<FailureAccrual>,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl Readiness {
+    fn of(
+        endpoints: &[Arc<Endpoint>],
+        accrual: Option<FailureAccrual>,
+        shared: &Arc<Shared>,
+    ) -> Self {
+        Self {
+            endpoints: endpoints.iter().map(Arc::downgrade).collect(),
+            accrual,
+            shared: Arc::downgrade(shared),
+        }
+    }
+
+    /// Whether an endpoint is ready: not backing off a connect, and in,
+    /// or past its penalty with its probe free. One past its connect
+    /// backoff is not: it is ready once a connect succeeds, and nothing
+    /// connects but a request.
+    pub(crate) fn ready(&self) -> bool {
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let now = shared.now();
+        self.endpoints
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .any(|e| {
+                e.reconnect.is_clear()
+                    && self
+                        .accrual
+                        .is_none_or(|a| e.health.next_change(now, a.probe_hold()).is_none())
+            })
+    }
+
+    /// When an endpoint may take a request again by time alone, the
+    /// earliest; `None` when none will.
+    pub(crate) fn next_change(&self) -> Option<Instant> {
+        let shared = self.shared.upgrade()?;
+        let now = shared.now();
+        let at = self
+            .endpoints
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter_map(|e| endpoint_change(&e, self.accrual, &shared.backoff, now))
+            .min()?;
+        Some(shared.epoch + Duration::from_nanos(at))
     }
 }
 

@@ -62,8 +62,23 @@
 //! metrics count as `failfast` and `loadshed`: its queue fails the
 //! requests it holds, and shuts a gate in front of it, where a
 //! `LoadShed` turns the new ones away. Fail-fast ends as soon as an
-//! endpoint is ready again: an update brings endpoints, or an endpoint
-//! past its penalty takes its probe.
+//! endpoint is ready again: an update brings endpoints, an endpoint past
+//! its penalty takes its probe, or a probe's connect succeeds.
+//!
+//! It ends too when an endpoint's penalty ends and no request comes to
+//! take its probe: Linkerd's gate opens once its balancer's pool is
+//! ready, which a task of its own drives with or without requests
+//! (linkerd2-proxy `linkerd/proxy/balance/queue/src/worker.rs`), and a
+//! service that gets no traffic (a sidecar runtime no caller reaches)
+//! must not read in fail-fast, in its gate metrics, long after its
+//! endpoints are back. So while the gate is shut, a task sleeps until
+//! the earliest time an endpoint may take a request by time alone, and
+//! opens the gate then if one is ready: one task each time the gate
+//! shuts, none per request. An endpoint past its connect backoff is not
+//! ready until a connect succeeds, as in Linkerd; Linkerd reconnects it
+//! in the background, here a request's connect does, so the gate of a
+//! service whose endpoints all back off a connect opens only with a
+//! request ([`reconnect`](super::balance::reconnect)).
 //!
 //! A caller that goes away while waiting gives its place back, and leaves
 //! nothing behind. A [`Queue`] with a zero timeout waits for nothing:
@@ -89,7 +104,7 @@ use std::{
 use http::HeaderMap;
 use tokio::{sync::Notify, time::Instant};
 
-use super::balance::QueueMetrics;
+use super::balance::{QueueMetrics, Readiness};
 use super::forward::NoEndpoints;
 use crate::error::{BoxError, MESH_ERROR, ProxyErrorKind};
 
@@ -220,6 +235,12 @@ struct State {
     /// Counts the events that may have made an endpoint ready, for a
     /// waiter to tell whether one came between its try and its wait.
     generation: u64,
+    /// Counts the times the gate shut, for the task that opens it by
+    /// time ([`reopen`]) to tell its own shut from a later one.
+    shuts: u64,
+    /// The endpoints of the latest balancer in front of which the gate
+    /// stands, for it to open when one is ready by time alone.
+    readiness: Option<Arc<Readiness>>,
 }
 
 /// Why a request that found no endpoint is answered now.
@@ -343,6 +364,12 @@ impl Gate {
         })
     }
 
+    /// The endpoints of the balancer now in front of the gate: a
+    /// balancer built or updated says, once, not per request.
+    pub(crate) fn watch(&self, readiness: Readiness) {
+        self.lock().readiness = Some(Arc::new(readiness));
+    }
+
     /// The events seen so far, read before a request tries the balancer.
     pub(crate) fn generation(&self) -> u64 {
         self.lock().generation
@@ -422,7 +449,7 @@ impl Gate {
     /// The fail-fast timeout that ends at `deadline` passed: unless an
     /// endpoint was ready since, the service goes into fail-fast, and
     /// every waiter hears.
-    fn expire(&self, deadline: Instant) -> Woken {
+    fn expire(self: &Arc<Self>, deadline: Instant) -> Woken {
         {
             let mut state = self.lock();
             if state.deadline != Some(deadline) {
@@ -435,8 +462,9 @@ impl Gate {
     }
 
     /// The service goes into fail-fast, if it is not in it already: its
-    /// gate shuts until an endpoint is ready.
-    fn shut(&self, state: &mut State) {
+    /// gate shuts until an endpoint is ready, which a task of its own
+    /// watches for while it is shut ([`reopen`]).
+    fn shut(self: &Arc<Self>, state: &mut State) {
         if !state.failfast {
             tracing::warn!(
                 timeout = ?self.queue.failfast_timeout,
@@ -445,6 +473,10 @@ impl Gate {
             );
             if let Some(metrics) = self.metrics.get() {
                 metrics.gate.shut();
+            }
+            state.shuts = state.shuts.wrapping_add(1);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(reopen(Arc::downgrade(self), state.shuts));
             }
         }
         state.failfast = true;
@@ -455,6 +487,49 @@ impl Gate {
     #[cfg(test)]
     pub(crate) fn waiters(&self) -> usize {
         self.lock().waiters
+    }
+}
+
+/// Opens `gate`, shut for the `shut`-th time, once an endpoint is ready
+/// by time alone (its penalty over), if nothing opened it first: the
+/// gate of a service that no request reaches must not read shut for
+/// good after its endpoints are back, as Linkerd's opens once its
+/// balancer's pool is ready, which a task of its own drives whether or
+/// not a request waits (linkerd2-proxy
+/// `linkerd/proxy/balance/queue/src/worker.rs`, `PoolDriver::drive`).
+///
+/// It sleeps until an endpoint may take a request by time, and looks
+/// again then, reading the latest balancer's endpoints each time; it
+/// ends when the gate opens or shuts anew, goes away, or no endpoint
+/// will be ready by time alone (one past its connect backoff is ready
+/// only once a request's connect succeeds). One task per time the gate
+/// shuts, none per request.
+async fn reopen(gate: std::sync::Weak<Gate>, shut: u64) {
+    loop {
+        let at = {
+            let Some(gate) = gate.upgrade() else {
+                return;
+            };
+            let readiness = {
+                let state = gate.lock();
+                if state.shuts != shut || !state.failfast {
+                    return;
+                }
+                state.readiness.clone()
+            };
+            let Some(readiness) = readiness else {
+                return;
+            };
+            if readiness.ready() {
+                gate.wake(true);
+                return;
+            }
+            let Some(at) = readiness.next_change() else {
+                return;
+            };
+            at
+        };
+        tokio::time::sleep_until(at).await;
     }
 }
 

@@ -35,7 +35,9 @@
 //! the service is in fail-fast. `queue_gate_open_total` counts one
 //! opening when the service's handles are first resolved, as Linkerd's
 //! counts one when its balancer is built, then one each time fail-fast
-//! ends; `queue_gate_shut_total` one each time it starts. So the gate is
+//! ends (an endpoint's penalty ending included, whether or not a request
+//! comes then: see [`queue`](crate::proxy::queue)); `queue_gate_shut_total`
+//! one each time it starts. So the gate is
 //! shut exactly while `shut_total` equals `open_total`. `open_time` and
 //! `shut_time` are the Unix time of the last change, the other `0`, and
 //! `queue_gate_timeout_seconds` is the fail-fast timeout.

@@ -163,3 +163,102 @@ fn the_families_have_linkerds_names_and_buckets() {
         assert!(text.contains(series), "{series} in\n{text}");
     }
 }
+
+/// A set of one endpoint that failure accrual takes out for 10 s at its
+/// first failure, its requests waiting up to 1 s, counted in `metrics`.
+fn accruing_set(metrics: &QueueMetrics) -> EndpointSet {
+    let accrual = crate::proxy::FailureAccrual::new(
+        std::num::NonZeroU32::MIN,
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+        0.0,
+    )
+    .unwrap();
+    let set = EndpointSet::new([addr(1)])
+        .unwrap()
+        .with_failure_accrual(accrual)
+        .with_queue(Queue::new(10, Duration::from_secs(1)));
+    assert!(metrics.count(&set.view()));
+    set
+}
+
+/// Fails a request to `set`'s endpoint, which takes it out, and has a
+/// request wait until the service goes into fail-fast.
+async fn into_failfast(set: &EndpointSet) {
+    let balancer = set.reader().peek();
+    let (_, _, pending) = balancer.pick_indexed().unwrap();
+    pending.unwrap().failed();
+    assert!(balancer.pick_indexed().is_none(), "out");
+    let gate = balancer.gate().clone();
+    let _place = gate.admit().unwrap();
+    let seen = gate.generation();
+    let woken = gate.clone().wait(seen, balancer.next_change()).await;
+    assert_eq!(woken, Woken::FailFast);
+}
+
+/// Lets tasks woken by the paused clock run.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_gate_opens_when_a_penalty_ends_with_no_request_to_see_it() {
+    let families = QueueMetricFamilies::default();
+    let metrics = families.metrics(&emoji());
+    let set = accruing_set(&metrics);
+    into_failfast(&set).await;
+    assert_eq!(metrics.gate_changes(), (1, 1));
+    let gate = set.view().gate().unwrap();
+    assert!(gate.in_failfast());
+
+    // The penalty ends 10 s after the failure: the endpoint may take its
+    // probe, and the gate opens then, as Linkerd's does once its pool is
+    // ready again, though no request comes to take the probe.
+    advance(Duration::from_secs(8)).await;
+    settle().await;
+    assert_eq!(metrics.gate_changes(), (1, 1), "still out");
+    advance(Duration::from_secs(1)).await;
+    settle().await;
+    assert_eq!(metrics.gate_changes(), (2, 1));
+    assert!(metrics.gate.open_time.get() > 0.0);
+    assert_eq!(metrics.gate.shut_time.get(), 0.0);
+    assert!(!gate.in_failfast());
+    assert_eq!(
+        set.view().endpoints().unwrap(),
+        [(addr(1), crate::proxy::EndpointState::Probing)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_end_of_a_connect_backoff_alone_does_not_open_the_gate() {
+    let families = QueueMetricFamilies::default();
+    let metrics = families.metrics(&emoji());
+    let backoff = crate::proxy::balance::ConnectBackoff::new(
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+        0.0,
+    )
+    .unwrap();
+    let set = EndpointSet::new([addr(1)])
+        .unwrap()
+        .with_connect_backoff(backoff)
+        .with_queue(Queue::new(10, Duration::from_secs(1)));
+    assert!(metrics.count(&set.view()));
+    let balancer = set.reader().peek();
+    let (_, picked, _) = balancer.pick_indexed().unwrap();
+    picked.back_off(None);
+    let gate = balancer.gate().clone();
+    let place = gate.admit().unwrap();
+    let seen = gate.generation();
+    let woken = gate.clone().wait(seen, balancer.next_change()).await;
+    assert_eq!(woken, Woken::FailFast);
+    drop(place);
+    // Past its backoff, the endpoint is ready only once a connect
+    // succeeds, and none is made without a request.
+    advance(Duration::from_secs(20)).await;
+    settle().await;
+    assert_eq!(metrics.gate_changes(), (1, 1));
+    assert!(gate.in_failfast());
+}
