@@ -16,7 +16,7 @@
 //! What a certificate proves to a client is set out in the
 //! [`connect`](crate::connect#what-a-certificate-proves) module docs.
 
-use std::{cell::Cell, fmt, sync::Arc};
+use std::{cell::Cell, fmt, sync::Arc, time::SystemTime};
 
 use mesh_core::{Identity, TrustDomain};
 use rustls::{
@@ -35,7 +35,7 @@ use rustls_pki_types::{
 };
 
 use crate::{
-    cert::{CertNames, NoIdentity, may_sign_certificates},
+    cert::{CertNames, Link, NoIdentity, may_sign_certificates},
     creds::Utc,
     store::CredentialStore,
 };
@@ -78,6 +78,63 @@ pub(crate) fn check_chain_for(
     algs: &[&dyn SignatureVerificationAlgorithm],
     scope: Option<(&Identity, &AnchorDomains)>,
 ) -> Result<(), ChainRefused> {
+    check_chain(
+        end_entity,
+        intermediates,
+        anchors,
+        now,
+        usage,
+        algs,
+        scope,
+        None,
+    )
+}
+
+/// [`check_chain_for`], and when the path it verified the chain through
+/// stops verifying: the earliest `notAfter` of the end entity and the
+/// intermediates on that path (`None` when one of them cannot be read).
+/// The anchor's dates, which webpki never reads, do not count.
+///
+/// For a peer's chain whose path cannot be told by name (see
+/// [`path_validity`](crate::cert::path_validity)): the path is the one
+/// webpki built, read from the search itself.
+pub(crate) fn check_chain_until(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &[TrustAnchor<'_>],
+    now: UnixTime,
+    usage: webpki::KeyUsage,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+    scope: Option<(&Identity, &AnchorDomains)>,
+) -> Result<Option<SystemTime>, ChainRefused> {
+    let ends = Cell::new(None);
+    check_chain(
+        end_entity,
+        intermediates,
+        anchors,
+        now,
+        usage,
+        algs,
+        scope,
+        Some(&ends),
+    )?;
+    Ok(ends.get().flatten())
+}
+
+/// [`check_chain_for`], setting `ends`, when given, to the earliest
+/// `notAfter` of the end entity and the intermediates on the path it
+/// verified through (`Some(None)` when one of them cannot be read).
+#[allow(clippy::too_many_arguments)]
+fn check_chain(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &[TrustAnchor<'_>],
+    now: UnixTime,
+    usage: webpki::KeyUsage,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+    scope: Option<(&Identity, &AnchorDomains)>,
+    ends: Option<&Cell<Option<Option<SystemTime>>>>,
+) -> Result<(), ChainRefused> {
     let refused_a_signer = Cell::new(false);
     let refused_an_anchor = Cell::new(false);
     let acceptable = |path: &webpki::VerifiedPath<'_>| {
@@ -97,6 +154,22 @@ pub(crate) fn check_chain_for(
             // identity's trust domain's.
             refused_an_anchor.set(true);
             return Err(webpki::Error::UnknownIssuer);
+        }
+        // webpki returns the first path this accepts: the one verified.
+        if let Some(ends) = ends {
+            let certs = std::iter::once(path.end_entity().der())
+                .chain(path.intermediate_certificates().map(|cert| cert.der()));
+            let mut end: Option<SystemTime> = None;
+            let mut readable = true;
+            for cert in certs {
+                match Link::parse(&cert) {
+                    Some(link) => {
+                        end = Some(end.map_or(link.not_after, |end| end.min(link.not_after)));
+                    }
+                    None => readable = false,
+                }
+            }
+            ends.set(Some(end.filter(|_| readable)));
         }
         Ok(())
     };

@@ -20,8 +20,8 @@ use crate::{
 /// the store's version when the handshake started.
 pub(super) struct HandshakeWith {
     local_not_after: SystemTime,
-    roots: Arc<[CertificateDer<'static>]>,
-    anchor_subjects: Arc<[Vec<u8>]>,
+    /// The credentials the handshake runs with, until it is done.
+    snapshot: Arc<Snapshot>,
     version: watch::Receiver<StoreVersion>,
     loaded: u64,
 }
@@ -31,15 +31,14 @@ impl HandshakeWith {
     /// until `local_not_after`; `version` was read before the snapshot,
     /// and said `loaded`.
     pub(super) fn new(
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         local_not_after: SystemTime,
         version: watch::Receiver<StoreVersion>,
         loaded: u64,
     ) -> Self {
         Self {
             local_not_after,
-            roots: snapshot.creds.shared_roots(),
-            anchor_subjects: snapshot.creds.anchor_subjects().clone(),
+            snapshot: snapshot.clone(),
             version,
             loaded,
         }
@@ -56,15 +55,18 @@ impl HandshakeWith {
     ) -> Retirement {
         let Self {
             local_not_after,
-            roots,
-            anchor_subjects,
+            snapshot,
             version,
             loaded,
         } = self;
         let now = store.now();
-        let peer_not_after = peer_chain
-            .and_then(|chain| crate::cert::path_validity(chain, &anchor_subjects, now))
-            .map(|(_, not_after)| not_after);
+        let peer_not_after = peer_chain.and_then(|chain| {
+            snapshot.peer_path_until(store, chain, webpki::KeyUsage::client_auth())
+        });
+        // The bundle the client was verified with; the rest of the
+        // credentials are not kept for the connection's life.
+        let roots = snapshot.creds.shared_roots();
+        drop(snapshot);
         let expiry = peer_not_after.map_or(local_not_after, |peer| peer.min(local_not_after));
         let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry, now);
         let retire_at = retire::Deadline::new(

@@ -292,6 +292,26 @@ pub(crate) fn anchor_subjects(roots: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Whether a certificate of `chain` past its leaf bears the name of a
+/// trust anchor (one of `anchor_subjects`) without being one of `roots`:
+/// then the path to an anchor cannot be told by name. webpki tries the
+/// anchor of that name first and, when its key did not sign the
+/// certificate below (a root reissued with a new key under its old name,
+/// whose certificate cross-signed by the old root the chain sends), builds
+/// the path through that certificate instead, which must then be valid
+/// too; only the signatures tell which. A copy of the anchor itself is no
+/// such certificate.
+pub(crate) fn names_an_anchor_it_is_not(
+    chain: &[CertificateDer<'_>],
+    anchor_subjects: &[Vec<u8>],
+    roots: &[CertificateDer<'_>],
+) -> bool {
+    chain.iter().skip(1).any(|cert| {
+        !roots.contains(cert)
+            && Link::parse(cert).is_some_and(|link| anchor_subjects.contains(&link.subject))
+    })
+}
+
 /// When the path from `chain`'s leaf to a trust anchor verifies: from the
 /// latest `notBefore` of its certificates to the earliest `notAfter`.
 /// `None` for an empty chain or a leaf that does not parse.
@@ -301,7 +321,10 @@ pub(crate) fn anchor_subjects(roots: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
 /// certificate, else to the certificate of the chain that did. Anything
 /// else a peer sends (the anchor itself, or an old cross-signature of it,
 /// which names the anchor as its subject) is not on the path, and its
-/// dates, which webpki never reads, do not count.
+/// dates, which webpki never reads, do not count. That holds unless the
+/// anchor's key did not sign the certificate below it, which the name
+/// cannot tell: a chain for which [`names_an_anchor_it_is_not`] is
+/// read from the search instead.
 ///
 /// Of two certificates with the issuer's name, webpki passes over one that
 /// is not valid at `now`, the time by the store's clock it verified the

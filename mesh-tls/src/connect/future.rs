@@ -20,7 +20,6 @@ use tokio_rustls::client::TlsStream;
 
 use super::{ClientIo, ConnectError, ConnectTarget, ExpectedServer, Route, Shared};
 use crate::{
-    cert,
     metrics::{Direction, HandshakeFailure},
     retire::{self, Authenticated, ConnState},
     store::Snapshot,
@@ -197,8 +196,11 @@ impl Handshake {
             .1
             .peer_certificates()
             .map_or_else(|| Arc::from([]), Arc::from);
-        let peer = cert::path_validity(&server_chain, self.snapshot.creds.anchor_subjects(), now)
-            .map(|(_, not_after)| not_after);
+        let peer = self.snapshot.peer_path_until(
+            &self.shared.store,
+            &server_chain,
+            webpki::KeyUsage::server_auth(),
+        );
         let expiry = peer.map_or(local, |peer| peer.min(local));
         let config = &self.shared.config;
         let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry, now);

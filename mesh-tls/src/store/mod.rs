@@ -579,41 +579,10 @@ impl Snapshot {
 }
 
 impl Snapshot {
-    /// Whether this trust bundle verifies `chain` (a peer's, leaf first)
-    /// for `usage` now, as the handshake did with the bundle of its day:
-    /// through an anchor of the trust domain of the identity the leaf
-    /// names. Connections made under earlier credentials are kept or
-    /// retired by it, on both ends.
-    pub(crate) fn trusts_chain(
-        &self,
-        store: &CredentialStore,
-        chain: &[CertificateDer<'static>],
-        usage: webpki::KeyUsage,
-    ) -> bool {
-        let Some((leaf, intermediates)) = chain.split_first() else {
-            return false;
-        };
-        let names = crate::cert::CertNames::parse(leaf);
-        let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
-        let domains = self.creds.anchor_domains();
-        crate::verify::check_chain_for(
-            leaf,
-            intermediates,
-            domains.anchors(),
-            crate::creds::unix_time(store.now()),
-            usage,
-            store.provider().signature_verification_algorithms.all,
-            identity.map(|identity| (identity, &**domains)),
-        )
-        .is_ok()
-    }
-}
-
-impl Snapshot {
     /// Whether this trust bundle still vouches for a connection made with
     /// the peer's `chain` (leaf first) and timed by a path ending at
     /// `timed_by`: it verifies the chain for `usage` now
-    /// ([`Snapshot::trusts_chain`]), through a path that lasts at least as
+    /// ([`Snapshot::trusted_until`]), through a path that lasts at least as
     /// long.
     ///
     /// A new bundle can end the path further up than the handshake's did:
@@ -633,19 +602,59 @@ impl Snapshot {
             .is_some_and(|until| vouches_until(until, timed_by))
     }
 
-    /// When this trust bundle verifies `chain` for `usage` now: `None`
-    /// when it does not, else the `notAfter` of the path to its anchor
-    /// (`None` within when the path cannot be read, as at the handshake).
+    /// When this trust bundle verifies `chain` (a peer's, leaf first) for
+    /// `usage` now, as the handshake did with the bundle of its day:
+    /// through an anchor of the trust domain of the identity the leaf
+    /// names. `None` when it does not, else the `notAfter` of the path it
+    /// verifies the chain through (`None` within when a certificate of
+    /// the path cannot be read). Connections made under earlier
+    /// credentials are kept or retired by it, on both ends.
     pub(crate) fn trusted_until(
         &self,
         store: &CredentialStore,
         chain: &[CertificateDer<'static>],
         usage: webpki::KeyUsage,
     ) -> Option<Option<SystemTime>> {
-        self.trusts_chain(store, chain, usage).then(|| {
-            crate::cert::path_validity(chain, self.creds.anchor_subjects(), store.now())
-                .map(|(_, not_after)| not_after)
-        })
+        let (leaf, intermediates) = chain.split_first()?;
+        let names = crate::cert::CertNames::parse(leaf);
+        let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
+        let domains = self.creds.anchor_domains();
+        crate::verify::check_chain_until(
+            leaf,
+            intermediates,
+            domains.anchors(),
+            crate::creds::unix_time(store.now()),
+            usage,
+            store.provider().signature_verification_algorithms.all,
+            identity.map(|identity| (identity, &**domains)),
+        )
+        .ok()
+    }
+
+    /// When the path that a handshake with these credentials verified the
+    /// peer's `chain` (leaf first) through for `usage` stops verifying:
+    /// what the connection's retirement is timed by. Read by name
+    /// ([`path_validity`](crate::cert::path_validity)), with no second
+    /// search of the chain, unless the chain sends a certificate with a
+    /// trust anchor's name that is not that anchor
+    /// ([`names_an_anchor_it_is_not`](crate::cert::names_an_anchor_it_is_not)):
+    /// then only the signatures tell the path, and it is searched for
+    /// again ([`Snapshot::trusted_until`]). `None` when the chain cannot
+    /// be read.
+    pub(crate) fn peer_path_until(
+        &self,
+        store: &CredentialStore,
+        chain: &[CertificateDer<'static>],
+        usage: webpki::KeyUsage,
+    ) -> Option<SystemTime> {
+        let anchor_subjects = self.creds.anchor_subjects();
+        if crate::cert::names_an_anchor_it_is_not(chain, anchor_subjects, self.creds.roots())
+            && let Some(Some(until)) = self.trusted_until(store, chain, usage)
+        {
+            return Some(until);
+        }
+        crate::cert::path_validity(chain, anchor_subjects, store.now())
+            .map(|(_, not_after)| not_after)
     }
 }
 
