@@ -36,7 +36,7 @@ use rustls_pki_types::{
 
 use crate::{
     cert::{CertNames, Link, NoIdentity, may_sign_certificates},
-    creds::Utc,
+    creds::{AnchorDomainProblem, UnreadableAnchorDomain, Utc},
     store::CredentialStore,
 };
 
@@ -108,6 +108,21 @@ pub(crate) fn check_chain_until(
     scope: Option<(&Identity, &AnchorDomains)>,
 ) -> Result<Option<SystemTime>, ChainRefused> {
     let ends = Cell::new(None);
+    let read_ends = |path: &webpki::VerifiedPath<'_>| {
+        let certs = std::iter::once(path.end_entity().der())
+            .chain(path.intermediate_certificates().map(|cert| cert.der()));
+        let mut end: Option<SystemTime> = None;
+        let mut readable = true;
+        for cert in certs {
+            match Link::parse(&cert) {
+                Some(link) => {
+                    end = Some(end.map_or(link.not_after, |end| end.min(link.not_after)));
+                }
+                None => readable = false,
+            }
+        }
+        ends.set(end.filter(|_| readable));
+    };
     check_chain(
         end_entity,
         intermediates,
@@ -116,14 +131,44 @@ pub(crate) fn check_chain_until(
         usage,
         algs,
         scope,
-        Some(&ends),
+        Some(&read_ends),
     )?;
-    Ok(ends.get().flatten())
+    Ok(ends.get())
 }
 
-/// [`check_chain_for`], setting `ends`, when given, to the earliest
-/// `notAfter` of the end entity and the intermediates on the path it
-/// verified through (`Some(None)` when one of them cannot be read).
+/// [`check_chain_for`], and the trust anchor (its name and key) of the
+/// path it verified the chain through: for the CA, whose certificates must
+/// not outlive that anchor, since OpenSSL and Go refuse a path whose root
+/// has expired, though webpki reads no anchor's dates.
+#[cfg(feature = "ca")]
+pub(crate) fn check_chain_anchor(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &[TrustAnchor<'_>],
+    now: UnixTime,
+    usage: webpki::KeyUsage,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+    scope: Option<(&Identity, &AnchorDomains)>,
+) -> Result<Option<TrustAnchor<'static>>, ChainRefused> {
+    let anchor = std::cell::RefCell::new(None);
+    let read_anchor = |path: &webpki::VerifiedPath<'_>| {
+        *anchor.borrow_mut() = Some(path.anchor().to_owned());
+    };
+    check_chain(
+        end_entity,
+        intermediates,
+        anchors,
+        now,
+        usage,
+        algs,
+        scope,
+        Some(&read_anchor),
+    )?;
+    Ok(anchor.into_inner())
+}
+
+/// [`check_chain_for`], handing the path it verified the chain through,
+/// when it did, to `verified`.
 #[allow(clippy::too_many_arguments)]
 fn check_chain(
     end_entity: &CertificateDer<'_>,
@@ -133,7 +178,7 @@ fn check_chain(
     usage: webpki::KeyUsage,
     algs: &[&dyn SignatureVerificationAlgorithm],
     scope: Option<(&Identity, &AnchorDomains)>,
-    ends: Option<&Cell<Option<Option<SystemTime>>>>,
+    verified: Option<&dyn Fn(&webpki::VerifiedPath<'_>)>,
 ) -> Result<(), ChainRefused> {
     let refused_a_signer = Cell::new(false);
     let refused_an_anchor = Cell::new(false);
@@ -156,20 +201,8 @@ fn check_chain(
             return Err(webpki::Error::UnknownIssuer);
         }
         // webpki returns the first path this accepts: the one verified.
-        if let Some(ends) = ends {
-            let certs = std::iter::once(path.end_entity().der())
-                .chain(path.intermediate_certificates().map(|cert| cert.der()));
-            let mut end: Option<SystemTime> = None;
-            let mut readable = true;
-            for cert in certs {
-                match Link::parse(&cert) {
-                    Some(link) => {
-                        end = Some(end.map_or(link.not_after, |end| end.min(link.not_after)));
-                    }
-                    None => readable = false,
-                }
-            }
-            ends.set(Some(end.filter(|_| readable)));
+        if let Some(verified) = verified {
+            verified(path);
         }
         Ok(())
     };
@@ -211,6 +244,15 @@ fn check_chain(
 /// for any identity, as a plain X.509 anchor does; and DNS-style
 /// identities, which name no trust domain ([`TrustDomain::contains`]), are
 /// vouched for by any anchor.
+///
+/// Since naming none vouches for everything, a trust domain an anchor
+/// claims but that cannot be read is no trust domain it names: it refuses
+/// the bundle ([`UnreadableAnchorDomain`]). That is a URI SAN of the
+/// `spiffe` scheme (in any case) that breaks a rule of the SPIFFE ID spec
+/// (`spiffe://Example.org`, a port, an empty path segment), or a subject
+/// alternative name extension that does not parse. A URI SAN of another
+/// scheme (`https://ca.example.com`) claims no trust domain, and is passed
+/// over as a plain X.509 anchor's names are.
 #[derive(Debug, Default)]
 pub(crate) struct AnchorDomains {
     anchors: Vec<TrustAnchor<'static>>,
@@ -233,21 +275,35 @@ pub(crate) enum Vouching {
 impl AnchorDomains {
     /// The anchors `roots` and their trust domains. A root that is no
     /// trust anchor is left out, as rustls leaves it out of its store.
-    pub(crate) fn new(roots: &[CertificateDer<'_>]) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// For the first anchor whose trust domain cannot be read, which must
+    /// not be taken for one that names none.
+    pub(crate) fn new(roots: &[CertificateDer<'_>]) -> Result<Self, UnreadableAnchorDomain> {
         let mut anchors = Vec::with_capacity(roots.len());
         let mut domains = Vec::with_capacity(roots.len());
-        for root in roots {
+        for (at, root) in roots.iter().enumerate() {
             let Ok(anchor) = webpki::anchor_from_trusted_cert(root) else {
                 continue;
             };
+            let unreadable = |problem| UnreadableAnchorDomain {
+                position: at + 1,
+                subject: crate::cert::subject_text(root),
+                problem,
+            };
+            let names = CertNames::parse(root)
+                .map_err(|_| unreadable(AnchorDomainProblem::UnparsableSubjectAltName))?;
+            if let Some((uri, error)) = names.malformed_spiffe_id() {
+                return Err(unreadable(AnchorDomainProblem::MalformedSpiffeId {
+                    uri: uri.to_owned(),
+                    error,
+                }));
+            }
             anchors.push(anchor.to_owned());
-            domains.push(
-                CertNames::parse(root)
-                    .map(|names| names.spiffe_trust_domains())
-                    .unwrap_or_default(),
-            );
+            domains.push(names.spiffe_trust_domains());
         }
-        Self { anchors, domains }
+        Ok(Self { anchors, domains })
     }
 
     /// The anchors, for a path search.
@@ -1002,7 +1058,7 @@ mod tests {
             .unwrap();
         let vouching = |roots: &[&CertificateDer<'static>], id: &Identity| {
             let roots: Vec<_> = roots.iter().map(|r| (*r).clone()).collect();
-            AnchorDomains::new(&roots).vouching_for(id)
+            AnchorDomains::new(&roots).unwrap().vouching_for(id)
         };
         assert_eq!(vouching(&[&a], &in_a), Vouching::All);
         assert_eq!(vouching(&[&a], &in_b), Vouching::None);
@@ -1012,5 +1068,48 @@ mod tests {
         assert_eq!(vouching(&[&both], &in_b), Vouching::All);
         // A DNS-style identity names no trust domain: every anchor vouches.
         assert_eq!(vouching(&[&a, &b], &dns), Vouching::All);
+    }
+
+    /// An anchor whose `spiffe` URI SAN is no valid SPIFFE ID claims a
+    /// trust domain that cannot be read; taken as naming none, it would
+    /// vouch for every identity. The bundle is refused instead, naming the
+    /// anchor and the rule broken. A URI of another scheme claims no trust
+    /// domain: such an anchor names none, as before.
+    #[test]
+    fn an_anchor_whose_spiffe_id_is_malformed_is_refused_not_read_as_naming_none() {
+        use mesh_core::identity::InvalidIdentity;
+        let a = anchor_naming(&["spiffe://a.org"]);
+        for (uri, expected) in [
+            ("spiffe://A.org", InvalidIdentity::BadTrustDomainChar('A')),
+            ("SPIFFE://a.org", InvalidIdentity::WrongScheme),
+            ("spiffe://a.org:443", InvalidIdentity::PortPresent),
+            ("spiffe://a.org/x//y", InvalidIdentity::EmptySegment),
+            ("spiffe://", InvalidIdentity::MissingTrustDomain),
+        ] {
+            let bad = anchor_naming(&[uri]);
+            let error = AnchorDomains::new(&[a.clone(), bad]).unwrap_err();
+            assert_eq!(error.position, 2, "{uri}");
+            assert!(error.subject.contains("CN="), "{uri}: {}", error.subject);
+            assert_eq!(
+                error.problem,
+                AnchorDomainProblem::MalformedSpiffeId {
+                    uri: uri.to_owned(),
+                    error: expected,
+                },
+                "{uri}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.starts_with("trust bundle certificate 2 (CN=")
+                    && text.contains(&format!("{uri:?}"))
+                    && text.contains(&expected.to_string()),
+                "{text}"
+            );
+        }
+        let https = anchor_naming(&["https://ca.example.com"]);
+        let in_b: Identity = "spiffe://b.org/ns/x/sa/y".parse().unwrap();
+        let domains = AnchorDomains::new(&[a, https]).unwrap();
+        assert_eq!(domains.named(), ["a.org".parse::<TrustDomain>().unwrap()]);
+        assert_eq!(domains.vouching_for(&in_b), Vouching::Some);
     }
 }

@@ -11,7 +11,9 @@ mod support;
 mod validity;
 
 mod alpn;
+mod anchor_spiffe_id;
 mod ca;
+mod ca_anchor_expiry;
 mod ca_renewal;
 mod ca_untrusted_reason;
 mod ca_validity;

@@ -24,6 +24,11 @@
 //! would make a CA whose certificates the mesh accepts and every other
 //! tool refuses.
 //!
+//! The trust anchor the path ends at is read too: webpki reads none of
+//! its dates, while OpenSSL and Go refuse a chain whose root has expired,
+//! so the CA signs nothing that outlives that anchor (see [validity and
+//! renewal](super#validity-and-renewal)).
+//!
 //! The certificate is verified for both purposes, server and client
 //! authentication, as every credential store verifies a workload's chain:
 //! a mesh certificate serves both ends of a connection, and webpki checks
@@ -45,11 +50,12 @@ use crate::{creds::unix_time, verify::AnchorDomains};
 impl CertificateAuthority {
     /// Verifies a certificate the issuer signs against the anchor, at a
     /// moment within the issuer's validity (its dates are checked when it
-    /// issues, with a better error).
+    /// issues, with a better error), and returns when the trust anchor the
+    /// path ends at expires.
     pub(super) fn check_issuer(
         &self,
         issuer_not_before: SystemTime,
-    ) -> Result<(), (CaInput, CaError)> {
+    ) -> Result<SystemTime, (CaInput, CaError)> {
         let bad = |input| (input, CaError::InvalidCa(InvalidCa::BadCertificate));
         let rcgen = |e: rcgen::Error| (CaInput::Issuer, CaError::Certificate(e));
         let mut params = CertificateParams::default();
@@ -84,7 +90,8 @@ impl CertificateAuthority {
         // Each anchor with the trust domains it vouches for, so that the
         // path is checked as a peer checks a workload's: through an anchor
         // of the trust domain the CA issues for.
-        let domains = AnchorDomains::new(&anchors);
+        let domains = AnchorDomains::new(&anchors)
+            .map_err(|unreadable| (CaInput::Anchor, CaError::AnchorDomainUnreadable(unreadable)))?;
         let issued = self.trust_domain.id();
         let intermediates = CertificateDer::pem_slice_iter(self.issuer_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
@@ -96,11 +103,12 @@ impl CertificateAuthority {
                 .unwrap_or(issuer_not_before)
                 .max(issuer_not_before),
         );
+        let mut path_anchor = None;
         for (usage, purpose) in [
             (webpki::KeyUsage::server_auth(), "server authentication"),
             (webpki::KeyUsage::client_auth(), "client authentication"),
         ] {
-            crate::verify::check_chain_for(
+            let verified = crate::verify::check_chain_anchor(
                 probe.der(),
                 &intermediates,
                 domains.anchors(),
@@ -126,9 +134,41 @@ impl CertificateAuthority {
                 };
                 (CaInput::Issuer, error)
             })?;
+            path_anchor = path_anchor.or(verified);
         }
-        check_anchor_path_length(&anchors, &intermediates)
+        check_anchor_path_length(&anchors, &intermediates)?;
+        anchor_not_after(&anchors, path_anchor.as_ref()).ok_or_else(|| bad(CaInput::Anchor))
     }
+}
+
+/// When `anchor`, the trust anchor the issuer's path ends at, expires: the
+/// latest `notAfter` of the certificates in `anchors` with its name and
+/// key (a root renewed with the same key and name verifies the path as
+/// long as either copy is valid). The earliest `notAfter` of all the
+/// anchors when the path's anchor is not known. webpki reads no anchor's
+/// dates, but OpenSSL and Go's crypto/x509 refuse a chain whose root has
+/// expired, so nothing the CA signs may outlive it. `None` when a date
+/// cannot be read.
+fn anchor_not_after(
+    anchors: &[CertificateDer<'_>],
+    anchor: Option<&rustls_pki_types::TrustAnchor<'_>>,
+) -> Option<SystemTime> {
+    let mut same = None;
+    let mut earliest = None;
+    for cert in anchors {
+        let not_after = crate::cert::Link::parse(cert)?.not_after;
+        earliest = Some(earliest.map_or(not_after, |e: SystemTime| e.min(not_after)));
+        let is_path_anchor = anchor.is_some_and(|anchor| {
+            webpki::anchor_from_trusted_cert(cert).is_ok_and(|known| {
+                known.subject == anchor.subject
+                    && known.subject_public_key_info == anchor.subject_public_key_info
+            })
+        });
+        if is_path_anchor {
+            same = Some(same.map_or(not_after, |s: SystemTime| s.max(not_after)));
+        }
+    }
+    same.or(earliest)
 }
 
 /// Refuses an anchor whose path length constraint leaves less room below

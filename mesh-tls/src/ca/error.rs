@@ -6,7 +6,7 @@ use std::{
 
 use mesh_core::{Identity, TrustDomain};
 
-use crate::creds::{CredentialError, RejectReason, Utc};
+use crate::creds::{CredentialError, RejectReason, UnreadableAnchorDomain, Utc};
 
 /// Why the CA could not create, load or issue.
 #[derive(Debug)]
@@ -76,6 +76,24 @@ pub enum CaError {
         /// chain does first.
         issuer_not_after: SystemTime,
     },
+    /// The certificate would outlive the trust anchor its issuer chains
+    /// to. webpki reads no anchor's dates, but OpenSSL (curl) and Go
+    /// refuse a chain whose root has expired: a ttl that ends by
+    /// `anchor_not_after` would do, or the CA needs a new trust anchor.
+    OutlivesAnchor {
+        /// When the certificate would expire.
+        not_after: SystemTime,
+        /// When the trust anchor expires.
+        anchor_not_after: SystemTime,
+    },
+    /// The trust anchor the issuer chains to (`ca.crt`) has expired:
+    /// OpenSSL (curl) and Go refuse every chain to it, though the mesh's
+    /// own peers, which read no anchor's dates, would not. The CA needs a
+    /// new trust anchor, and every workload its bundle.
+    AnchorExpired {
+        /// When the trust anchor expired.
+        not_after: SystemTime,
+    },
     /// The issuer, or an intermediate above it in its chain
     /// (`issuer.crt`), has expired: nothing it signs verifies any more.
     /// The CA needs a new issuer.
@@ -110,6 +128,13 @@ pub enum CaError {
         /// The trust domains the trust anchor names.
         anchor: Vec<TrustDomain>,
     },
+    /// A trust anchor certificate (`ca.crt`) claims a trust domain that
+    /// cannot be read: a URI SAN of the `spiffe` scheme that is no valid
+    /// SPIFFE ID, or subject alternative names that do not parse. Every
+    /// credential store refuses such a bundle
+    /// ([`CredentialError::AnchorDomainUnreadable`]), so the CA that hands
+    /// it out is refused where it can be named.
+    AnchorDomainUnreadable(UnreadableAnchorDomain),
     /// The issued credentials failed their own checks.
     Credentials(CredentialError),
     /// A file of a CA directory was refused: which, and why.
@@ -217,6 +242,22 @@ impl fmt::Display for CaError {
                 Utc(*not_after),
                 Utc(*issuer_not_after)
             ),
+            Self::OutlivesAnchor {
+                not_after,
+                anchor_not_after,
+            } => write!(
+                f,
+                "certificate would end at {}, after the trust anchor, which expires at {}: \
+                 openssl and go refuse a chain whose root has expired",
+                Utc(*not_after),
+                Utc(*anchor_not_after)
+            ),
+            Self::AnchorExpired { not_after } => write!(
+                f,
+                "the ca's trust anchor expired at {}: openssl and go refuse every chain to it, so \
+                 the ca signs nothing more until it has a new trust anchor",
+                Utc(*not_after)
+            ),
             Self::IssuerExpired { not_after } => write!(
                 f,
                 "the ca's issuer chain expired at {}: it can sign no certificate that verifies",
@@ -254,6 +295,9 @@ impl fmt::Display for CaError {
                      every certificate the issuer signs would be refused",
                 )
             }
+            Self::AnchorDomainUnreadable(unreadable) => {
+                write!(f, "invalid ca: {unreadable}")
+            }
             Self::Credentials(_) => f.write_str("issued credentials are unusable"),
             Self::InFile { path, .. } => write!(f, "refused ca file {}", path.display()),
         }
@@ -266,8 +310,8 @@ impl CaError {
     /// reason the store gives the same fault in credential files (a file
     /// that cannot be read is `unreadable`, one that does not parse is
     /// `malformed`, an issuer outside its validity is `expired` or
-    /// `not_yet_valid`, an issuer the trust anchor does not vouch for is
-    /// `untrusted`, an issuer of another trust domain than the identity
+    /// `not_yet_valid`, a trust anchor that has expired is `expired`, an
+    /// issuer the trust anchor does not vouch for is `untrusted`, an issuer of another trust domain than the identity
     /// renewed, [`CaError::OutsideTrustDomain`], is `wrong_trust_domain`),
     /// so that one alert covers both sources.
     ///
@@ -277,7 +321,8 @@ impl CaError {
         Some(match self {
             Self::Io { .. } => RejectReason::Unreadable,
             Self::Certificate(_) => RejectReason::Malformed,
-            Self::IssuerExpired { .. } => RejectReason::Expired,
+            Self::IssuerExpired { .. } | Self::AnchorExpired { .. } => RejectReason::Expired,
+            Self::AnchorDomainUnreadable(_) => RejectReason::Malformed,
             Self::IssuerNotYetValid { .. } => RejectReason::NotYetValid,
             Self::InvalidCa(invalid) => match invalid {
                 InvalidCa::NoTrustDomain => RejectReason::NoIdentity,
@@ -301,7 +346,8 @@ impl CaError {
             | Self::UnrenewableTtl { .. }
             | Self::InvalidDnsName(_)
             | Self::ExtraDnsName { .. }
-            | Self::OutlivesIssuer { .. } => return None,
+            | Self::OutlivesIssuer { .. }
+            | Self::OutlivesAnchor { .. } => return None,
         })
     }
 }

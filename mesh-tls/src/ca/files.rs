@@ -92,7 +92,8 @@ impl CertificateAuthority {
     /// [`CertificateAuthority::from_pem`] inside a [`CaError::InFile`]
     /// naming the file at fault. The CA loaded names `issuer.crt` the same
     /// way when it refuses to issue because the issuer (or its chain) has
-    /// expired or is not valid yet.
+    /// expired or is not valid yet, and `ca.crt` when the trust anchor has
+    /// expired.
     pub fn load(dir: &Path) -> Result<Self, CaError> {
         let anchor = dir.join(CA_CERT_FILE);
         let issuer = dir.join(ISSUER_CERT_FILE);
@@ -100,7 +101,7 @@ impl CertificateAuthority {
         let mut ca = Self::parse(&read(&anchor)?, &read(&issuer)?, &read(&issuer_key)?).map_err(
             |(input, source)| CaError::InFile {
                 path: match input {
-                    CaInput::Anchor => anchor,
+                    CaInput::Anchor => anchor.clone(),
                     CaInput::Issuer => issuer.clone(),
                     CaInput::IssuerKey => issuer_key,
                 },
@@ -108,6 +109,7 @@ impl CertificateAuthority {
             },
         )?;
         ca.issuer_file = Some(issuer);
+        ca.anchor_file = Some(anchor);
         Ok(ca)
     }
 

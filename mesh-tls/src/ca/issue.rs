@@ -208,10 +208,13 @@ impl CertificateAuthority {
     /// [`CaError::IssuerNotYetValid`] before it is valid (each inside a
     /// [`CaError::InFile`] naming `issuer.crt` for a CA
     /// [loaded](Self::load) from a directory);
+    /// [`CaError::AnchorExpired`] once the trust anchor has expired (inside
+    /// a [`CaError::InFile`] naming `ca.crt` for a loaded CA);
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
-    /// the issuer; [`CaError::InvalidDnsName`] for an extra DNS name that
-    /// is no host name, and [`CaError::ExtraDnsName`] for one of more than
-    /// one label that is not the identity's own.
+    /// the issuer, and [`CaError::OutlivesAnchor`] after the trust anchor,
+    /// when that expires first; [`CaError::InvalidDnsName`] for an extra
+    /// DNS name that is no host name, and [`CaError::ExtraDnsName`] for one
+    /// of more than one label that is not the identity's own.
     pub fn issue_with(&self, request: &IssueRequest) -> Result<IssuedCertificate, CaError> {
         self.issue_with_at(request, self.now())
     }
@@ -281,11 +284,9 @@ impl CertificateAuthority {
         params.serial_number = Some(serial()?);
         let (not_before, not_after) =
             set_validity(&mut params, now, request.not_before, request.ttl)?;
-        if not_after > self.issuer_not_after {
-            return Err(CaError::OutlivesIssuer {
-                not_after,
-                issuer_not_after: self.issuer_not_after,
-            });
+        let (until, outlives) = self.signs_until(not_after);
+        if not_after > until {
+            return Err(outlives);
         }
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer)?;

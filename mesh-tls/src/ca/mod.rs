@@ -46,13 +46,20 @@
 //! No certificate outlives the issuer that signs it, nor an intermediate
 //! above the issuer in its chain (`issuer.crt`), since it verifies only
 //! while all of them are valid (Linkerd's CA likewise clamps to the first
-//! expiry of its chain):
-//! [`issue`](CertificateAuthority::issue) refuses one that would
-//! ([`CaError::OutlivesIssuer`]), and the renewal loop
+//! expiry of its chain); nor the trust anchor that chain ends at
+//! (`ca.crt`). webpki, and so the mesh's own peers, read no anchor's
+//! dates, but OpenSSL (curl) and Go's crypto/x509 refuse a chain whose
+//! root has expired, and a certificate for those clients must end with
+//! the anchor too. [`issue`](CertificateAuthority::issue) refuses one that
+//! would outlive either ([`CaError::OutlivesIssuer`],
+//! [`CaError::OutlivesAnchor`]), and the renewal loop
 //! ([`renew`](CertificateAuthority::renew), through
 //! [`issue_within_issuer`](CertificateAuthority::issue_within_issuer))
-//! shortens the lifetime in the issuer's last `ttl` so that the certificate
-//! ends with the issuer.
+//! shortens the lifetime in the last `ttl` of the issuer or the anchor so
+//! that the certificate ends with the first of them to expire. Once the
+//! anchor has expired the CA signs nothing ([`CaError::AnchorExpired`]),
+//! as once the issuer has ([`CaError::IssuerExpired`]); a CA source
+//! warns when it starts with an anchor that expires within its ttl.
 //!
 //! Renewal is scheduled from the certificate actually issued, never from
 //! the ttl configured: at 70 % of the time it has left
@@ -163,6 +170,8 @@ pub struct CertificateAuthority {
     issuer_pem: String,
     issuer_not_before: SystemTime,
     issuer_not_after: SystemTime,
+    /// When the trust anchor the issuer's chain verifies to expires.
+    anchor_not_after: SystemTime,
     /// The clock issuing reads, when one was given
     /// ([`CertificateAuthority::with_time_provider`]); the system clock
     /// otherwise.
@@ -170,6 +179,9 @@ pub struct CertificateAuthority {
     /// The file the issuer was read from ([`CertificateAuthority::load`]),
     /// named by the errors that blame it once loaded: its validity.
     issuer_file: Option<PathBuf>,
+    /// The file the trust anchor was read from, named by the errors that
+    /// blame it once loaded: its expiry.
+    anchor_file: Option<PathBuf>,
 }
 
 impl CertificateAuthority {
@@ -222,6 +234,7 @@ impl CertificateAuthority {
         let anchor_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let anchor_params = ca_params("mesh trust anchor", 1)?;
         let anchor_cert = anchor_params.self_signed(&anchor_key)?;
+        let (_, anchor_not_after) = validity_of(anchor_cert.der())?;
         let anchor_key_pem = anchor_key.serialize_pem();
         let anchor = Issuer::new(anchor_params, anchor_key);
 
@@ -238,8 +251,10 @@ impl CertificateAuthority {
             issuer: Issuer::new(issuer_params, issuer_key),
             issuer_not_before,
             issuer_not_after,
+            anchor_not_after,
             time: None,
             issuer_file: None,
+            anchor_file: None,
         })
     }
 
@@ -255,8 +270,11 @@ impl CertificateAuthority {
     /// out with the certificate); [`CaError::IssuerNotTrusted`] when what it signs would
     /// not chain to the anchor; [`CaError::IssuerOutsideAnchorTrustDomain`]
     /// when it would, but the anchor names trust domains and not the
-    /// issuer's, so that peers would refuse it; [`CaError::Certificate`]
-    /// when rcgen cannot sign with the issuer.
+    /// issuer's, so that peers would refuse it;
+    /// [`CaError::AnchorDomainUnreadable`] when an anchor claims a trust
+    /// domain that cannot be read, which every credential store would
+    /// refuse in the bundle; [`CaError::Certificate`] when rcgen cannot
+    /// sign with the issuer.
     pub fn from_pem(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, CaError> {
         Self::parse(anchor, issuer, issuer_key).map_err(|(_, error)| error)
     }
@@ -294,7 +312,7 @@ impl CertificateAuthority {
         // chain.
         let (issuer_not_before, issuer_not_after) =
             chain_validity(issuer).ok_or(invalid(IssuerCert, InvalidCa::BadCertificate))?;
-        let ca = Self {
+        let mut ca = Self {
             trust_domain,
             anchor_pem: anchor.to_owned(),
             anchor_key_pem: None,
@@ -303,10 +321,13 @@ impl CertificateAuthority {
                 .map_err(|e| (IssuerCert, e.into()))?,
             issuer_not_before,
             issuer_not_after,
+            // Read from the path the check below verifies.
+            anchor_not_after: issuer_not_after,
             time: None,
             issuer_file: None,
+            anchor_file: None,
         };
-        ca.check_issuer(issuer_not_before)?;
+        ca.anchor_not_after = ca.check_issuer(issuer_not_before)?;
         Ok(ca)
     }
 
@@ -357,25 +378,57 @@ impl CertificateAuthority {
         self.issuer_not_after
     }
 
+    /// When the trust anchor the issuer's chain verifies to expires (of
+    /// several copies of it in `ca.crt`, with one name and key, the one
+    /// that lasts longest); no certificate the CA signs may outlive it
+    /// either, since OpenSSL (curl) and Go refuse a chain whose root has
+    /// expired, though webpki never reads an anchor's dates.
+    pub fn anchor_not_after(&self) -> SystemTime {
+        self.anchor_not_after
+    }
+
+    /// Until when a certificate the CA signs may be valid: the first of
+    /// [`issuer_not_after`](Self::issuer_not_after) and
+    /// [`anchor_not_after`](Self::anchor_not_after), and the error for one
+    /// that would end at `not_after`, after it.
+    pub(crate) fn signs_until(&self, not_after: SystemTime) -> (SystemTime, CaError) {
+        if self.anchor_not_after < self.issuer_not_after {
+            let error = CaError::OutlivesAnchor {
+                not_after,
+                anchor_not_after: self.anchor_not_after,
+            };
+            (self.anchor_not_after, error)
+        } else {
+            let error = CaError::OutlivesIssuer {
+                not_after,
+                issuer_not_after: self.issuer_not_after,
+            };
+            (self.issuer_not_after, error)
+        }
+    }
+
     /// Refuses to sign with an issuer that has expired, or is not valid
-    /// yet, at `now`, saying so: every certificate it signed would fail to
-    /// verify, and the lifetime checks would blame the certificate asked
-    /// for instead, or nothing would.
+    /// yet, at `now`, or under a trust anchor that has expired, saying so:
+    /// every certificate it signed would fail to verify (for OpenSSL and
+    /// Go, under an expired anchor), and the lifetime checks would blame
+    /// the certificate asked for instead, or nothing would.
     ///
-    /// Loaded from a directory, the error names the issuer's file.
+    /// Loaded from a directory, the error names the issuer's file, or the
+    /// trust anchor's.
     pub(crate) fn check_issuer_valid(&self, now: SystemTime) -> Result<(), CaError> {
-        let error = if now < self.issuer_not_before {
-            CaError::IssuerNotYetValid {
-                not_before: self.issuer_not_before,
-            }
+        let (error, file) = if now < self.issuer_not_before {
+            let not_before = self.issuer_not_before;
+            (CaError::IssuerNotYetValid { not_before }, &self.issuer_file)
         } else if now >= self.issuer_not_after {
-            CaError::IssuerExpired {
-                not_after: self.issuer_not_after,
-            }
+            let not_after = self.issuer_not_after;
+            (CaError::IssuerExpired { not_after }, &self.issuer_file)
+        } else if now >= self.anchor_not_after {
+            let not_after = self.anchor_not_after;
+            (CaError::AnchorExpired { not_after }, &self.anchor_file)
         } else {
             return Ok(());
         };
-        Err(match &self.issuer_file {
+        Err(match file {
             Some(path) => CaError::InFile {
                 path: path.clone(),
                 source: Box::new(error),
@@ -390,6 +443,7 @@ impl fmt::Debug for CertificateAuthority {
         f.debug_struct("CertificateAuthority")
             .field("trust_domain", &self.trust_domain)
             .field("issuer_not_after", &self.issuer_not_after)
+            .field("anchor_not_after", &self.anchor_not_after)
             .finish_non_exhaustive()
     }
 }

@@ -41,7 +41,9 @@ impl CertificateAuthority {
     /// In the issuer's last `ttl`, certificates end with the issuer instead
     /// (as Linkerd's CA clamps them), and are renewed at 70 % of that
     /// shorter lifetime, so the workload keeps an identity until the issuer
-    /// itself expires.
+    /// itself expires; so too in the trust anchor's last `ttl`, when it
+    /// expires first (see [validity and
+    /// renewal](super#validity-and-renewal)).
     ///
     /// A failed renewal (including a `ttl` under [`MIN_RENEWED_TTL`],
     /// which [`issue_within_issuer`](Self::issue_within_issuer) refuses up
@@ -145,9 +147,10 @@ fn retry_after(store: &CredentialStore, now: SystemTime) -> Duration {
 }
 
 impl CertificateAuthority {
-    /// Issues for `identity` living `ttl`, or less when the issuer expires
-    /// sooner, and returns the lifetime given: what [`renew`](Self::renew)
-    /// issues, where [`issue`](Self::issue) would refuse the request.
+    /// Issues for `identity` living `ttl`, or less when the issuer or the
+    /// trust anchor expires sooner, and returns the lifetime given: what
+    /// [`renew`](Self::renew) issues, where [`issue`](Self::issue) would
+    /// refuse the request.
     ///
     /// # Errors
     ///
@@ -155,9 +158,11 @@ impl CertificateAuthority {
     /// or over [`MAX_LIFETIME`](super::MAX_LIFETIME), which the renewal
     /// loop could not keep valid; [`CaError::IssuerNotYetValid`] before
     /// the issuer is valid; [`CaError::IssuerExpired`] once the
-    /// issuer has expired (each named by its file as in
-    /// [`issue_with`](Self::issue_with)), and [`CaError::OutlivesIssuer`] while it has less
-    /// than a second left; otherwise as
+    /// issuer has expired, [`CaError::AnchorExpired`] once the trust anchor
+    /// has (each named by its file as in
+    /// [`issue_with`](Self::issue_with)), and [`CaError::OutlivesIssuer`]
+    /// or [`CaError::OutlivesAnchor`] while the first of them to expire has
+    /// less than a second left; otherwise as
     /// [`CertificateAuthority::issue`].
     pub fn issue_within_issuer(
         &self,
@@ -182,21 +187,16 @@ impl CertificateAuthority {
             });
         }
         // Whole seconds, from now: the certificate is valid until `ttl`
-        // after now, so with what the issuer has left it ends with the
-        // issuer.
+        // after now, so with what the issuer (or the trust anchor, when it
+        // expires first) has left it ends with it.
         self.check_issuer_valid(now)?;
-        let left = self
-            .issuer_not_after
-            .duration_since(now)
-            .unwrap_or_default();
+        let (until, outlives) = self.signs_until(now + super::MIN_LIFETIME);
+        let left = until.duration_since(now).unwrap_or_default();
         let ttl = ttl.min(Duration::from_secs(left.as_secs()));
         if ttl < super::MIN_LIFETIME {
             // Not even a second is left: the shortest certificate would
-            // still end after the issuer.
-            return Err(CaError::OutlivesIssuer {
-                not_after: now + super::MIN_LIFETIME,
-                issuer_not_after: self.issuer_not_after,
-            });
+            // still end after the issuer (or the anchor).
+            return Err(outlives);
         }
         Ok((
             self.issue_with_at(&IssueRequest::new(identity.clone()).with_ttl(ttl), now)?,

@@ -21,7 +21,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use mesh_core::{Identity, TrustDomain};
+use mesh_core::{Identity, TrustDomain, identity::InvalidIdentity};
 use rustls_pki_types::CertificateDer;
 use x509_parser::{
     certificate::X509CertificateParser,
@@ -43,9 +43,9 @@ pub(crate) struct CertNames {
     uris: Vec<Identity>,
     /// How many URI SANs the certificate has, of any scheme.
     uri_sans: usize,
-    /// Whether a URI SAN has the `spiffe` scheme (in any case) but is not
-    /// a valid SPIFFE ID.
-    malformed_spiffe: bool,
+    /// The first URI SAN with the `spiffe` scheme (in any case) that is
+    /// not a valid SPIFFE ID, and the rule it breaks.
+    malformed_spiffe: Option<(String, InvalidIdentity)>,
     /// DNS-style identities from DNS SANs.
     dns: Vec<Identity>,
     /// Whether the key usage is a leaf's: `digitalSignature` without
@@ -70,7 +70,7 @@ impl CertNames {
         let mut uris = Vec::new();
         let mut dns = Vec::new();
         let mut uri_sans = 0;
-        let mut malformed_spiffe = false;
+        let mut malformed_spiffe = None;
         let extension = |oid| x509.extensions().iter().find(|ext| ext.oid == oid);
         let san = extension(OID_X509_EXT_SUBJECT_ALT_NAME)
             .map(|ext| SubjectAlternativeName::from_der(ext.value))
@@ -87,7 +87,16 @@ impl CertNames {
                     if has_spiffe_scheme(uri) {
                         match Identity::parse(uri) {
                             Ok(id) if id.is_spiffe() => uris.push(id),
-                            _ => malformed_spiffe = true,
+                            // `Identity::parse` reads only a lowercase
+                            // `spiffe://` as a SPIFFE ID.
+                            Ok(_) => {
+                                malformed_spiffe.get_or_insert_with(|| {
+                                    ((*uri).to_owned(), InvalidIdentity::WrongScheme)
+                                });
+                            }
+                            Err(why) => {
+                                malformed_spiffe.get_or_insert_with(|| ((*uri).to_owned(), why));
+                            }
                         }
                     }
                 }
@@ -126,7 +135,7 @@ impl CertNames {
     /// the `spiffe` scheme, its first DNS SAN that is a valid identity; and
     /// in either case only when the key usage is a leaf's.
     pub(crate) fn identity(&self) -> Result<&Identity, NoIdentity> {
-        if self.malformed_spiffe {
+        if self.malformed_spiffe.is_some() {
             return Err(NoIdentity::MalformedSpiffeId);
         }
         let id = match self.uris.as_slice() {
@@ -162,6 +171,16 @@ impl CertNames {
             .iter()
             .filter_map(Identity::trust_domain)
             .collect()
+    }
+
+    /// The first URI SAN with the `spiffe` scheme that is no valid SPIFFE
+    /// ID, and the rule of the SPIFFE ID spec it breaks: for a trust
+    /// anchor, a trust domain it claims but that cannot be read
+    /// ([`AnchorDomains`](crate::verify::AnchorDomains)).
+    pub(crate) fn malformed_spiffe_id(&self) -> Option<(&str, InvalidIdentity)> {
+        self.malformed_spiffe
+            .as_ref()
+            .map(|(uri, why)| (uri.as_str(), *why))
     }
 
     /// Whether the certificate names `id`: as its one SPIFFE ID (see
@@ -280,6 +299,23 @@ impl Link {
             not_before: unix(validity.not_before.timestamp()),
             not_after: unix(validity.not_after.timestamp()),
         })
+    }
+}
+
+/// The subject of `cert` as RFC 4514 writes a distinguished name
+/// (`CN=mesh trust anchor ...`), to tell a certificate of a bundle in an
+/// error; `(empty subject)` or `(unreadable subject)` when there is none
+/// to show.
+pub(crate) fn subject_text(cert: &CertificateDer<'_>) -> String {
+    let Ok((_, x509)) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(cert.as_ref())
+    else {
+        return "(unreadable subject)".to_owned();
+    };
+    match x509.subject().to_string() {
+        text if text.is_empty() => "(empty subject)".to_owned(),
+        text => text,
     }
 }
 

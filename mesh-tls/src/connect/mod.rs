@@ -80,7 +80,17 @@
 //! domain (Linkerd's, most corporate CAs') vouches for every identity, as a
 //! plain X.509 anchor does; and a DNS-style identity, which belongs to no
 //! trust domain by anything the certificate proves, is vouched for by
-//! every anchor. Federating with a trust domain whose anchors name none,
+//! every anchor. Since naming no trust domain vouches for everything, an
+//! anchor must name its trust domains legibly or plainly name none: a URI
+//! SAN of the `spiffe` scheme (in any case) that breaks a rule of the
+//! [SPIFFE ID spec](https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md)
+//! (`spiffe://Example.org`, a port, an empty path segment), or subject
+//! alternative names that do not parse, make the whole bundle refused
+//! ([`CredentialError::AnchorDomainUnreadable`](crate::CredentialError::AnchorDomainUnreadable),
+//! naming the certificate; a reload keeps the bundle in service), rather
+//! than an anchor for every identity. A URI SAN of another scheme
+//! (`https://ca.example.com`) claims no trust domain and is passed over:
+//! such an anchor names none. Federating with a trust domain whose anchors name none,
 //! or whose workloads have DNS-style identities, still needs authorization
 //! that does not take the trust domain an identity claims on trust.
 

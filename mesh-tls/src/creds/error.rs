@@ -1,6 +1,6 @@
 use std::{fmt, io, path::PathBuf, time::SystemTime};
 
-use mesh_core::{Identity, TrustDomain};
+use mesh_core::{Identity, TrustDomain, identity::InvalidIdentity};
 
 use crate::cert::NoIdentity;
 
@@ -64,6 +64,14 @@ pub enum CredentialError {
         /// Where it is in the bundle, counting from 1.
         position: usize,
     },
+    /// A trust bundle certificate claims a trust domain that cannot be
+    /// read: a URI SAN of the `spiffe` scheme that is no valid SPIFFE ID,
+    /// or subject alternative names that do not parse. An anchor vouches
+    /// for the SPIFFE IDs of the trust domains it names, and one that names
+    /// none for every identity, so an anchor whose trust domain cannot be
+    /// read is refused rather than read as naming none (see [what a
+    /// certificate proves](crate::connect#what-a-certificate-proves)).
+    AnchorDomainUnreadable(UnreadableAnchorDomain),
     /// The certificate has expired.
     Expired {
         /// When it expired.
@@ -155,7 +163,8 @@ impl CredentialError {
             | Self::ChainOutOfOrder { .. }
             | Self::EmptyBundle
             | Self::BadTrustAnchor { .. }
-            | Self::AnchorNotCa { .. } => RejectReason::Malformed,
+            | Self::AnchorNotCa { .. }
+            | Self::AnchorDomainUnreadable(_) => RejectReason::Malformed,
             Self::KeyMismatch => RejectReason::KeyMismatch,
             Self::NoIdentity(_) => RejectReason::NoIdentity,
             Self::Expired { .. }
@@ -210,6 +219,7 @@ impl fmt::Display for CredentialError {
                 "trust bundle certificate {position} is not a ca's (no basic constraints cA, \
                  or a key usage without keyCertSign)"
             ),
+            Self::AnchorDomainUnreadable(unreadable) => fmt::Display::fmt(unreadable, f),
             Self::Expired { not_after } => {
                 write!(f, "certificate has expired (at {})", Utc(*not_after))
             }
@@ -298,6 +308,62 @@ impl std::error::Error for CredentialError {
         }
     }
 }
+
+/// A trust anchor whose trust domain cannot be read, and where it is:
+/// see [`CredentialError::AnchorDomainUnreadable`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnreadableAnchorDomain {
+    /// Where the certificate is in the bundle, counting from 1.
+    pub position: usize,
+    /// Its subject, as RFC 4514 writes a distinguished name (`CN=...`),
+    /// to find it by among the bundle's certificates.
+    pub subject: String,
+    /// What cannot be read.
+    pub problem: AnchorDomainProblem,
+}
+
+/// Why a trust anchor's trust domain cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnchorDomainProblem {
+    /// A URI SAN has the `spiffe` scheme (in any case) but is no valid
+    /// SPIFFE ID: an uppercase letter in its trust domain, a port, a
+    /// query, an empty path segment, ... (the SPIFFE ID spec's rules,
+    /// <https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md>).
+    MalformedSpiffeId {
+        /// The URI SAN as the certificate spells it.
+        uri: String,
+        /// The rule it breaks.
+        error: InvalidIdentity,
+    },
+    /// The subject alternative name extension does not parse, so whether
+    /// it names a trust domain cannot be told.
+    UnparsableSubjectAltName,
+}
+
+impl fmt::Display for UnreadableAnchorDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            position, subject, ..
+        } = self;
+        write!(f, "trust bundle certificate {position} ({subject}) ")?;
+        match &self.problem {
+            AnchorDomainProblem::MalformedSpiffeId { uri, error } => write!(
+                f,
+                "has the uri san {uri:?}, which is no valid spiffe id ({error}): the trust \
+                 domain it is the anchor of cannot be read"
+            )?,
+            AnchorDomainProblem::UnparsableSubjectAltName => f.write_str(
+                "has a subject alternative name extension that does not parse: which trust \
+                 domain it is the anchor of, if any, cannot be read",
+            )?,
+        }
+        f.write_str(", and read as naming none it would vouch for every identity")
+    }
+}
+
+impl std::error::Error for UnreadableAnchorDomain {}
 
 /// What is wrong with a PEM file, in words an operator reads in a log: the
 /// parser's own Display shows the lines at fault as lists of bytes.

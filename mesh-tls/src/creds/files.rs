@@ -136,9 +136,10 @@ impl CredentialFiles {
             | E::WrongIdentity { .. } => vec![cert.clone()],
             E::NoPrivateKey | E::EncryptedKey | E::BadKey(_) => vec![key.clone()],
             E::KeyMismatch => vec![cert.clone(), key.clone()],
-            E::EmptyBundle | E::BadTrustAnchor { .. } | E::AnchorNotCa { .. } => {
-                vec![bundle.clone()]
-            }
+            E::EmptyBundle
+            | E::BadTrustAnchor { .. }
+            | E::AnchorNotCa { .. }
+            | E::AnchorDomainUnreadable(_) => vec![bundle.clone()],
             E::Untrusted(_) | E::NoAnchorOfTrustDomain { .. } => {
                 vec![cert.clone(), bundle.clone()]
             }

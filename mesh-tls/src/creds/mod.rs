@@ -29,7 +29,10 @@ pub(crate) use self::error::{Causes, Utc};
 pub(crate) use self::files::FileContents;
 use self::validity::{At, ChainValidity};
 pub use self::{
-    error::{CredentialError, OutsideValidity, RejectReason, UnusableCredentials},
+    error::{
+        AnchorDomainProblem, CredentialError, OutsideValidity, RejectReason,
+        UnreadableAnchorDomain, UnusableCredentials,
+    },
     files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE, MAX_FILE_SIZE},
 };
 use crate::{
@@ -84,7 +87,9 @@ impl Credentials {
     /// when a certificate is unusable; [`CredentialError::ChainOutOfOrder`]
     /// when the chain starts with a CA's certificate and a workload's
     /// comes later; [`CredentialError::AnchorNotCa`]
-    /// when a bundle certificate is not a CA's.
+    /// when a bundle certificate is not a CA's;
+    /// [`CredentialError::AnchorDomainUnreadable`] when one claims a
+    /// trust domain that cannot be read (a malformed `spiffe://` URI SAN).
     pub fn from_der(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
@@ -134,7 +139,8 @@ impl Credentials {
                 return Err(CredentialError::AnchorNotCa { position });
             }
         }
-        let anchor_domains = Arc::new(AnchorDomains::new(&roots));
+        let anchor_domains =
+            Arc::new(AnchorDomains::new(&roots).map_err(CredentialError::AnchorDomainUnreadable)?);
         let verifies = |intermediates: &[CertificateDer<'_>], at: SystemTime| {
             verify_chain(leaf, intermediates, &identity, &anchor_domains, at).is_ok()
         };

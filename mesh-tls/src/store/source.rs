@@ -27,16 +27,18 @@ pub enum CredentialSource {
         interval: Duration,
     },
     /// A CA directory, for development: the process issues its own
-    /// certificates for `identity`, living `ttl` (or until the issuer
-    /// expires, when that comes first), and renews them at 70 % of their
-    /// lifetime. The directory is read again at each renewal, so that an
-    /// issuer (or trust anchor) replaced in it signs the next certificate,
-    /// and when a [`ReloadHandle`](super::ReloadHandle) asks, when a CA
-    /// other than the one loaded before issues a certificate at once;
-    /// while it does not load, its issuer has expired or is not valid
-    /// yet by the store's clock, or its issuer is of another trust domain
-    /// than `identity`'s, the CA read before goes on issuing, and
-    /// the directory is refused (logged as an error and counted in
+    /// certificates for `identity`, living `ttl` (or until the issuer or
+    /// the trust anchor expires, when that comes first: a warning is
+    /// logged when a CA loads whose anchor expires within `ttl`), and
+    /// renews them at 70 % of their lifetime. The directory is read again
+    /// at each renewal, so that an issuer (or trust anchor) replaced in it
+    /// signs the next certificate, and when a
+    /// [`ReloadHandle`](super::ReloadHandle) asks, when a CA other than
+    /// the one loaded before issues a certificate at once; while it does
+    /// not load, its issuer has expired or is not valid yet by the store's
+    /// clock, its trust anchor has expired, or its issuer is of another
+    /// trust domain than `identity`'s, the CA read before goes on issuing,
+    /// and the directory is refused (logged as an error and counted in
     /// `identity_cert_rejected_updates_total`) once for each content it
     /// is refused with, not at every renewal.
     /// `identity_cert_last_update_successful` is 0 from that refusal
@@ -72,7 +74,8 @@ impl CredentialStore {
     ///
     /// For [`CredentialSource::Ca`], when the CA directory cannot be loaded,
     /// its issuer has expired or is not valid yet by the store's clock
-    /// (naming `issuer.crt`), or it refuses the identity; nothing is
+    /// (naming `issuer.crt`), its trust anchor has expired (naming
+    /// `ca.crt`), or it refuses the identity; nothing is
     /// retried then, since the configuration is wrong.
     pub fn start(&self, source: CredentialSource) -> Result<SourceTask, CaError> {
         match source {
@@ -85,6 +88,7 @@ impl CredentialStore {
                 // would be refused (or renewed late) whenever the two
                 // disagree, as every renewal after it is dated by this one.
                 let now = self.now();
+                warn_if_anchor_ends_within(&ca, &dir, ttl, now);
                 let (first, _) = ca.issue_within_issuer_at(&identity, ttl, now)?;
                 self.update(first.credentials().map_err(CaError::Credentials)?)
                     .map_err(CaError::Credentials)?;
@@ -108,7 +112,7 @@ impl CredentialStore {
                     loop {
                         tokio::select! {
                             () = &mut due => {
-                                store.reload_ca(&mut watch, &dir, &identity).await;
+                                store.reload_ca(&mut watch, &dir, &identity, ttl).await;
                                 // A renewal while the directory stays
                                 // refused is no sign that it was mended.
                                 let (now, wait) = watch.ca.renew_once(
@@ -182,7 +186,7 @@ impl CredentialStore {
         let was = watch.loaded;
         watch.refused = None;
         let dir_at = dir.display();
-        match self.reload_ca(watch, dir, identity).await {
+        match self.reload_ca(watch, dir, identity, ttl).await {
             CaRead::Loaded if watch.loaded != was => {
                 let renewed = watch.ca.renew_once(self, identity, ttl, true);
                 tracing::info!(
@@ -254,7 +258,13 @@ impl CredentialStore {
     ///
     /// The CA is `watch.ca`, replaced when the directory loads; `watch`
     /// also keeps what was last refused, and what the CA was loaded from.
-    async fn reload_ca(&self, watch: &mut CaWatch, dir: &Path, identity: &Identity) -> CaRead {
+    async fn reload_ca(
+        &self,
+        watch: &mut CaWatch,
+        dir: &Path,
+        identity: &Identity,
+        ttl: Duration,
+    ) -> CaRead {
         let read = {
             let dir = dir.to_owned();
             tokio::task::spawn_blocking(move || {
@@ -282,6 +292,9 @@ impl CredentialStore {
             .and_then(|ca| issues_for(ca, dir, identity))
         {
             Ok(ca) => {
+                if before != watch.loaded {
+                    warn_if_anchor_ends_within(&ca, dir, ttl, self.now());
+                }
                 watch.refused = None;
                 watch.ca = ca;
                 watch.loaded = before;
@@ -315,7 +328,7 @@ impl CredentialStore {
         self.shared.version.send_modify(|v| v.rejected += 1);
         let why = match reason {
             Some(RejectReason::Expired | RejectReason::NotYetValid) => {
-                "its issuer is outside its validity by the store's clock"
+                "its issuer, or trust anchor, is outside its validity by the store's clock"
             }
             Some(RejectReason::WrongTrustDomain) => {
                 "its issuer signs for another trust domain than the identity's"
@@ -329,6 +342,34 @@ impl CredentialStore {
             "refused the reloaded ca: {why}; the ca loaded before is kept and renews"
         );
         CaRead::Refused
+    }
+}
+
+/// Warns when the trust anchor of `ca`, loaded from `dir`, expires within
+/// `ttl` of `now`: certificates are shortened from then on to end with it
+/// (OpenSSL and Go refuse a chain whose root has expired), and once it has
+/// expired none is issued, so the workload loses its identity unless the
+/// anchor is replaced, and every bundle with it. Said once per load, when
+/// there is still time to act, rather than at each shortened renewal.
+fn warn_if_anchor_ends_within(
+    ca: &CertificateAuthority,
+    dir: &Path,
+    ttl: Duration,
+    now: std::time::SystemTime,
+) {
+    let anchor_not_after = ca.anchor_not_after();
+    if now
+        .checked_add(ttl)
+        .is_some_and(|end| anchor_not_after < end)
+    {
+        tracing::warn!(
+            file = %dir.join(ca::CA_CERT_FILE).display(),
+            anchor_not_after = %crate::creds::Utc(anchor_not_after),
+            ?ttl,
+            "the ca's trust anchor expires within the certificate ttl: certificates end with it \
+             (openssl and go refuse a chain whose root has expired), and none is issued once \
+             it has expired; replace the trust anchor, and every trust bundle holding it"
+        );
     }
 }
 
