@@ -391,7 +391,12 @@
 //! - A `ServerAuthorization` whose `server.selector` matches no Server by
 //!   its labels applies to the Servers whose `podSelector.matchLabels` it
 //!   matches, with a [`WarningKind::Deviation`] warning. Linkerd would apply
-//!   it to none, and the guide our users follow writes exactly that.
+//!   it to none, and the guide our users follow writes exactly that. It
+//!   must hold for every pod such a Server selects: a pod may carry any
+//!   label the `matchLabels` do not name, so a requirement that such a
+//!   label be absent (`DoesNotExist`) or not have a value (`NotIn`) does
+//!   not select the Server, which would open it to pods it was written to
+//!   leave out.
 //!   `ServerAuthorization` is read at `v1beta2` as at `v1beta1`, with a
 //!   warning, for the same reason.
 //! - A client on loopback (`127.0.0.1`, `::1`) is decided like any

@@ -47,6 +47,7 @@ mod route_groups;
 mod route_parents;
 mod routes_without_rules;
 mod server_authz_networks;
+mod server_authz_pod_selector;
 mod server_conflict;
 mod servers;
 mod strict_fields;

@@ -51,7 +51,9 @@ pub(super) fn server_authorizations(
                     .collect();
                 if by_labels.is_empty() {
                     // See the crate docs: the guide selects Servers by the
-                    // labels of the pods they select.
+                    // labels of the pods they select. Only a Server all of
+                    // whose pods the selector surely selects: its
+                    // `matchLabels` pin some labels and leave the rest free.
                     let by_pods: Vec<usize> = r
                         .servers
                         .iter()
@@ -62,7 +64,7 @@ pub(super) fn server_authorizations(
                                     .spec
                                     .pod_selector
                                     .as_ref()
-                                    .is_some_and(|p| selector.matches(&p.match_labels))
+                                    .is_some_and(|p| selector.holds_for_pods_of(p))
                         })
                         .map(|(i, _)| i)
                         .collect();

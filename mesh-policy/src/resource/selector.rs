@@ -54,6 +54,28 @@ impl LabelSelector {
             && self.match_expressions.iter().all(|e| e.matches(labels))
     }
 
+    /// Whether every pod that `pods` selects by its `matchLabels` surely
+    /// satisfies this selector: each requirement must follow from the
+    /// labels those `matchLabels` pin. A pod may carry any label they
+    /// leave free, so a requirement that such a label be absent, or not
+    /// have some value, is not met; matching the `matchLabels` as if they
+    /// were a pod's labels would read a label they do not name as absent.
+    pub(crate) fn holds_for_pods_of(&self, pods: &LabelSelector) -> bool {
+        let pinned = &pods.match_labels;
+        self.match_labels
+            .iter()
+            .all(|(k, v)| pinned.get(k) == Some(v))
+            && self.match_expressions.iter().all(|e| {
+                let value = pinned.get(&e.key);
+                match e.operator {
+                    SelectorOperator::In => value.is_some_and(|v| e.values.contains(v)),
+                    SelectorOperator::NotIn => value.is_some_and(|v| !e.values.contains(v)),
+                    SelectorOperator::Exists => value.is_some(),
+                    SelectorOperator::DoesNotExist => false,
+                }
+            })
+    }
+
     /// The field path (from the selector) of the first requirement that
     /// Kubernetes would reject, and why: `In` and `NotIn` need values,
     /// `Exists` and `DoesNotExist` take none.
