@@ -83,6 +83,13 @@ impl Files {
 /// `age` ago and live a year: what a CA in service for a while looks like.
 /// The mesh's CA always starts now, so this one is made with rcgen.
 fn ca_made_ago(age: Duration) -> CertificateAuthority {
+    ca_made(age, 365 * DAY, 365 * DAY)
+}
+
+/// A CA for `example.org` whose trust anchor and issuer became valid
+/// `age` ago, the anchor to live `anchor_life` and the issuer
+/// `issuer_life`.
+fn ca_made(age: Duration, anchor_life: Duration, issuer_life: Duration) -> CertificateAuthority {
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     let start = (SystemTime::now() - age)
         .duration_since(UNIX_EPOCH)
@@ -96,7 +103,12 @@ fn ca_made_ago(age: Duration) -> CertificateAuthority {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.use_authority_key_identifier_extension = path_len == 0;
         params.not_before = epoch + start;
-        params.not_after = epoch + start + 365 * DAY;
+        let life = if path_len == 0 {
+            issuer_life
+        } else {
+            anchor_life
+        };
+        params.not_after = epoch + start + life;
         params
     };
     let anchor_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
@@ -769,6 +781,46 @@ async fn a_ca_directory_near_its_issuers_end_warns_of_shorter_certificates() {
     let detail = detail(&report, &issues);
     assert!(detail.contains("the issuer expires first"), "{detail}");
     assert!(detail.contains("not the 24h asked for"), "{detail}");
+    assert!(failures(&report).is_empty(), "{report}");
+}
+
+/// A CA directory whose trust anchor ends before its issuer: the
+/// certificates end with the anchor (OpenSSL and Go refuse a chain whose
+/// root has expired), and the warning names the anchor, which only a new
+/// `ca.crt` replaces, not the issuer.
+#[tokio::test]
+async fn a_ca_directory_near_its_anchors_end_warns_that_the_anchor_ends_first() {
+    let files = Files::new();
+    ca_made(HOUR, 3 * HOUR, 365 * DAY)
+        .write(&files.path("anchor-ca"))
+        .unwrap();
+    let app = app().await;
+    let path = files.write(
+        "sidecar.yaml",
+        &format!(
+            "identity:\n  ca: {}\n  identity: {EMOJI}\n\
+             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
+             outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
+            files.path("anchor-ca").display(),
+            app.local_addr().unwrap()
+        ),
+    );
+    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+    let issues = format!(
+        "ca directory {} issues a certificate for {EMOJI}",
+        files.path("anchor-ca").display()
+    );
+    assert_eq!(status(&report, &issues), Status::Warn, "{report}");
+    let detail = detail(&report, &issues);
+    assert!(
+        detail.contains("the trust anchor (ca.crt) expires first"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("until the trust anchor is replaced"),
+        "{detail}"
+    );
+    assert!(!detail.contains("issuer"), "{detail}");
     assert!(failures(&report).is_empty(), "{report}");
 }
 

@@ -135,8 +135,19 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
             );
             // As the sidecar issues: in the issuer's last `ttl`, a
             // certificate that ends with the issuer rather than none.
+            // What ends the certificates early, when something does: the
+            // issuer, renewed by its operator, or the trust anchor in
+            // `ca.crt`, which only a new bundle replaces.
+            let mut first = "the issuer expires first";
+            let mut until = "until the issuer is renewed";
             let issued = CertificateAuthority::load(dir)
-                .and_then(|ca| ca.issue_within_issuer(identity, *ttl))
+                .and_then(|ca| {
+                    if ca.anchor_not_after() < ca.issuer_not_after() {
+                        first = "the trust anchor (ca.crt) expires first";
+                        until = "until the trust anchor is replaced";
+                    }
+                    ca.issue_within_issuer(identity, *ttl)
+                })
                 .and_then(|(issued, given)| {
                     let creds = issued.credentials().map_err(CaError::Credentials)?;
                     Ok((creds, given))
@@ -144,8 +155,7 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
             match issued {
                 Ok((creds, given)) if given < *ttl => {
                     let detail = format!(
-                        "the issuer expires first: certificates live {}, not the {} asked for, \
-                         until the issuer is renewed",
+                        "{first}: certificates live {}, not the {} asked for, {until}",
                         format_duration(given),
                         format_duration(*ttl)
                     );
