@@ -46,6 +46,7 @@ mod review_policy_semantics;
 mod route_groups;
 mod route_parents;
 mod routes_without_rules;
+mod selector_duplicate_labels;
 mod server_authz_networks;
 mod server_authz_pod_selector;
 mod server_conflict;

@@ -11,12 +11,53 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
-    /// Labels that must be present with exactly these values.
-    #[serde(default)]
+    /// Labels that must be present with exactly these values. A label
+    /// written twice is an error ([`unique_labels`]).
+    #[serde(default, deserialize_with = "unique_labels")]
     pub match_labels: BTreeMap<String, String>,
     /// Further requirements, ANDed.
     #[serde(default)]
     pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// `matchLabels`, each label written once.
+///
+/// A map read through serde keeps the last of two values of one key and
+/// says nothing, so `{app: web, app: api}` would select the `api` pods:
+/// a Server would take another workload's port and leave its own to the
+/// default policy. kubectl refuses a repeated key (strict field
+/// validation, its default), and `metadata.labels` are read so too.
+fn unique_labels<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Unique;
+
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut labels = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if labels.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate field `{key}`"
+                    )));
+                }
+                labels.insert(key, value);
+            }
+            Ok(labels)
+        }
+    }
+
+    deserializer.deserialize_map(Unique)
 }
 
 /// One `matchExpressions` entry.
