@@ -822,10 +822,12 @@ fn outbound_tcp_ports_parse_in_file_order() {
             OutboundPort {
                 listen: addr("127.0.0.1:15432"),
                 service: "db".parse().unwrap(),
+                port: None,
             },
             OutboundPort {
                 listen: addr("127.0.0.1:16379"),
                 service: "cache".parse().unwrap(),
+                port: None,
             },
         ]
     );

@@ -367,11 +367,11 @@ impl Worker {
             shared.client.connect_timeout + ConnectConfig::default().handshake_timeout;
         // Egress reads the EgressNetworks of the policy in force.
         let egress: Arc<dyn EgressSource> = Arc::new(shared.policy.clone());
-        let tcp = Arc::new(
-            shared
-                .outbound
-                .tcp_services(connect_timeout, egress.clone()),
-        );
+        let tcp = Arc::new(shared.outbound.tcp_services(
+            connect_timeout,
+            shared.config.server.detect_timeout,
+            egress.clone(),
+        ));
         let ports = shared.config.inbound.ports().iter();
         for (index, (port, listener)) in ports.zip(listeners.inbound).enumerate() {
             let Ok(listener) = tokio_listener(listener) else {

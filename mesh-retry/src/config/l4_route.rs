@@ -148,13 +148,19 @@ impl L4Route {
     /// Where it was read, as a [`ConfigWarning`] names its place:
     /// `egress.yaml: document 3 (TLSRoute egress-test/tls-egress): spec.parentRefs[0]`.
     pub fn place(&self) -> String {
+        self.place_of(&format!("spec.parentRefs[{}]", self.source.parent))
+    }
+
+    /// Where `field` of the route was read, as [`place`](Self::place)
+    /// names its parent: `egress.yaml: document 3 (TCPRoute db/move):
+    /// spec.rules[0].backendRefs[1]`.
+    pub fn place_of(&self, field: &str) -> String {
         let source = &self.source;
         format!(
-            "{}: document {} ({}): spec.parentRefs[{}]",
+            "{}: document {} ({}): {field}",
             source.origin,
             source.document,
             source.named(Some(self.kind.kind())),
-            source.parent
         )
     }
 

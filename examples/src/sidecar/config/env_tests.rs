@@ -339,6 +339,7 @@ fn a_configuration_built_in_code_says_only_what_it_can_know() {
     config.outbound.ports.push(OutboundPort {
         listen: addr("127.0.0.1:7432"),
         service: "db".parse().unwrap(),
+        port: None,
     });
     let sources: Vec<(String, SocketAddr, ListenSource)> = config
         .listen_sources()

@@ -149,10 +149,14 @@ impl Visitor<'_> for QueueCapacityVisitor {
 
 /// A TCP listener for one outbound service.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with listen and service")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with listen, service and port"
+)]
 pub(super) struct OutboundPortEntry {
     pub(super) listen: Addr,
     pub(super) service: ServiceName,
+    pub(super) port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -69,6 +69,10 @@ pub struct OutboundPort {
     /// The outbound service its connections go to: one of
     /// [`OutboundConfig::services`].
     pub service: ServiceName,
+    /// The service port the listener stands for, which the service's
+    /// `TLSRoute`s and `TCPRoute`s are matched against (their
+    /// `parentRefs` port); `None` for the port the listener is bound to.
+    pub port: Option<u16>,
 }
 
 impl Default for OutboundConfig {

@@ -1,6 +1,9 @@
 //! `outbound.ports`: TCP listeners, each forwarding to one outbound
 //! service. Each entry must name a service of `outbound.services`, and its
-//! listener is checked against every other one with the rest.
+//! listener is checked against every other one with the rest. Its `port`,
+//! the service port the listener stands for (what the service's
+//! `TLSRoute`s and `TCPRoute`s are matched against), is 1 to 65535 when
+//! written.
 
 use super::error::{ConfigError, ConfigErrorKind};
 use super::file::OutboundPortEntry;
@@ -36,6 +39,18 @@ pub(super) fn resolve_outbound_ports(
                 ),
             ));
         }
+        if entry.port == Some(0) {
+            let path = format!("outbound.ports[{index}].port");
+            return Err(source.error(
+                ConfigErrorKind::InvalidValue,
+                &path,
+                &path,
+                "port 0 is no service port: write the port (1 to 65535) the listener stands for, \
+                 which the service's TLSRoutes and TCPRoutes name, or leave it out for the \
+                 listener's own"
+                    .to_owned(),
+            ));
+        }
         listeners.push(Listener::new(
             format!("outbound.ports[{index}].listen"),
             entry.listen.0,
@@ -44,6 +59,7 @@ pub(super) fn resolve_outbound_ports(
         ports.push(OutboundPort {
             listen: entry.listen.0,
             service: entry.service,
+            port: entry.port,
         });
     }
     Ok(ports)

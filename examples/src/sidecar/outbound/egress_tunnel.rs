@@ -78,7 +78,6 @@
 //! empty label.
 
 use std::{
-    collections::{HashMap, HashSet},
     fmt, io,
     net::SocketAddr,
     pin::Pin,
@@ -102,21 +101,16 @@ use mesh_core::{
 use mesh_retry::config::{
     BackendKind, L4Route, L4RouteKind, PortRoutes, RetryResources, ServiceRetryPolicy,
 };
-use mesh_tls::accept::client_hello::{MAX_RECORD, ServerName, server_name};
-use prometheus_client::{
-    encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder},
-    metrics::{counter::Counter, family::Family},
-    registry::Registry,
-};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use mesh_tls::accept::client_hello::MAX_RECORD;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower::{Service, ServiceExt};
 
-use super::egress::{Captured, HOSTNAMES_PER_ROUTE};
-use super::labels::{RouteLabels, RouteRef, ServiceRef, TargetLabels};
+use super::egress::Captured;
+use super::l4_route::{
+    HANDSHAKE, Hello, L4RouteMetrics, Opened, Picked, PortPlan, classify, close, peek, pick,
+};
+use super::labels::RouteRef;
 use super::tcp::{EgressTarget, TcpForward, TcpServices};
-
-/// The first byte of a TLS handshake record (RFC 8446 §5.1).
-const HANDSHAKE: u8 = 0x16;
 
 /// The `EgressNetwork`s' `TLSRoute`s and `TCPRoute`s in force, as the
 /// workload's namespace is served them: replaced whole on each reload of
@@ -172,230 +166,6 @@ fn select(resources: &RetryResources, namespace: &str) -> RetryResources {
         warnings: Vec::new(),
     };
     only.for_namespace(namespace)
-}
-
-/// The TLS and TCP route families of egress `CONNECT`s, registered once
-/// and shared by every runtime. See the [module docs](self).
-#[derive(Clone, Debug)]
-pub(crate) struct L4RouteMetrics {
-    tls: Families<RouteLabels>,
-    tcp: Families<TargetLabels>,
-    /// The `hostname` (TLS) or `target_ip` (TCP) values each route has
-    /// labelled, at most [`HOSTNAMES_PER_ROUTE`] per route of a network
-    /// whatever the ports: a `TCPRoute` without a port, or a default
-    /// route, takes every port, and the bound is the route's, as HTTP
-    /// egress bounds its hosts.
-    named: Arc<Mutex<Named>>,
-}
-
-/// The label values each route of a network has written.
-type Named = HashMap<(Captured, RouteRef), HashSet<Box<str>>>;
-
-#[derive(Clone, Debug)]
-struct Families<L> {
-    open: Family<L, Counter>,
-    close: Family<Closed<L>, Counter>,
-}
-
-impl<L> Families<L>
-where
-    L: Clone + fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet + Send + Sync + 'static,
-{
-    fn register(registry: &mut Registry, prefix: &str, what: &str) -> Self {
-        let open = Family::<L, Counter>::default();
-        registry.register(
-            format!("{prefix}_open"),
-            format!("The {what} connections opened on an egress route"),
-            open.clone(),
-        );
-        let close = Family::<Closed<L>, Counter>::default();
-        registry.register(
-            format!("{prefix}_close"),
-            format!("The {what} connections closed on an egress route, by error"),
-            close.clone(),
-        );
-        Self { open, close }
-    }
-}
-
-/// `labels` and why a connection was closed: `error` as linkerd2-proxy
-/// writes it, empty for a connection that ended without one.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Closed<L> {
-    labels: L,
-    error: &'static str,
-}
-
-impl<L: EncodeLabelSet> EncodeLabelSet for Closed<L> {
-    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
-        self.labels.encode(encoder)?;
-        ("error", self.error).encode(encoder.encode_label())
-    }
-}
-
-/// Why a tunnel was closed, as the close families label it.
-mod close {
-    pub(super) const NONE: &str = "";
-    pub(super) const FORBIDDEN: &str = "forbidden";
-    pub(super) const INVALID_BACKEND: &str = "invalid_backend";
-    pub(super) const UNEXPECTED: &str = "unexpected";
-}
-
-impl L4RouteMetrics {
-    pub(crate) fn register(registry: &mut Registry) -> Self {
-        Self {
-            tls: Families::register(registry, "outbound_tls_route", "TLS"),
-            tcp: Families::register(registry, "outbound_tcp_route", "TCP"),
-            named: Arc::default(),
-        }
-    }
-
-    /// `value` as route `route` of `network` labels it: itself, unless the
-    /// route already labels as many others as it may, on any port, when
-    /// it is empty. An empty value (a ClientHello without an SNI) names
-    /// nothing and takes no place, as an IP literal takes none of an HTTP
-    /// egress route's.
-    fn label(&self, network: &Captured, route: &RouteRef, value: &str) -> Box<str> {
-        if value.is_empty() {
-            return Box::default();
-        }
-        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
-        let values = named.entry((network.clone(), route.clone())).or_default();
-        if values.contains(value) || values.len() < HOSTNAMES_PER_ROUTE {
-            values.insert(value.into());
-            return value.into();
-        }
-        Box::default()
-    }
-
-    /// Counts a connection opened on `route` of `network`, its parent the
-    /// network on `dst`'s port: a TLS one with its `sni`, or a TCP one to
-    /// `dst`.
-    fn open(
-        &self,
-        tls: bool,
-        network: &Captured,
-        route: RouteRef,
-        sni: Option<&Sni>,
-        dst: SocketAddr,
-    ) -> Opened {
-        let parent = ServiceRef::egress_network(&network.namespace, &network.name, dst.port());
-        let labels = if tls {
-            let hostname = sni.map(Sni::as_str).unwrap_or_default();
-            let hostname = self.label(network, &route, hostname);
-            Labels::Tls(RouteLabels::new(parent, route).with_hostname(&hostname))
-        } else {
-            let ip = self.label(network, &route, &dst.ip().to_string());
-            Labels::Tcp(TargetLabels::new(parent, route, &ip, dst.port()))
-        };
-        match &labels {
-            Labels::Tls(labels) => self.tls.open.get_or_create(labels).inc(),
-            Labels::Tcp(labels) => self.tcp.open.get_or_create(labels).inc(),
-        };
-        Opened {
-            metrics: self.clone(),
-            labels,
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Labels {
-    Tls(RouteLabels),
-    Tcp(TargetLabels),
-}
-
-/// A tunnel counted open, to be counted closed once.
-#[derive(Debug)]
-struct Opened {
-    metrics: L4RouteMetrics,
-    labels: Labels,
-}
-
-impl Opened {
-    fn close(self, error: &'static str) {
-        match self.labels {
-            Labels::Tls(labels) => {
-                self.metrics
-                    .tls
-                    .close
-                    .get_or_create(&Closed { labels, error })
-                    .inc();
-            }
-            Labels::Tcp(labels) => {
-                self.metrics
-                    .tcp
-                    .close
-                    .get_or_create(&Closed { labels, error })
-                    .inc();
-            }
-        }
-    }
-}
-
-/// What a tunnel's first bytes say it carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Hello {
-    /// A TLS handshake: a ClientHello naming this server, or one that
-    /// names none or cannot be read whole.
-    Tls(Option<Sni>),
-    /// Anything else, or nothing.
-    Other,
-}
-
-/// What `buf`, a tunnel's first bytes, says, once it can tell: `None`
-/// while a TLS record has begun and is not all there.
-fn classify(buf: &[u8]) -> Option<Hello> {
-    if *buf.first()? != HANDSHAKE {
-        return Some(Hello::Other);
-    }
-    match server_name(buf) {
-        ServerName::NeedMore(_) => None,
-        ServerName::Named(sni) => Some(Hello::Tls(Some(sni))),
-        ServerName::Unnamed => Some(Hello::Tls(None)),
-    }
-}
-
-/// Reads a tunnel's first bytes until they tell what it carries, at most
-/// one TLS record, for at most `timeout`: see the [module docs](self).
-/// Returns what they say and the bytes read, which are the tunnel's.
-async fn peek<I: AsyncRead + Unpin>(
-    io: &mut I,
-    timeout: Duration,
-) -> io::Result<(Hello, BytesMut)> {
-    let mut buf = BytesMut::new();
-    // Bytes land in `buf` only when a read completes, so the timeout
-    // loses none.
-    let read = async {
-        loop {
-            if let Some(hello) = classify(&buf) {
-                return Ok::<_, io::Error>(hello);
-            }
-            if buf.len() >= MAX_RECORD {
-                return Ok(Hello::Tls(None));
-            }
-            buf.reserve(MAX_RECORD - buf.len());
-            let mut room = (&mut *io).take((MAX_RECORD - buf.len()) as u64);
-            if room.read_buf(&mut buf).await? == 0 {
-                return Ok(partial(&buf));
-            }
-        }
-    };
-    let hello = match tokio::time::timeout(timeout, read).await {
-        Ok(hello) => hello?,
-        Err(_) => partial(&buf),
-    };
-    Ok((hello, buf))
-}
-
-/// What first bytes that did not decide say: nothing, a TCP connection;
-/// part of a TLS record, a TLS one without SNI.
-fn partial(buf: &[u8]) -> Hello {
-    if buf.first() == Some(&HANDSHAKE) {
-        Hello::Tls(None)
-    } else {
-        Hello::Other
-    }
 }
 
 /// The route a tunnel takes: one of the network's, or its default.
@@ -483,23 +253,10 @@ fn destination(
         Chosen::Default { .. } => return Destination::Refused(close::FORBIDDEN),
         Chosen::Route(route) => route,
     };
-    if route.backends.is_empty() {
-        return Destination::Original;
-    }
-    let total: u64 = route.backends.iter().map(|b| u64::from(b.weight)).sum();
-    if total == 0 {
-        return Destination::Refused(close::FORBIDDEN);
-    }
-    let mut at = fastrand::u64(0..total);
-    let Some(backend) = route.backends.iter().find(|b| {
-        let weight = u64::from(b.weight);
-        if at < weight {
-            return true;
-        }
-        at -= weight;
-        false
-    }) else {
-        return Destination::Refused(close::UNEXPECTED);
+    let backend = match pick(route) {
+        Picked::Parent => return Destination::Original,
+        Picked::Refused(error) => return Destination::Refused(error),
+        Picked::Backend(backend) => backend,
     };
     match backend.kind {
         BackendKind::OriginalDestination => Destination::Original,
@@ -583,6 +340,16 @@ where
         if req.method() != Method::CONNECT || extended {
             return Either::Left(self.inner.call(req));
         }
+        // A CONNECT to a service whose connection routes take its port is
+        // routed by them (`l4_route`); every other one to a service goes
+        // on to the tunnel, as it always did.
+        let routed = req
+            .uri()
+            .authority()
+            .and_then(|authority| self.tcp.l4_connect(authority));
+        if let Some(plan) = routed {
+            return self.service_routed(req, plan);
+        }
         let target = req
             .uri()
             .authority()
@@ -637,6 +404,54 @@ where
         let on_error = self.on_error.clone();
         let detect_timeout = self.detect_timeout;
         Either::Right(Box::pin(tunnel.connect_first(on_error, detect_timeout)))
+    }
+}
+
+impl<S> EgressConnect<S> {
+    /// A `CONNECT` to a service with connection routes on its port:
+    /// answered `200` at once, as a routed egress tunnel is, since a
+    /// `TLSRoute` can only be chosen from the client's first bytes, sent
+    /// after it; then routed as a connection to the service's TCP port
+    /// would be ([`L4Routing::route`](super::l4_route::L4Routing)), the
+    /// `CONNECT`'s port the service port.
+    fn service_routed<B, RB, E>(
+        &mut self,
+        mut req: Request<B>,
+        plan: PortPlan,
+    ) -> Either<S::Future, BoxFuture<'static, Result<Response<RB>, E>>>
+    where
+        S: Service<Request<B>, Response = Response<RB>, Error = E>,
+        RB: Default + Send + 'static,
+        E: Send + 'static,
+    {
+        if has_content(&req) {
+            let res = connect_with_content();
+            if let Some(&kind) = res.extensions().get::<ProxyErrorKind>() {
+                (self.on_error)(kind, res.headers(), None);
+            }
+            return Either::Right(Box::pin(std::future::ready(Ok(res))));
+        }
+        let Some(downstream) = req.extensions_mut().remove::<OnUpgrade>() else {
+            return Either::Left(self.inner.call(req));
+        };
+        let info = req.extensions_mut().remove::<ConnectionInfo>();
+        let routing = self.tcp.l4_routing().clone();
+        tracing::debug!(authority = ?req.uri().authority(), "CONNECT routed by the service's connection routes");
+        tokio::spawn(async move {
+            let Some(io) = Tunnel::client(downstream).await else {
+                return;
+            };
+            let conn = OpaqueConnection {
+                io: Box::new(io),
+                info: Tunnel::info(info),
+            };
+            if let Err(error) = routing.route(plan, conn).await {
+                tracing::debug!(%error, "routed CONNECT tunnel ended with an error");
+            }
+        });
+        Either::Right(Box::pin(std::future::ready(Ok(Response::new(
+            RB::default(),
+        )))))
     }
 }
 
@@ -966,16 +781,6 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn first_bytes_tell_tls_from_the_rest_once_a_record_is_whole() {
-        assert_eq!(classify(b""), None);
-        assert_eq!(classify(b"EHLO x\r\n"), Some(Hello::Other));
-        // A handshake record's header alone: more is needed.
-        assert_eq!(classify(&[HANDSHAKE, 3, 1, 0, 10]), None);
-        assert_eq!(partial(&[HANDSHAKE, 3]), Hello::Tls(None));
-        assert_eq!(partial(b""), Hello::Other);
-    }
-
     /// The routes of network `net` in `emojivoto`: a `TLSRoute` for
     /// `httpbin.test` on port 443, and a `TCPRoute` on ports 443 and 25.
     fn routes() -> RetryResources {
@@ -1030,174 +835,11 @@ mod tests {
         assert_eq!(chosen(choose(None, 443, &Hello::Other)), "tcp-egress-deny");
     }
 
-    fn net() -> Captured {
-        Captured {
-            namespace: "emojivoto".into(),
-            name: "net".into(),
-            allow: false,
-        }
-    }
-
-    #[test]
-    fn a_route_labels_a_hundred_names_and_the_rest_unnamed() {
-        let metrics = L4RouteMetrics::register(&mut Registry::default());
-        let network = net();
-        let route = RouteRef::default_named("tls-egress-deny");
-        for n in 0..HOSTNAMES_PER_ROUTE {
-            let name = format!("h{n}.test");
-            assert_eq!(&*metrics.label(&network, &route, &name), name);
-        }
-        assert_eq!(&*metrics.label(&network, &route, "late.test"), "");
-        // A name already labelled keeps its label; another route has its
-        // own hundred.
-        assert_eq!(&*metrics.label(&network, &route, "h0.test"), "h0.test");
-        let other = RouteRef::default_named("tcp-egress-deny");
-        assert_eq!(&*metrics.label(&network, &other, "late.test"), "late.test");
-    }
-
-    #[test]
-    fn a_client_hello_without_an_sni_takes_none_of_the_hundred_places() {
-        let metrics = L4RouteMetrics::register(&mut Registry::default());
-        let network = net();
-        let route = RouteRef::default_named("tls-egress-deny");
-        assert_eq!(&*metrics.label(&network, &route, ""), "");
-        for n in 0..HOSTNAMES_PER_ROUTE {
-            let name = format!("h{n}.test");
-            assert_eq!(&*metrics.label(&network, &route, &name), name);
-        }
-    }
-
-    // A default route takes every port: its hundred names are its own on
-    // all of them, not a hundred more on each port a client tries.
-    #[test]
-    fn a_routes_hundred_names_are_shared_by_its_ports() {
-        let mut registry = Registry::default();
-        let metrics = L4RouteMetrics::register(&mut registry);
-        let network = net();
-        let route = || RouteRef::default_named("tls-egress-deny");
-        let sni = |name: &str| Sni::parse(name).unwrap();
-        for n in 0..HOSTNAMES_PER_ROUTE {
-            let dst = SocketAddr::from(([127, 0, 0, 1], 443));
-            let opened = metrics.open(
-                true,
-                &network,
-                route(),
-                Some(&sni(&format!("h{n}.test"))),
-                dst,
-            );
-            opened.close(close::FORBIDDEN);
-        }
-        let dst = SocketAddr::from(([127, 0, 0, 1], 8443));
-        let opened = metrics.open(true, &network, route(), Some(&sni("late.test")), dst);
-        opened.close(close::FORBIDDEN);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        let late = text
-            .lines()
-            .find(|l| {
-                l.starts_with("outbound_tls_route_open_total{")
-                    && l.contains("parent_port=\"8443\"")
-            })
-            .unwrap();
-        assert!(late.contains("hostname=\"\""), "{late}");
-        assert!(!text.contains("late.test"), "{text}");
-    }
-
     #[test]
     fn the_default_routes_are_named_as_linkerd_names_them() {
         assert_eq!(default_route(true, true), "tls-egress-allow");
         assert_eq!(default_route(true, false), "tls-egress-deny");
         assert_eq!(default_route(false, true), "tcp-egress-allow");
         assert_eq!(default_route(false, false), "tcp-egress-deny");
-    }
-
-    /// The first bytes a rustls client sends for `name`.
-    fn client_hello(name: &str) -> Vec<u8> {
-        let config = rustls::ClientConfig::builder_with_provider(mesh_tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        let name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
-        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        let mut out = Vec::new();
-        conn.write_tls(&mut out).unwrap();
-        out
-    }
-
-    /// What a tunnel forwards after `peek`: the bytes it read, then the
-    /// rest of `io` until its end.
-    async fn forwarded<I: AsyncRead + Unpin>(prefix: BytesMut, io: I) -> Vec<u8> {
-        let mut all = Vec::new();
-        PrefixedIo::new(prefix.freeze(), io)
-            .read_to_end(&mut all)
-            .await
-            .unwrap();
-        all
-    }
-
-    // A ClientHello that comes in small pieces, over many reads, is read
-    // whole, and what follows it in the same reads is kept: every byte
-    // the client sent is forwarded once, in order.
-    #[tokio::test]
-    async fn a_client_hello_in_pieces_is_read_whole_and_every_byte_forwarded_once() {
-        let mut sent = client_hello("httpbin.test");
-        sent.extend_from_slice(b"\x17\x03\x03\x00\x05after and more");
-        let (mut client, mut server) = tokio::io::duplex(16);
-        let writing = sent.clone();
-        tokio::spawn(async move {
-            for piece in writing.chunks(7) {
-                tokio::io::AsyncWriteExt::write_all(&mut client, piece)
-                    .await
-                    .unwrap();
-            }
-        });
-        let (hello, prefix) = peek(&mut server, Duration::from_secs(10)).await.unwrap();
-        let sni = Sni::parse("httpbin.test").unwrap();
-        assert_eq!(hello, Hello::Tls(Some(sni)));
-        assert!(prefix.len() <= MAX_RECORD);
-        assert_eq!(forwarded(prefix, server).await, sent);
-    }
-
-    // A client that ends its side in the middle of a record is a TLS one
-    // without SNI, and the part it sent is forwarded; so is a record that
-    // is not a handshake, read as TCP.
-    #[tokio::test]
-    async fn a_record_cut_short_or_not_a_handshake_is_forwarded_as_it_came() {
-        let hello = client_hello("httpbin.test");
-        let half = hello[..hello.len() / 2].to_vec();
-        let (mut client, mut server) = tokio::io::duplex(MAX_RECORD);
-        tokio::io::AsyncWriteExt::write_all(&mut client, &half)
-            .await
-            .unwrap();
-        drop(client);
-        let (got, prefix) = peek(&mut server, Duration::from_secs(10)).await.unwrap();
-        assert_eq!(got, Hello::Tls(None));
-        assert_eq!(forwarded(prefix, server).await, half);
-
-        let data = b"\x17\x03\x03\x00\x02hi".to_vec();
-        let (mut client, mut server) = tokio::io::duplex(MAX_RECORD);
-        tokio::io::AsyncWriteExt::write_all(&mut client, &data)
-            .await
-            .unwrap();
-        drop(client);
-        let (got, prefix) = peek(&mut server, Duration::from_secs(10)).await.unwrap();
-        assert_eq!(got, Hello::Other);
-        assert_eq!(forwarded(prefix, server).await, data);
-    }
-
-    // A timeout of zero: the reads that can complete do, then it passes.
-    #[tokio::test]
-    async fn a_client_that_sends_nothing_is_tcp_at_the_timeout() {
-        let (mut client, mut server) = tokio::io::duplex(64);
-        let (hello, buf) = peek(&mut server, Duration::ZERO).await.unwrap();
-        assert_eq!(hello, Hello::Other);
-        assert!(buf.is_empty());
-        tokio::io::AsyncWriteExt::write_all(&mut client, &[HANDSHAKE, 3])
-            .await
-            .unwrap();
-        let (hello, buf) = peek(&mut server, Duration::ZERO).await.unwrap();
-        assert_eq!(hello, Hello::Tls(None));
-        assert_eq!(&buf[..], &[HANDSHAKE, 3]);
     }
 }

@@ -40,7 +40,8 @@ pub(crate) struct ServiceRef {
     name: Arc<str>,
     /// Empty for a service, which takes requests for any port of its
     /// name; the destination port for an `EgressNetwork`, as Linkerd
-    /// labels its egress traffic.
+    /// labels its egress traffic, and for the parent of a service's
+    /// connection routes ([`with_port`](Self::with_port)).
     port: Arc<str>,
 }
 
@@ -83,6 +84,20 @@ impl ServiceRef {
             name: Arc::from(name),
             port: Arc::from(port.to_string()),
         }
+    }
+
+    /// The same service as the parent of a connection to its `port`: a
+    /// `TLSRoute` or `TCPRoute` is attached to a port of its Service, and
+    /// Linkerd labels its connections' parent with that port
+    /// (`parent_port`), where a service's HTTP routes have none here.
+    pub(crate) fn with_port(mut self, port: u16) -> Self {
+        self.port = Arc::from(port.to_string());
+        self
+    }
+
+    /// The service's name, as it is labelled.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// The service's namespace.

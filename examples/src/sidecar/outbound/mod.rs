@@ -119,6 +119,7 @@ mod egress;
 mod egress_tunnel;
 mod endpoints;
 mod ends;
+mod l4_route;
 mod labels;
 mod plan;
 mod profile;
@@ -154,6 +155,7 @@ pub(crate) use self::egress_tunnel::EgressConnect;
 use self::egress_tunnel::EgressRoutes;
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
+use self::l4_route::ServiceL4;
 use self::labels::ServiceRef;
 use self::plan::{PlannedBackend, Planner, RoutePlan, RoutePlans};
 pub(crate) use self::plan::{planning_warnings, unserved_egress_routes};
@@ -223,6 +225,9 @@ pub(crate) struct Outbound {
     /// The `EgressNetwork`s' `TLSRoute`s and `TCPRoute`s, which a reload
     /// replaces ([`egress_tunnel`]).
     egress_routes: Arc<EgressRoutes>,
+    /// The services' `TLSRoute`s and `TCPRoute`s, which their TCP ports
+    /// and `CONNECT`s follow and a reload replaces ([`l4_route`]).
+    service_l4: Arc<ServiceL4>,
 }
 
 #[derive(Debug)]
@@ -353,11 +358,30 @@ impl Outbound {
                  else by authority"
             );
         }
-        let tcp_ports = config
+        let tcp_ports: Vec<Option<usize>> = config
             .ports
             .iter()
             .map(|port| config.services.iter().position(|s| s.name == port.service))
             .collect();
+        // The service port each TCP listener stands for: its `port`, else
+        // the port it is bound to (the last of `listeners`).
+        let first_port = listeners.len().saturating_sub(config.ports.len());
+        let l4_ports = config
+            .ports
+            .iter()
+            .zip(&tcp_ports)
+            .enumerate()
+            .map(|(i, (port, &service))| {
+                let bound = listeners.get(first_port + i).map_or(0, SocketAddr::port);
+                (service, port.port.unwrap_or(bound))
+            })
+            .collect();
+        let service_l4 = ServiceL4::new(
+            config.services.iter().map(|s| s.name.clone()).collect(),
+            l4_ports,
+            resources,
+            namespace,
+        );
         let planner = Planner::new(config, namespace, metrics.retry, metrics.backend);
         let plans = planner.plan(resources, None);
         // Egress leaves the mesh: plaintext, whatever identity the
@@ -393,6 +417,7 @@ impl Outbound {
             tcp_ports,
             egress: Arc::new(egress),
             egress_routes: Arc::new(EgressRoutes::new(resources, namespace)),
+            service_l4: Arc::new(service_l4),
         })
     }
 
@@ -404,6 +429,7 @@ impl Outbound {
         let plans = self.planner.plan(resources, Some(&self.routes.borrow()));
         self.routes.send_replace(Arc::new(plans));
         self.egress_routes.reload(resources);
+        self.service_l4.reload(resources);
     }
 
     /// The outbound stack of one runtime, with its own connection pools,

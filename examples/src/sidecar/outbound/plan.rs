@@ -418,6 +418,9 @@ impl Planner {
         for warning in unused_services(&self.config, resources, &self.namespace) {
             tracing::warn!(%warning, "outbound routes: service not in outbound.services");
         }
+        for warning in l4_missing_backends(&self.config, resources, &self.namespace) {
+            tracing::warn!(%warning, "connection routes: backend not an outbound service");
+        }
         let mut unapplied = Vec::new();
         let egress = plan_egress(
             &self.config,
@@ -693,9 +696,72 @@ pub(crate) fn planning_warnings(
         .iter()
         .map(ToString::to_string)
         .chain(missing)
+        .chain(l4_missing_backends(config, resources, namespace))
         .chain(unused_services(config, resources, namespace))
         .chain(egress)
         .collect()
+}
+
+/// The `TLSRoute`s and `TCPRoute`s of each service of `names` (those of
+/// `outbound.services`, in order), as a client in `namespace` is served
+/// them, merged over every spelling of the service's name as its HTTP
+/// routes are ([`retry_policy_of`]); `None` for a service without any.
+pub(super) fn service_l4_policies(
+    names: &[ServiceName],
+    resources: &RetryResources,
+    namespace: &str,
+) -> Vec<Option<ServiceRetryPolicy>> {
+    let resources = resources.for_namespace(namespace);
+    let mut aside = Vec::new();
+    names
+        .iter()
+        .map(|name| {
+            retry_policy_of(&resources, name, namespace, &mut aside)
+                .filter(|policy| policy.has_l4_routes())
+                .map(Cow::into_owned)
+        })
+        .collect()
+}
+
+/// One warning for each backend of a `TLSRoute` or `TCPRoute` (of an
+/// outbound service, or of an `EgressNetwork`) that is no outbound
+/// service, named where it is written, as [`route_backends`] warns of an
+/// HTTP route's: the connections drawn to it are closed
+/// (`error="invalid_backend"`). `resources` are those a client in
+/// `namespace` is served.
+fn l4_missing_backends(
+    config: &OutboundConfig,
+    resources: &RetryResources,
+    namespace: &str,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let parents = resources.services.iter().chain(&resources.egress_networks);
+    for route in parents.flat_map(|p| p.tls_routes().iter().chain(p.tcp_routes())) {
+        for (j, backend) in route.backends.iter().enumerate() {
+            if backend.kind != BackendKind::Service {
+                continue;
+            }
+            let Err(name) = planned_backend(
+                &backend.name,
+                backend.namespace.as_deref(),
+                config,
+                namespace,
+            ) else {
+                continue;
+            };
+            let warning = format!(
+                "{}: {} {} sends connections to service {name}, which is not in \
+                 outbound.services; the connections drawn to it are closed",
+                route.place_of(&format!("spec.rules[0].backendRefs[{j}]")),
+                route.kind.kind(),
+                route.name
+            );
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+    }
+    warnings
 }
 
 /// One warning for each route attached to an `EgressNetwork` that serves

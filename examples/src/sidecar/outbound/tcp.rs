@@ -66,30 +66,31 @@ use mesh_core::{body::BoxBody, error::ProxyErrorKind, proxy::ForwardTcp};
 use tower::Service;
 
 use super::egress::{Captured, EgressShared, EgressSource, host_of};
-use super::egress_tunnel::{EgressRoutes, L4RouteMetrics};
+use super::egress_tunnel::EgressRoutes;
+use super::l4_route::{Forwards, L4RouteMetrics, L4Routing, PortForward, PortPlan, forward_of};
 use super::{Outbound, upstream::Connector};
-use crate::sidecar::config::ServiceName;
 
 /// The TCP forwarder of one service on one runtime.
 pub(crate) type TcpForward = ForwardTcp<Connector>;
 
 /// Every service's TCP forwarder on one runtime, in the order of
-/// `outbound.services`, and which one each `outbound.ports` entry uses.
+/// `outbound.services`, which one each `outbound.ports` entry uses, and
+/// the services' connection routes ([`l4_route`](super::l4_route)).
 #[derive(Debug)]
 pub(crate) struct TcpServices {
-    services: Vec<(ServiceName, Option<TcpForward>)>,
+    services: Forwards,
     ports: Vec<Option<usize>>,
+    routing: Arc<L4Routing>,
     egress: EgressTcp,
 }
 
 /// What a `CONNECT` to no service needs to leave the mesh: the
 /// `EgressNetwork`s in force and their routes, the lookups, the plaintext
-/// connector, the route families, and the forwarders made so far.
+/// connector, and the forwarders made so far.
 struct EgressTcp {
     shared: Arc<EgressShared>,
     source: Arc<dyn EgressSource>,
     routes: Arc<EgressRoutes>,
-    metrics: L4RouteMetrics,
     connect_timeout: Duration,
     /// A forwarder per destination, kept for the tunnels that follow: a
     /// destination is an endpoint, whose streak of failed connects is
@@ -120,11 +121,24 @@ impl std::fmt::Debug for EgressTcp {
 }
 
 impl TcpServices {
-    /// The forwarder of `outbound.ports[index]`; `None` when its service
-    /// has no endpoint.
-    pub(crate) fn port(&self, index: usize) -> Option<TcpForward> {
+    /// The service of `outbound.ports[index]`: its service's forwarder,
+    /// by the service's connection routes on the port when it has any
+    /// ([`PortForward`]); `None` when its service has no endpoint.
+    pub(crate) fn port(&self, index: usize) -> Option<PortForward> {
         let service = (*self.ports.get(index)?)?;
-        self.services.get(service)?.1.clone()
+        let forward = self.services.get(service)?.1.clone()?;
+        Some(PortForward::new(forward, index, self.routing.clone()))
+    }
+
+    /// How a `CONNECT` to `authority` is routed by the connection routes
+    /// of the service it names, when it has any on the authority's port.
+    pub(crate) fn l4_connect(&self, authority: &Authority) -> Option<PortPlan> {
+        self.routing.routes.connect(authority)
+    }
+
+    /// What routes the services' connections.
+    pub(crate) fn l4_routing(&self) -> &Arc<L4Routing> {
+        &self.routing
     }
 }
 
@@ -216,16 +230,7 @@ impl TcpServices {
         service_namespace: &str,
         namespace: &str,
     ) -> Option<TcpForward> {
-        self.services
-            .iter()
-            .find(|(service, _)| {
-                let mut labels = service.as_str().split('.');
-                let short = labels.next().unwrap_or_default();
-                let in_namespace = labels.next().unwrap_or(namespace);
-                short == name && in_namespace == service_namespace
-            })?
-            .1
-            .clone()
+        forward_of(&self.services, name, service_namespace, namespace)
     }
 
     /// The `EgressNetwork`s' routes in force.
@@ -235,7 +240,7 @@ impl TcpServices {
 
     /// The TLS and TCP route families.
     pub(crate) fn l4_metrics(&self) -> &L4RouteMetrics {
-        &self.egress.metrics
+        &self.routing.metrics
     }
 
     /// The workload's namespace.
@@ -314,13 +319,16 @@ impl Outbound {
     /// Every service's TCP forwarder for one runtime: balancers of its
     /// own, and the connectors every runtime shares. A connect may take
     /// the TCP connect timeout and the TLS handshake timeout, each of
-    /// which the connector enforces on its own.
+    /// which the connector enforces on its own. `detect_timeout` bounds
+    /// the wait for the ClientHello of a connection that `TLSRoute`s
+    /// route (`server.detect_timeout`).
     pub(crate) fn tcp_services(
         &self,
         connect_timeout: Duration,
+        detect_timeout: Duration,
         egress: Arc<dyn EgressSource>,
     ) -> TcpServices {
-        let services = self
+        let services: Forwards = self
             .services
             .iter()
             .map(|target| {
@@ -331,14 +339,20 @@ impl Outbound {
                 (target.name.clone(), forward)
             })
             .collect();
+        let routing = Arc::new(L4Routing {
+            routes: self.service_l4.clone(),
+            forwards: services.clone(),
+            metrics: self.backends.l4().clone(),
+            detect_timeout,
+        });
         TcpServices {
             services,
             ports: self.tcp_ports.clone(),
+            routing,
             egress: EgressTcp {
                 shared: self.egress.clone(),
                 source: egress,
                 routes: self.egress_routes.clone(),
-                metrics: self.backends.l4().clone(),
                 connect_timeout,
                 forwards: Mutex::default(),
             },
