@@ -73,8 +73,10 @@
 //! must not read in fail-fast, in its gate metrics, long after its
 //! endpoints are back. So while the gate is shut, a task sleeps until
 //! the earliest time an endpoint may take a request by time alone, and
-//! opens the gate then if one is ready: one task each time the gate
-//! shuts, none per request. An endpoint past its connect backoff is not
+//! opens the gate then if one is ready; it looks again whenever the gate
+//! hears of a change (a probe's outcome or release, an update), which
+//! may bring that time nearer: one task each time the gate shuts, none
+//! per request. An endpoint past its connect backoff is not
 //! ready until a connect succeeds, as in Linkerd; Linkerd reconnects it
 //! in the background, here a request's connect does, so the gate of a
 //! service whose endpoints all back off a connect opens only with a
@@ -217,7 +219,9 @@ pub(crate) struct Gate {
     /// `State::failfast`, written with it under the lock and read without
     /// it: a traffic split asks every request's drawn backend.
     failfast: AtomicBool,
-    notify: Notify,
+    /// Wakes waiters, and the task that opens a shut gate ([`reopen`]),
+    /// which holds it without keeping the gate alive.
+    notify: Arc<Notify>,
     /// Where the queue and the gate are counted, once given: set under
     /// the state's lock, for the gate's changes to be counted once.
     metrics: OnceLock<QueueMetrics>,
@@ -281,7 +285,7 @@ impl Gate {
             queue,
             state: Mutex::default(),
             failfast: AtomicBool::new(false),
-            notify: Notify::new(),
+            notify: Arc::new(Notify::new()),
             metrics: OnceLock::new(),
         })
     }
@@ -476,7 +480,8 @@ impl Gate {
             }
             state.shuts = state.shuts.wrapping_add(1);
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(reopen(Arc::downgrade(self), state.shuts));
+                let notify = self.notify.clone();
+                runtime.spawn(reopen(Arc::downgrade(self), notify, state.shuts));
             }
         }
         state.failfast = true;
@@ -499,13 +504,22 @@ impl Gate {
 /// `linkerd/proxy/balance/queue/src/worker.rs`, `PoolDriver::drive`).
 ///
 /// It sleeps until an endpoint may take a request by time, and looks
-/// again then, reading the latest balancer's endpoints each time; it
-/// ends when the gate opens or shuts anew, goes away, or no endpoint
-/// will be ready by time alone (one past its connect backoff is ready
-/// only once a request's connect succeeds). One task per time the gate
-/// shuts, none per request.
-async fn reopen(gate: std::sync::Weak<Gate>, shut: u64) {
+/// again then, or as soon as the gate hears of a change (`notify`): a
+/// probe's outcome or release, or an update, may bring that time
+/// nearer (a probe that fails starts a penalty that ends long before
+/// the hold it was sleeping for) or open the gate. It reads the latest
+/// balancer's endpoints each time, and ends when the gate opens or
+/// shuts anew, goes away, or no endpoint will be ready by time alone
+/// (one past its connect backoff is ready only once a request's connect
+/// succeeds). One task per time the gate shuts, none per request, and
+/// it ends at the first look after its gate opens.
+async fn reopen(gate: std::sync::Weak<Gate>, notify: Arc<Notify>, shut: u64) {
     loop {
+        // Listening before looking: a change between the two is not
+        // missed.
+        let changed = notify.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         let at = {
             let Some(gate) = gate.upgrade() else {
                 return;
@@ -529,7 +543,10 @@ async fn reopen(gate: std::sync::Weak<Gate>, shut: u64) {
             };
             at
         };
-        tokio::time::sleep_until(at).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = &mut changed => {}
+        }
     }
 }
 

@@ -262,3 +262,52 @@ async fn the_end_of_a_connect_backoff_alone_does_not_open_the_gate() {
     assert_eq!(metrics.gate_changes(), (1, 1));
     assert!(gate.in_failfast());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_gate_opens_when_a_penalty_that_a_probe_restarted_while_shut_ends() {
+    let families = QueueMetricFamilies::default();
+    let metrics = families.metrics(&emoji());
+    // Out for 2 s doubling to a minute, which is how long a probe holds
+    // its endpoint.
+    let accrual = crate::proxy::FailureAccrual::new(
+        std::num::NonZeroU32::MIN,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+        0.0,
+    )
+    .unwrap();
+    let set = EndpointSet::new([addr(1)])
+        .unwrap()
+        .with_failure_accrual(accrual)
+        .with_queue(Queue::new(10, Duration::from_secs(1)));
+    assert!(metrics.count(&set.view()));
+    let balancer = set.reader().peek();
+    let (_, _, pending) = balancer.pick_indexed().unwrap();
+    pending.unwrap().failed();
+    advance(Duration::from_secs(2)).await;
+
+    // The penalty over, a request takes the probe, slow to answer;
+    // another waits until the service goes into fail-fast.
+    let (_, _, probe) = balancer.pick_indexed().unwrap();
+    let probe = probe.unwrap();
+    let gate = balancer.gate().clone();
+    let place = gate.admit().unwrap();
+    let seen = gate.generation();
+    let woken = gate.clone().wait(seen, balancer.next_change()).await;
+    assert_eq!(woken, Woken::FailFast);
+    drop(place);
+    settle().await;
+    assert_eq!(metrics.gate_changes(), (1, 1));
+
+    // The probe fails: out for 4 s, not for the minute the probe could
+    // have held it. The gate opens when those end, with no request.
+    probe.failed();
+    let end = balancer.next_change().unwrap();
+    tokio::time::sleep_until(end - Duration::from_millis(1)).await;
+    settle().await;
+    assert_eq!(metrics.gate_changes(), (1, 1), "still out");
+    tokio::time::sleep_until(end).await;
+    settle().await;
+    assert_eq!(metrics.gate_changes(), (2, 1));
+    assert!(!gate.in_failfast());
+}
