@@ -229,12 +229,14 @@
 //! - Routes match the path as written, as Linkerd's do. Put mesh-core's
 //!   `NormalizePathLayer` in front (the reference sidecar does) so that
 //!   the application serves the very path that was authorized. Without
-//!   it, or for an application that also reads an escaped `/` as `/`, a
-//!   path not in normal form (`/public/../admin`, `//admin`, `/%61dmin`,
-//!   `/admin%2Fx`, or `/public/..;/admin` with the `;` parameters servlet
-//!   containers drop) is also decided as it will likely be read, and is
-//!   allowed only if both are: otherwise a client could reach a route it
-//!   may not use through the spelling of one it may.
+//!   it, or for an application that also reads an escaped `/`, or a `\`,
+//!   as `/`, a path not in normal form (`/public/../admin`, `//admin`,
+//!   `/%61dmin`, `/admin%2Fx`, `/public/..;/admin` with the `;`
+//!   parameters servlet containers drop, or `/public/..\admin` with the
+//!   `\` that the WHATWG URL parser and IIS read as `/`) is also decided
+//!   as it will likely be read, and is allowed only if both are:
+//!   otherwise a client could reach a route it may not use through the
+//!   spelling of one it may.
 //! - Routes match the host a request's URI names (an HTTP/1 request in
 //!   absolute form, HTTP/2's `:authority`) before its `Host` header, as
 //!   HTTP says a server must. An application may read the header instead,

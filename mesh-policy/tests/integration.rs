@@ -29,6 +29,7 @@ mod layer;
 mod namespaces;
 mod parity_labels;
 mod passthrough;
+mod path_backslash;
 mod path_normalization;
 mod precedence;
 mod rate_limit_hook;

@@ -3,8 +3,9 @@
 //! Routes match the path as the client wrote it, as Linkerd's do. But the
 //! application behind the mesh usually resolves `..`, merges `//` and
 //! decodes `%61` before it routes (and a Java servlet container drops
-//! each segment's `;` parameters), so `/public/../admin`, `//admin`,
-//! `/%61dmin` and `/public/..;/admin` reach its `/admin` handler while authorization matched them
+//! each segment's `;` parameters; the WHATWG URL parser, Node's
+//! `url.parse` and IIS read `\` as `/`), so `/public/../admin`, `//admin`,
+//! `/%61dmin`, `/public/..;/admin` and `/public/..\admin` reach its `/admin` handler while authorization matched them
 //! against some other route: a route that only admins may use would be
 //! open to anyone through another route's door. So a request whose path
 //! is not in normal form must be allowed under both spellings, the
@@ -12,18 +13,22 @@
 //!
 //! mesh-core's `NormalizePathLayer` rewrites the path itself, so that the
 //! application serves the path that was matched; behind it, only an
-//! escaped `/`, which it keeps, still needs this check.
+//! escaped `/`, which it keeps, and a `\`, which it leaves alone, still
+//! need this check.
 //!
 //! [`Policy::evaluate_head`]: super::Policy::evaluate_head
 
 use http::{Uri, uri::PathAndQuery};
 
 /// The normal form of `path` (RFC 3986, section 6.2.2, plus merged
-/// slashes, `%2F` read as `/` and path parameters dropped), or `None`
-/// when `path` is already in it or is not an absolute path (`*`).
+/// slashes, `%2F`, `\` and `%5C` read as `/` and path parameters
+/// dropped), or `None` when `path` is already in it or is not an absolute
+/// path (`*`).
 ///
-/// Percent-escapes of unreserved characters and of `/` are decoded; other
-/// escapes are kept, with upper-case hex digits. Each segment loses its
+/// Percent-escapes of unreserved characters and of `/` are decoded, and
+/// `\`, as written or escaped, is a `/`, as the WHATWG URL parser reads
+/// it in an `http` URL; other escapes are kept, with upper-case hex
+/// digits. Each segment loses its
 /// parameters, from its first `;` (a literal `;`, not `%3B`), as servlet
 /// containers read `/a;x=1` as `/a` and `/..;/` as `/../`. Then empty and
 /// `.` segments are dropped and each `..` drops the segment before it. A path
@@ -70,14 +75,14 @@ pub(crate) fn normalized_uri(uri: &Uri) -> Option<Uri> {
 }
 
 /// Whether `path` surely has nothing to normalize: no escape, no `;`,
-/// no `//` and no `/.` (which every dot segment starts with). One pass over the
+/// no `\`, no `//` and no `/.` (which every dot segment starts with). One pass over the
 /// bytes, since nearly every request passes; a path such as
 /// `/.well-known/x` fails it, and [`normalized`] then finds it normal.
 #[inline]
 pub(crate) fn is_normal(path: &str) -> bool {
     let mut prev = 0;
     for &c in path.as_bytes() {
-        if matches!(c, b'%' | b';') || prev == b'/' && matches!(c, b'/' | b'.') {
+        if matches!(c, b'%' | b';' | b'\\') || prev == b'/' && matches!(c, b'/' | b'.') {
             return false;
         }
         prev = c;
@@ -85,8 +90,8 @@ pub(crate) fn is_normal(path: &str) -> bool {
     true
 }
 
-/// `path` with the escapes [`normalized`] decodes undone. Every other
-/// byte is copied as it is, so characters outside ASCII (which a path may
+/// `path` with the escapes [`normalized`] decodes undone, and each `\`
+/// a `/`. Every other byte is copied as it is, so characters outside ASCII (which a path may
 /// hold as UTF-8) stay the characters they were.
 fn decode(path: &str) -> String {
     let bytes = path.as_bytes();
@@ -100,7 +105,9 @@ fn decode(path: &str) -> String {
             )
         {
             let c = hi << 4 | lo;
-            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/') {
+            if c == b'\\' {
+                out.push(b'/');
+            } else if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/') {
                 out.push(c);
             } else {
                 out.extend([b'%', HEX[usize::from(hi)], HEX[usize::from(lo)]]);
@@ -108,7 +115,7 @@ fn decode(path: &str) -> String {
             i += 3;
             continue;
         }
-        out.push(b);
+        out.push(if b == b'\\' { b'/' } else { b });
         i += 1;
     }
     // Escapes decode to ASCII only, and the rest is `path`'s own UTF-8.
@@ -157,6 +164,11 @@ mod tests {
             ("/admin;jsessionid=1", "/admin"),
             ("/a;x/b;y/", "/a/b/"),
             ("/;/admin", "/admin"),
+            ("/public/..\\admin", "/admin"),
+            ("/public\\..\\admin", "/admin"),
+            ("/\\admin", "/admin"),
+            ("/public/..%5Cadmin", "/admin"),
+            ("/a%5cb", "/a/b"),
         ] {
             assert_eq!(normalized(p).as_deref(), Some(want), "{p}");
         }
