@@ -506,9 +506,43 @@ where
 /// request would be one made before a credential rotation that the pool
 /// retires. At a runtime's shutdown the task is dropped with the rest,
 /// its connect unfinished: it holds nothing the shutdown waits for.
+///
+/// Whether the request saw the outcome is told where it reads it, not
+/// where the task hands it over: a request may go after the outcome is
+/// handed over and before it reads it, and a failure it never read must
+/// back the endpoint off as one given up on does.
 enum Connect<F, T> {
     Inline(F),
-    Detached(tokio::sync::oneshot::Receiver<Result<T, BoxError>>),
+    Detached(tokio::sync::oneshot::Receiver<Ended<T>>),
+}
+
+/// How a connect run as a task ended, on its way to its request. Read,
+/// it is the request's to report ([`ConnectUnderWay::seen`]); dropped
+/// unread (the request went before the task ended, or before it read
+/// this), it is reported as a connect given up on
+/// ([`ConnectUnderWay::given_up`]), and its connection closed.
+struct Ended<T> {
+    /// Taken when read.
+    outcome: Option<(Result<T, BoxError>, ConnectUnderWay)>,
+}
+
+impl<T> Ended<T> {
+    /// The outcome, for the request that reads it.
+    fn read(mut self) -> Result<T, BoxError> {
+        let Some((result, under_way)) = self.outcome.take() else {
+            return Err(BoxError::from("the connect's outcome was read already"));
+        };
+        under_way.seen(result.is_ok());
+        result
+    }
+}
+
+impl<T> Drop for Ended<T> {
+    fn drop(&mut self) {
+        if let Some((result, under_way)) = self.outcome.take() {
+            under_way.given_up(result.as_ref().map(drop));
+        }
+    }
 }
 
 impl<F, T, E> Connect<F, T>
@@ -518,16 +552,16 @@ where
     E: Into<BoxError>,
 {
     /// `connect`, run on `runtime` as a task of its own, reporting to
-    /// `under_way` how it ended and whether a request was still waiting.
+    /// `under_way` how it ended and whether its request read it.
     fn detached(connect: F, under_way: ConnectUnderWay, runtime: &tokio::runtime::Handle) -> Self {
         let (tx, rx) = tokio::sync::oneshot::channel();
         runtime.spawn(async move {
             let result = connect.await.map_err(Into::into);
-            let connected = result.is_ok();
-            match tx.send(result) {
-                Ok(()) => under_way.seen(connected),
-                Err(result) => under_way.given_up(result.as_ref().map(drop)),
-            }
+            // Not taken (the request is gone), it is dropped here, and
+            // reports so; taken, it reports when read or dropped unread.
+            let _ = tx.send(Ended {
+                outcome: Some((result, under_way)),
+            });
         });
         Self::Detached(rx)
     }
@@ -543,8 +577,9 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
             Self::Inline(connect) => std::pin::Pin::new(connect).poll(cx).map_err(Into::into),
-            Self::Detached(rx) => std::pin::Pin::new(rx).poll(cx).map(|ended| {
-                ended.unwrap_or_else(|_| Err(BoxError::from("the connect's task ended unfinished")))
+            Self::Detached(rx) => std::pin::Pin::new(rx).poll(cx).map(|ended| match ended {
+                Ok(ended) => ended.read(),
+                Err(_) => Err(BoxError::from("the connect's task ended unfinished")),
             }),
         }
     }

@@ -32,6 +32,7 @@ mod client_host;
 mod client_liveness;
 mod connect_backoff;
 mod connect_given_up;
+mod connect_outcome_unread;
 mod detect;
 mod detect_timeout_opaque;
 mod engine_drain;
