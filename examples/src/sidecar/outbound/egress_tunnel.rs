@@ -23,6 +23,11 @@
 //! # How
 //!
 //! [`EgressConnect`] sits in front of mesh-core's `ConnectTunnel`. A
+//! `CONNECT` whose authority names a service with `TLSRoute`s or
+//! `TCPRoute`s on the `CONNECT`'s port is answered `200` and routed by
+//! them as a connection to the service's TCP port is
+//! ([`l4_route`](super::l4_route)); one to a service without is left to
+//! the tunnel, as it always was. A
 //! `CONNECT` whose authority names no service, and whose address an
 //! `EgressNetwork` captures ([`TcpServices::egress_target`]), is decided
 //! by the routes that network has on the destination port
@@ -65,7 +70,11 @@
 //!   denied`), counted in the HTTP route families, as before: nothing
 //!   could be allowed, and a client is told so in words.
 //!
-//! The TLS families are labelled as linkerd2-proxy labels them
+//! The first bytes are read ([`peek`]), a backend drawn by weight
+//! ([`pick`]) and the tunnel counted ([`L4RouteMetrics`]) as a service's
+//! routed connections are, by the code [`l4_route`](super::l4_route)
+//! shares with them. The TLS families are labelled as linkerd2-proxy
+//! labels them
 //! (`linkerd/app/outbound/src/tls/logical/route.rs`: the parent, the
 //! route, `hostname`, the SNI), the TCP ones too
 //! (`linkerd/app/outbound/src/opaq/logical/route.rs`: `target_ip`,
@@ -74,7 +83,7 @@
 //! `invalid_backend` (a backend that is no outbound service, or has no
 //! endpoint), or `unexpected` (a connect or a copy that failed). SNIs and
 //! addresses are unbounded, so each route labels at most
-//! [`HOSTNAMES_PER_ROUTE`] distinct ones, and counts the rest under an
+//! [`HOSTNAMES_PER_ROUTE`](super::egress::HOSTNAMES_PER_ROUTE) distinct ones, and counts the rest under an
 //! empty label.
 
 use std::{
@@ -368,11 +377,7 @@ where
             // The router answers 403, as it always has.
             return Either::Left(self.inner.call(req));
         }
-        if has_content(&req) {
-            let res = connect_with_content();
-            if let Some(&kind) = res.extensions().get::<ProxyErrorKind>() {
-                (self.on_error)(kind, res.headers(), None);
-            }
+        if let Some(res) = self.refuse_content(&req) {
             return Either::Right(Box::pin(std::future::ready(Ok(res))));
         }
         let Some(downstream) = req.extensions_mut().remove::<OnUpgrade>() else {
@@ -408,6 +413,20 @@ where
 }
 
 impl<S> EgressConnect<S> {
+    /// The answer to a `CONNECT` with content, which mesh-core's tunnel
+    /// refuses, told to the error hook as the tunnel tells its own; `None`
+    /// for one without.
+    fn refuse_content<B, RB: Default>(&self, req: &Request<B>) -> Option<Response<RB>> {
+        if !has_content(req) {
+            return None;
+        }
+        let res = connect_with_content();
+        if let Some(&kind) = res.extensions().get::<ProxyErrorKind>() {
+            (self.on_error)(kind, res.headers(), None);
+        }
+        Some(res)
+    }
+
     /// A `CONNECT` to a service with connection routes on its port:
     /// answered `200` at once, as a routed egress tunnel is, since a
     /// `TLSRoute` can only be chosen from the client's first bytes, sent
@@ -424,11 +443,7 @@ impl<S> EgressConnect<S> {
         RB: Default + Send + 'static,
         E: Send + 'static,
     {
-        if has_content(&req) {
-            let res = connect_with_content();
-            if let Some(&kind) = res.extensions().get::<ProxyErrorKind>() {
-                (self.on_error)(kind, res.headers(), None);
-            }
+        if let Some(res) = self.refuse_content(&req) {
             return Either::Right(Box::pin(std::future::ready(Ok(res))));
         }
         let Some(downstream) = req.extensions_mut().remove::<OnUpgrade>() else {
@@ -642,7 +657,7 @@ struct SniffState {
 
 impl SniffState {
     /// What the first bytes say though they did not decide: see
-    /// [`partial`].
+    /// [`partial`](super::l4_route::partial).
     fn partial(&self) -> Hello {
         if self.partial_tls {
             Hello::Tls(None)
@@ -678,7 +693,8 @@ impl Sniffed {
     }
 
     /// Counts the tunnel open, unless it is counted already, under what
-    /// its first bytes say though they did not decide ([`partial`]): the
+    /// its first bytes say though they did not decide
+    /// ([`partial`](super::l4_route::partial)): the
     /// detection timeout has passed, or the tunnel has ended.
     fn undecided(&self) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);

@@ -90,14 +90,17 @@
 //!   ─ bytes both ways until either side closes
 //! ```
 //!
-//! A service's routes, retries, timeouts, budget and `http2_upgrade` are
-//! about requests and do not apply to its TCP port; its endpoints, TLS
-//! and failure accrual do.
+//! A service's HTTP routes, retries, timeouts, budget and `http2_upgrade`
+//! are about requests and do not apply to its TCP port; its endpoints,
+//! TLS and failure accrual do, and so do its `TLSRoute`s and `TCPRoute`s,
+//! which split the port's connections between backend services, or send
+//! each where the SNI of its ClientHello says ([`l4_route`]).
 //!
 //! A `CONNECT` to the outbound listener whose authority names a service
 //! is tunnelled the same way, through the same forwarders, before any
 //! route is looked up (mesh-core's `ConnectTunnel`, set up in the
-//! worker); one to an unknown authority is egress, as below.
+//! worker; by the service's connection routes on the `CONNECT`'s port
+//! when it has any); one to an unknown authority is egress, as below.
 //!
 //! A request whose authority names no service is egress ([`egress`]):
 //! Linkerd's `EgressNetwork`s, compiled with the policy, decide by the

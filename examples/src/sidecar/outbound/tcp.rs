@@ -24,11 +24,18 @@
 //!
 //! The listener itself does not detect: every connection to it is the
 //! port's service's, whatever it carries, so it is served opaque from
-//! the first byte and never waits.
+//! the first byte and never waits. A service with `TLSRoute`s or
+//! `TCPRoute`s on the port the listener stands for (its entry's `port`,
+//! else the port it is bound to) has its connections routed by them
+//! ([`l4_route`](super::l4_route), [`PortForward`]): split between
+//! backend services by weight, or by the SNI of the ClientHello, which
+//! alone is read first; a port without routes is forwarded as above.
 //!
 //! The outbound HTTP listener tunnels a `CONNECT` whose authority names a
 //! service through the same forwarders (mesh-core's
-//! [`ConnectTunnel`](mesh_core::proxy::ConnectTunnel)): an application
+//! [`ConnectTunnel`](mesh_core::proxy::ConnectTunnel); by the service's
+//! connection routes on the `CONNECT`'s port when it has any,
+//! [`egress_tunnel`](super::egress_tunnel)): an application
 //! that uses the sidecar as its HTTP proxy reaches the service's
 //! endpoints as a TCP port's connections do. Where a TCP port can only
 //! close a connection it cannot forward, a `CONNECT` is answered `502`
