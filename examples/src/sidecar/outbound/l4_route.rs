@@ -773,6 +773,99 @@ mod tests {
 
     use super::*;
 
+    /// Routes of service `pg` in `emojivoto`: a `TCPRoute` on 5432 split
+    /// 3:1 between `old` and `new`, one on 6379 whose weights are all 0,
+    /// and a `TLSRoute` on 8443 without backends.
+    fn pg_routes() -> RetryResources {
+        let route = |kind: &str, name: &str, port: u16, backends: &str| {
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: {kind}\n\
+                 metadata: {{name: {name}, namespace: emojivoto}}\n\
+                 spec: {{parentRefs: [{{kind: Service, group: core, name: pg, port: {port}}}], \
+                 rules: [{{backendRefs: {backends}}}]}}\n"
+            )
+        };
+        let text = [
+            route(
+                "TCPRoute",
+                "split",
+                5432,
+                "[{name: old, port: 1, weight: 3}, {name: new, port: 1, weight: 1}]",
+            ),
+            route("TCPRoute", "off", 6379, "[{name: old, port: 1, weight: 0}]"),
+            route("TLSRoute", "tls", 8443, "null"),
+        ]
+        .join("---\n");
+        mesh_retry::config::load("routes.yaml", &text).unwrap()
+    }
+
+    fn names(names: &[&str]) -> Vec<ServiceName> {
+        names.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_backend_is_drawn_by_weight_and_a_rule_of_weight_zero_refuses() {
+        let resources = pg_routes();
+        let pg = resources.service("pg", Some("emojivoto")).unwrap();
+        let split = pg.tcp_route(5432).unwrap();
+        let mut old = 0;
+        for _ in 0..4000 {
+            match pick(split) {
+                Picked::Backend(b) if b.name == "old" => old += 1,
+                Picked::Backend(b) => assert_eq!(b.name, "new"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // 3000 expected, with a standard deviation of 27.
+        assert!((2800..=3200).contains(&old), "{old}");
+        let off = pg.tcp_route(6379).unwrap();
+        assert_eq!(pick(off), Picked::Refused(close::FORBIDDEN));
+        let tls = pg.tls_route(8443, Some("any.test")).unwrap();
+        assert_eq!(pick(tls), Picked::Parent);
+    }
+
+    #[test]
+    fn a_port_is_routed_by_its_services_routes_on_the_port_it_stands_for() {
+        let resources = pg_routes();
+        // Ports of `pg` standing for 5432, 6379, 8443 and 80, and one of
+        // `web`, which has no routes.
+        let l4 = ServiceL4::new(
+            names(&["pg", "web"]),
+            vec![
+                (Some(0), 5432),
+                (Some(0), 6379),
+                (Some(0), 8443),
+                (Some(0), 80),
+                (Some(1), 5432),
+            ],
+            &resources,
+            "emojivoto",
+        );
+        let routed = |i| l4.port(i).map(|plan| (plan.port, plan.tls));
+        assert_eq!(routed(0), Some((5432, false)));
+        assert_eq!(routed(1), Some((6379, false)));
+        assert_eq!(routed(2), Some((8443, true)));
+        assert_eq!(routed(3), None);
+        assert_eq!(routed(4), None);
+        let connect = |authority: &str| {
+            l4.connect(&authority.parse().unwrap())
+                .map(|plan| (plan.port, plan.tls))
+        };
+        assert_eq!(connect("pg:5432"), Some((5432, false)));
+        assert_eq!(connect("PG:8443"), Some((8443, true)));
+        assert_eq!(connect("pg:80"), None);
+        assert_eq!(connect("web:5432"), None);
+        assert_eq!(connect("user@pg:5432"), None);
+        // Another namespace's workload is served the routes of `pg` in
+        // its own namespace, which has none.
+        let elsewhere = ServiceL4::new(names(&["pg"]), vec![(Some(0), 5432)], &resources, "web");
+        assert!(elsewhere.port(0).is_none());
+        // A reload without the routes takes them out.
+        l4.reload(&RetryResources::default());
+        assert!(l4.port(0).is_none());
+        assert_eq!(connect("pg:5432"), None);
+    }
+
     fn net() -> Captured {
         Captured {
             namespace: "emojivoto".into(),
