@@ -27,6 +27,7 @@ mod identity_refs;
 mod l4_routes;
 mod layer;
 mod namespaces;
+mod null_lists;
 mod parity_labels;
 mod passthrough;
 mod path_backslash;

@@ -33,14 +33,15 @@ impl Resource for MeshTlsAuthentication {
 pub struct MeshTlsAuthenticationSpec {
     /// `identities`: exact identities (SPIFFE IDs or DNS-style names), `*`
     /// for any mesh identity, or `*.suffix` for DNS-style names under a
-    /// suffix.
-    #[serde(default)]
+    /// suffix. `null` is left out.
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     pub identities: Vec<String>,
     /// `identityRefs`: service accounts (`kind: ServiceAccount`), whose
     /// identities follow the naming scheme in the crate docs, or every
     /// service account of a namespace (`kind: Namespace`, named by `name`;
-    /// a `namespace` beside it is refused, as in Linkerd).
-    #[serde(default)]
+    /// a `namespace` beside it is refused, as in Linkerd). `null` is left
+    /// out.
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     pub identity_refs: Vec<ObjectRef>,
 }
 
@@ -84,16 +85,8 @@ pub struct Network {
     /// API server keeps a `null` it is sent for a field that is not
     /// nullable out of the object, so a manifest with `except: null` is
     /// one without it.
-    #[serde(default, deserialize_with = "null_as_none")]
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     pub except: Vec<Cidr>,
-}
-
-/// `except`, with `null` read as no exceptions.
-fn null_as_none<'de, D>(deserializer: D) -> Result<Vec<Cidr>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    Ok(Option::<Vec<Cidr>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Network {

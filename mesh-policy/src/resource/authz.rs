@@ -108,11 +108,12 @@ pub struct MeshTlsClient {
     /// beside it are refused, as Linkerd's admission webhook refuses them.
     #[serde(default, rename = "unauthenticatedTLS")]
     pub unauthenticated_tls: bool,
-    /// `identities`: as in a MeshTLSAuthentication.
-    #[serde(default)]
+    /// `identities`: as in a MeshTLSAuthentication. `null` is left out.
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     pub identities: Vec<String>,
-    /// `serviceAccounts`: service accounts by name and namespace.
-    #[serde(default)]
+    /// `serviceAccounts`: service accounts by name and namespace. `null`
+    /// is left out.
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     pub service_accounts: Vec<ServiceAccountRef>,
 }
 

@@ -12,6 +12,19 @@ pub(crate) mod read;
 mod selector;
 mod server;
 
+/// An optional list, with `null` read as left out: the API server drops a
+/// `null` it is sent for a field, so `kubectl apply` takes a manifest
+/// with `identities: null` as one without `identities`, and so must this
+/// reader. Only for lists the CRDs do not require: a required one written
+/// `null` is still refused, as the API server refuses it.
+pub(crate) fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Ok(<Option<Vec<T>> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 pub(crate) use self::{
     authn::canonical as canonical_net,
     read::{Entry, Resources},

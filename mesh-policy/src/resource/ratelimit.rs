@@ -43,8 +43,8 @@ pub struct HttpLocalRateLimitPolicySpec {
     #[serde(default)]
     pub identity: Option<Limit>,
     /// `overrides`: other limits for the clients they name, in place of
-    /// `identity`.
-    #[serde(default)]
+    /// `identity`. `null` is left out.
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     pub overrides: Vec<RateLimitOverride>,
 }
 
