@@ -552,7 +552,9 @@ async fn reopen(gate: std::sync::Weak<Gate>, notify: Arc<Notify>, shut: u64) {
 
 impl Drop for Gate {
     /// A gate that goes away shut refuses nothing any more: the service's
-    /// gate opens if it was the last one shut.
+    /// gate opens if it was the last one shut. The task that would have
+    /// opened it ([`reopen`]) hears, and ends, rather than sleep on until
+    /// the penalty it was waiting for ends.
     fn drop(&mut self) {
         let shut = self.state.get_mut().map_or_else(
             |poisoned| poisoned.into_inner().failfast,
@@ -560,6 +562,9 @@ impl Drop for Gate {
         );
         if let (true, Some(metrics)) = (shut, self.metrics.get()) {
             metrics.gate.opened();
+        }
+        if shut {
+            self.notify.notify_waiters();
         }
     }
 }

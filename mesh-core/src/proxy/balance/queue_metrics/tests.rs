@@ -311,3 +311,33 @@ async fn the_gate_opens_when_a_penalty_that_a_probe_restarted_while_shut_ends() 
     assert_eq!(metrics.gate_changes(), (2, 1));
     assert!(!gate.in_failfast());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_task_that_would_open_a_shut_gate_ends_when_the_gate_goes_away() {
+    let families = QueueMetricFamilies::default();
+    let metrics = families.metrics(&emoji());
+    let hour = Duration::from_secs(3600);
+    let accrual =
+        crate::proxy::FailureAccrual::new(std::num::NonZeroU32::MIN, hour, hour, 0.0).unwrap();
+    let set = EndpointSet::new([addr(1)])
+        .unwrap()
+        .with_failure_accrual(accrual)
+        .with_queue(Queue::new(10, Duration::from_secs(1)));
+    assert!(metrics.count(&set.view()));
+    into_failfast(&set).await;
+    settle().await;
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let shut = tasks();
+    assert!(shut >= 1, "a task waits for the penalty's end, an hour on");
+
+    // Nothing balances over the set any more: its gate goes away, and the
+    // task with it, not an hour later.
+    drop(set);
+    settle().await;
+    assert_eq!(metrics.gate_changes(), (2, 1), "gone shut, counted open");
+    assert_eq!(tasks(), shut - 1);
+}
