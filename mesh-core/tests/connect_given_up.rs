@@ -170,3 +170,24 @@ async fn a_probe_cut_by_a_route_timeout_backs_its_endpoint_off_longer() {
 fn client() -> Client<Empty<Bytes>> {
     Client::new(&ClientConfig::default())
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_endpoint_that_left_and_came_back_between_requests_still_backs_off() {
+    let dead = Blackhole::start().await;
+    let other = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+    let set = EndpointSet::new([dead.addr])
+        .unwrap()
+        .with_connect_backoff(long_backoff());
+    let forward = Forward::with_endpoints(client(), &set);
+    let view = set.view();
+
+    // The endpoint leaves and comes back, fresh, with no request in
+    // between to see it go.
+    assert!(set.update([other]).unwrap());
+    assert!(set.update([dead.addr]).unwrap());
+
+    // A request to it is cut before its connect ends, which fails after
+    // it: the endpoint in the set backs off.
+    assert_eq!(send_within(&forward, ROUTE_TIMEOUT).await, None);
+    wait_for_state(&view, dead.addr, EndpointState::Pending).await;
+}

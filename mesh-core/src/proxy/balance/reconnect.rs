@@ -410,6 +410,12 @@ impl EndpointConnects {
         self.0.addr()
     }
 
+    /// Whether `other` is this very endpoint, its state shared, not only
+    /// one at the same address.
+    pub(crate) fn is(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0.0, &other.0.0)
+    }
+
     /// A connect to the endpoint starts, to end whether or not its request
     /// waits for it: what it learns is reported through the
     /// [`ConnectUnderWay`].

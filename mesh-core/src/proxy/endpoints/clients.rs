@@ -25,16 +25,20 @@
 //! for the set's current balancer. When it was not, the first request to
 //! see the update makes it anew, keeping the client of every endpoint
 //! that stayed (and with it its pooled connections) and making clients
-//! for the new ones. The client of an endpoint that left is dropped once
-//! nothing holds the old pairing (the clones of the `Forward` that have
-//! not sent since, and requests in flight); its pool, and the idle
-//! connections in it, go with it.
+//! for the new ones, and for any that left and came back since, which
+//! the balancer starts afresh too. The client of an endpoint that left
+//! is dropped once nothing holds the old pairing (the clones of the
+//! `Forward` that have not sent since, and requests in flight); its
+//! pool, and the idle connections in it, go with it.
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use arc_swap::{ArcSwap, cache::Cache};
 
-use super::{super::balance::Balancer, EndpointSet};
+use super::{
+    super::balance::{Balancer, EndpointConnects},
+    EndpointSet,
+};
 use crate::client::ForEndpoint;
 
 /// A balancer and one client per endpoint, in its order.
@@ -56,13 +60,24 @@ impl<C: ForEndpoint + Clone> Clients<C> {
 
     /// Clients for `balancer`'s endpoints: this pairing's client for each
     /// endpoint it has, one made from `client` for each other.
+    ///
+    /// An endpoint is the one this pairing has when the balancer kept it,
+    /// not merely when its address is the same: one that left and came
+    /// back between two requests is a fresh endpoint in the balancer, and
+    /// the client made for the one that left would report its connects
+    /// to that one, which no request is drawn to.
     fn update(&self, balancer: Arc<Balancer>, client: &C) -> Self {
-        let kept: HashMap<SocketAddr, &C> = self.balancer.addrs().zip(&*self.clients).collect();
+        let kept: HashMap<SocketAddr, (EndpointConnects, &C)> = self
+            .balancer
+            .connects()
+            .zip(&*self.clients)
+            .map(|(e, c)| (e.addr(), (e, c)))
+            .collect();
         let clients = balancer
             .connects()
             .map(|e| match kept.get(&e.addr()) {
-                Some(&kept) => kept.clone(),
-                None => client.for_endpoint_reporting(&e),
+                Some((was, kept)) if was.is(&e) => (*kept).clone(),
+                _ => client.for_endpoint_reporting(&e),
             })
             .collect();
         Self { balancer, clients }
