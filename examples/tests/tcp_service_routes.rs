@@ -432,3 +432,37 @@ async fn the_start_log_warns_of_a_connection_routes_backend_that_is_no_outbound_
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+// A route of a service in another namespace (`pg.other`) names its
+// backend `pg-new` without a namespace: the backend is `pg-new` in the
+// route's namespace, `other`, not the workload's `pg-new` of
+// `emojivoto`, though both are outbound services.
+#[tokio::test]
+async fn a_backend_of_a_route_in_another_namespace_is_the_service_of_that_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let echoes = echoes().await;
+    let service =
+        |name: &str, addr: SocketAddr| format!("    - name: {name}\n      endpoints: [{addr}]\n");
+    // `pg-new` (of `emojivoto`) comes before `pg-new.other`.
+    let config = format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n{}{}{}\
+         \x20 ports:\n    - listen: 127.0.0.1:0\n      service: pg.other\n{PORT_5432}\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n",
+        service("pg.other", echoes.pg.0),
+        service("pg-new", echoes.new.0),
+        service("pg-new.other", echoes.old.0),
+    );
+    let policy = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n\
+                  metadata: {name: move, namespace: other}\n\
+                  spec:\n  parentRefs: [{kind: Service, group: core, name: pg, port: 5432}]\n\
+                  \x20 rules: [{backendRefs: [{name: pg-new, port: 5432}]}]\n";
+    let (running, _) = support::egress::sidecar(dir.path(), &config, policy);
+    let tcp = TcpStream::connect(running.outbound_ports[0]).await.unwrap();
+    echo_through(tcp).await;
+    assert_eq!(
+        echoes.accepted(),
+        [0, 1, 0],
+        "[pg.other, pg-new.other, pg-new of emojivoto]"
+    );
+    stop(running).await;
+}

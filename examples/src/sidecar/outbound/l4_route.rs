@@ -225,7 +225,7 @@ impl L4RouteMetrics {
         };
         Opened {
             metrics: self.clone(),
-            labels,
+            labels: Some(labels),
         }
     }
 
@@ -255,7 +255,7 @@ impl L4RouteMetrics {
         };
         Opened {
             metrics: self.clone(),
-            labels,
+            labels: Some(labels),
         }
     }
 }
@@ -266,16 +266,34 @@ enum Labels {
     Tcp(TargetLabels),
 }
 
-/// A connection counted open, to be counted closed once.
+/// A connection counted open, to be counted closed once: by
+/// [`close`](Self::close) with why it ended, or, when it is dropped
+/// first, as `unexpected`. A connection's future is dropped unfinished
+/// when its listener's shutdown grace runs out and its task is aborted,
+/// and it would otherwise stay counted open for good.
 #[derive(Debug)]
 pub(super) struct Opened {
     metrics: L4RouteMetrics,
-    labels: Labels,
+    /// `None` once counted closed.
+    labels: Option<Labels>,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.count_close(close::UNEXPECTED);
+    }
 }
 
 impl Opened {
-    pub(super) fn close(self, error: &'static str) {
-        match self.labels {
+    pub(super) fn close(mut self, error: &'static str) {
+        self.count_close(error);
+    }
+
+    fn count_close(&mut self, error: &'static str) {
+        let Some(labels) = self.labels.take() else {
+            return;
+        };
+        match labels {
             Labels::Tls(labels) => {
                 self.metrics
                     .tls
@@ -697,25 +715,24 @@ impl L4Routing {
                 if backend.kind != BackendKind::Service {
                     return Err(close::INVALID_BACKEND);
                 }
-                let in_namespace = backend
-                    .namespace
-                    .as_deref()
-                    .unwrap_or(service.parent.namespace());
-                forward_of(
-                    &self.forwards,
-                    &backend.name,
-                    in_namespace,
-                    service.parent.namespace(),
+                // A backend without a namespace is in its route's, and a
+                // route written without one is applied in the workload's;
+                // an outbound service written without one is the
+                // workload's too, whatever namespace the parent is in (as
+                // the HTTP routes' backends are planned).
+                let namespace = &*self.routes.namespace;
+                let in_namespace = backend.namespace.as_deref().unwrap_or(namespace);
+                forward_of(&self.forwards, &backend.name, in_namespace, namespace).ok_or_else(
+                    || {
+                        tracing::debug!(
+                            backend = backend.name,
+                            namespace = in_namespace,
+                            route = route.name,
+                            "connection route: the backend is no outbound service with endpoints"
+                        );
+                        close::INVALID_BACKEND
+                    },
                 )
-                .ok_or_else(|| {
-                    tracing::debug!(
-                        backend = backend.name,
-                        namespace = in_namespace,
-                        route = route.name,
-                        "connection route: the backend is no outbound service with endpoints"
-                    );
-                    close::INVALID_BACKEND
-                })
             }
         }
     }
@@ -864,6 +881,38 @@ mod tests {
         l4.reload(&RetryResources::default());
         assert!(l4.port(0).is_none());
         assert_eq!(connect("pg:5432"), None);
+    }
+
+    // A routed connection whose task is aborted (a listener's shutdown
+    // grace ran out) drops its handle unclosed: it is counted closed, as
+    // `unexpected`, once; one closed on its own is not counted twice.
+    #[test]
+    fn a_connection_dropped_unclosed_is_counted_closed_once_as_unexpected() {
+        let mut registry = Registry::default();
+        let metrics = L4RouteMetrics::register(&mut registry);
+        let parent = ServiceRef::new("pg", "emojivoto").with_port(5432);
+        let route =
+            || RouteRef::resource("gateway.networking.k8s.io", "TCPRoute", "emojivoto", "r");
+        drop(metrics.open_service(false, &parent, route(), 5432));
+        metrics
+            .open_service(false, &parent, route(), 5432)
+            .close(close::NONE);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let value = |prefix: &str, error: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix) && l.contains(&format!("error=\"{error}\"")))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        let open = text
+            .lines()
+            .find(|l| l.starts_with("outbound_tcp_route_open_total{"))
+            .unwrap();
+        assert!(open.ends_with(" 2"), "{text}");
+        let close = "outbound_tcp_route_close_total{";
+        assert_eq!(value(close, "unexpected").as_deref(), Some("1"), "{text}");
+        assert_eq!(value(close, "").as_deref(), Some("1"), "{text}");
     }
 
     fn net() -> Captured {
