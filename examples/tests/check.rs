@@ -750,17 +750,10 @@ async fn a_ca_directory_is_checked_by_issuing_from_it() {
     assert_eq!(failures(&report), [issues.as_str()], "{report}");
 }
 
-/// In its issuer's last day, a CA directory issues certificates that end
-/// with the issuer, as the sidecar's renewal does: the check warns of the
-/// shorter lifetime rather than fail a sidecar that would start.
-#[tokio::test]
-async fn a_ca_directory_near_its_issuers_end_warns_of_shorter_certificates() {
-    let files = Files::new();
-    let hour = Duration::from_secs(3600);
-    CertificateAuthority::generate_with_lifetime("example.org".parse().unwrap(), 2 * hour)
-        .unwrap()
-        .write(&files.path("short-ca"))
-        .unwrap();
+/// Checks, before start, a sidecar whose identity is issued from the CA
+/// directory `dir` (written by the caller), and returns the detail of the
+/// CA's check, which must warn and be the only trouble.
+async fn ca_check_warning(files: &Files, dir: &str) -> String {
     let app = app().await;
     let path = files.write(
         "sidecar.yaml",
@@ -768,20 +761,33 @@ async fn a_ca_directory_near_its_issuers_end_warns_of_shorter_certificates() {
             "identity:\n  ca: {}\n  identity: {EMOJI}\n\
              inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
              outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
-            files.path("short-ca").display(),
+            files.path(dir).display(),
             app.local_addr().unwrap()
         ),
     );
     let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
     let issues = format!(
         "ca directory {} issues a certificate for {EMOJI}",
-        files.path("short-ca").display()
+        files.path(dir).display()
     );
     assert_eq!(status(&report, &issues), Status::Warn, "{report}");
-    let detail = detail(&report, &issues);
+    assert!(failures(&report).is_empty(), "{report}");
+    detail(&report, &issues).to_owned()
+}
+
+/// In its issuer's last day, a CA directory issues certificates that end
+/// with the issuer, as the sidecar's renewal does: the check warns of the
+/// shorter lifetime rather than fail a sidecar that would start.
+#[tokio::test]
+async fn a_ca_directory_near_its_issuers_end_warns_of_shorter_certificates() {
+    let files = Files::new();
+    CertificateAuthority::generate_with_lifetime("example.org".parse().unwrap(), 2 * HOUR)
+        .unwrap()
+        .write(&files.path("short-ca"))
+        .unwrap();
+    let detail = ca_check_warning(&files, "short-ca").await;
     assert!(detail.contains("the issuer expires first"), "{detail}");
     assert!(detail.contains("not the 24h asked for"), "{detail}");
-    assert!(failures(&report).is_empty(), "{report}");
 }
 
 /// A CA directory whose trust anchor ends before its issuer: the
@@ -794,24 +800,7 @@ async fn a_ca_directory_near_its_anchors_end_warns_that_the_anchor_ends_first() 
     ca_made(HOUR, 3 * HOUR, 365 * DAY)
         .write(&files.path("anchor-ca"))
         .unwrap();
-    let app = app().await;
-    let path = files.write(
-        "sidecar.yaml",
-        &format!(
-            "identity:\n  ca: {}\n  identity: {EMOJI}\n\
-             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
-             outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
-            files.path("anchor-ca").display(),
-            app.local_addr().unwrap()
-        ),
-    );
-    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
-    let issues = format!(
-        "ca directory {} issues a certificate for {EMOJI}",
-        files.path("anchor-ca").display()
-    );
-    assert_eq!(status(&report, &issues), Status::Warn, "{report}");
-    let detail = detail(&report, &issues);
+    let detail = ca_check_warning(&files, "anchor-ca").await;
     assert!(
         detail.contains("the trust anchor (ca.crt) expires first"),
         "{detail}"
@@ -821,7 +810,6 @@ async fn a_ca_directory_near_its_anchors_end_warns_that_the_anchor_ends_first() 
         "{detail}"
     );
     assert!(!detail.contains("issuer"), "{detail}");
-    assert!(failures(&report).is_empty(), "{report}");
 }
 
 #[tokio::test]
