@@ -70,8 +70,13 @@ async fn a_silent_client_of_an_opaque_strict_port_is_closed() {
     let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
     assert_eq!(read_to_close(&mut tcp).await, b"");
     assert_eq!(app.accepted.load(Ordering::Relaxed), 0);
-    let metrics = scrape(sidecar.admin).await;
+    // The sidecar counts the failure on its own thread, which a busy
+    // machine may leave until after the client has seen the close.
     let timeouts = ["direction=\"inbound\"", "reason=\"timeout\""];
+    let metrics = scrape_until(sidecar.admin, |m| {
+        series(m, "tls_handshake_failures_total", &timeouts) == 1
+    })
+    .await;
     assert_eq!(
         series(&metrics, "tls_handshake_failures_total", &timeouts),
         1,
