@@ -40,9 +40,13 @@ use crate::{
     store::CredentialStore,
 };
 
-/// Checks `end_entity`'s chain to one of `anchors` at `now` for `usage`,
-/// as webpki does for rustls, and on top requires every issuer on the path
-/// below the anchor to be allowed to sign certificates by its key usage.
+/// A check of `end_entity`'s chain to one of `anchors` at `now` for
+/// `usage`, made as webpki makes it for rustls, that also requires every
+/// issuer on the path below the anchor to be allowed to sign certificates
+/// by its key usage. The fields are named here once, for the three things
+/// a caller may want from the one path search: whether the chain verifies
+/// ([`run`](Self::run)), until when ([`until`](Self::until)), and through
+/// which anchor ([`anchor`](Self::anchor)).
 ///
 /// webpki reads an issuer's basic constraints (it must be a CA, within its
 /// path length) but not its key usage: a CA certificate whose key usage
@@ -69,164 +73,137 @@ use crate::{
 /// is passed over like one the key usage check refuses, so that a path to
 /// an anchor of the identity's own trust domain is still found, in the
 /// same one search.
-pub(crate) fn check_chain_for(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    anchors: &[TrustAnchor<'_>],
-    now: UnixTime,
-    usage: webpki::KeyUsage,
-    algs: &[&dyn SignatureVerificationAlgorithm],
-    scope: Option<(&Identity, &AnchorDomains)>,
-) -> Result<(), ChainRefused> {
-    check_chain(
-        end_entity,
-        intermediates,
-        anchors,
-        now,
-        usage,
-        algs,
-        scope,
-        None,
-    )
+#[derive(Clone, Copy)]
+pub(crate) struct ChainCheck<'a> {
+    /// The leaf.
+    pub(crate) end_entity: &'a CertificateDer<'a>,
+    /// The certificates sent with it, in any order.
+    pub(crate) intermediates: &'a [CertificateDer<'a>],
+    /// The trust anchors the path must end at.
+    pub(crate) anchors: &'a [TrustAnchor<'a>],
+    /// The time the path must be valid at.
+    pub(crate) now: UnixTime,
+    /// What the leaf is used for.
+    pub(crate) usage: webpki::KeyUsage,
+    /// The signature algorithms a path may use.
+    pub(crate) algs: &'a [&'a dyn SignatureVerificationAlgorithm],
+    /// The identity the leaf names, and the anchors' trust domains: the
+    /// path must end at an anchor that vouches for it.
+    pub(crate) scope: Option<(&'a Identity, &'a AnchorDomains)>,
 }
 
-/// [`check_chain_for`], and when the path it verified the chain through
-/// stops verifying: the earliest `notAfter` of the end entity and the
-/// intermediates on that path (`None` when one of them cannot be read).
-/// The anchor's dates, which webpki never reads, do not count.
-///
-/// For a peer's chain whose path cannot be told by name (see
-/// [`path_validity`](crate::cert::path_validity)): the path is the one
-/// webpki built, read from the search itself.
-pub(crate) fn check_chain_until(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    anchors: &[TrustAnchor<'_>],
-    now: UnixTime,
-    usage: webpki::KeyUsage,
-    algs: &[&dyn SignatureVerificationAlgorithm],
-    scope: Option<(&Identity, &AnchorDomains)>,
-) -> Result<Option<SystemTime>, ChainRefused> {
-    let ends = Cell::new(None);
-    let read_ends = |path: &webpki::VerifiedPath<'_>| {
-        let certs = std::iter::once(path.end_entity().der())
-            .chain(path.intermediate_certificates().map(|cert| cert.der()));
-        let mut end: Option<SystemTime> = None;
-        let mut readable = true;
-        for cert in certs {
-            match Link::parse(&cert) {
-                Some(link) => {
-                    end = Some(end.map_or(link.not_after, |end| end.min(link.not_after)));
+impl ChainCheck<'_> {
+    /// Whether the chain verifies.
+    pub(crate) fn run(&self) -> Result<(), ChainRefused> {
+        self.search(None)
+    }
+
+    /// Whether the chain verifies, and when the path it verified through
+    /// stops verifying: the earliest `notAfter` of the end entity and the
+    /// intermediates on that path (`None` when one of them cannot be read).
+    /// The anchor's dates, which webpki never reads, do not count.
+    ///
+    /// For a peer's chain whose path cannot be told by name (see
+    /// [`path_validity`](crate::cert::path_validity)): the path is the one
+    /// webpki built, read from the search itself.
+    pub(crate) fn until(&self) -> Result<Option<SystemTime>, ChainRefused> {
+        let ends = Cell::new(None);
+        let read_ends = |path: &webpki::VerifiedPath<'_>| {
+            let certs = std::iter::once(path.end_entity().der())
+                .chain(path.intermediate_certificates().map(|cert| cert.der()));
+            let mut end: Option<SystemTime> = None;
+            let mut readable = true;
+            for cert in certs {
+                match Link::parse(&cert) {
+                    Some(link) => {
+                        end = Some(end.map_or(link.not_after, |end| end.min(link.not_after)));
+                    }
+                    None => readable = false,
                 }
-                None => readable = false,
             }
-        }
-        ends.set(end.filter(|_| readable));
-    };
-    check_chain(
-        end_entity,
-        intermediates,
-        anchors,
-        now,
-        usage,
-        algs,
-        scope,
-        Some(&read_ends),
-    )?;
-    Ok(ends.get())
-}
+            ends.set(end.filter(|_| readable));
+        };
+        self.search(Some(&read_ends))?;
+        Ok(ends.get())
+    }
 
-/// [`check_chain_for`], and the trust anchor (its name and key) of the
-/// path it verified the chain through: for the CA, whose certificates must
-/// not outlive that anchor, since OpenSSL and Go refuse a path whose root
-/// has expired, though webpki reads no anchor's dates.
-#[cfg(feature = "ca")]
-pub(crate) fn check_chain_anchor(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    anchors: &[TrustAnchor<'_>],
-    now: UnixTime,
-    usage: webpki::KeyUsage,
-    algs: &[&dyn SignatureVerificationAlgorithm],
-    scope: Option<(&Identity, &AnchorDomains)>,
-) -> Result<Option<TrustAnchor<'static>>, ChainRefused> {
-    let anchor = std::cell::RefCell::new(None);
-    let read_anchor = |path: &webpki::VerifiedPath<'_>| {
-        *anchor.borrow_mut() = Some(path.anchor().to_owned());
-    };
-    check_chain(
-        end_entity,
-        intermediates,
-        anchors,
-        now,
-        usage,
-        algs,
-        scope,
-        Some(&read_anchor),
-    )?;
-    Ok(anchor.into_inner())
-}
+    /// Whether the chain verifies, and the trust anchor (its name and key)
+    /// of the path it verified through: for the CA, whose certificates
+    /// must not outlive that anchor, since OpenSSL and Go refuse a path
+    /// whose root has expired, though webpki reads no anchor's dates.
+    #[cfg(feature = "ca")]
+    pub(crate) fn anchor(&self) -> Result<Option<TrustAnchor<'static>>, ChainRefused> {
+        let anchor = std::cell::RefCell::new(None);
+        let read_anchor = |path: &webpki::VerifiedPath<'_>| {
+            *anchor.borrow_mut() = Some(path.anchor().to_owned());
+        };
+        self.search(Some(&read_anchor))?;
+        Ok(anchor.into_inner())
+    }
 
-/// [`check_chain_for`], handing the path it verified the chain through,
-/// when it did, to `verified`.
-#[allow(clippy::too_many_arguments)]
-fn check_chain(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    anchors: &[TrustAnchor<'_>],
-    now: UnixTime,
-    usage: webpki::KeyUsage,
-    algs: &[&dyn SignatureVerificationAlgorithm],
-    scope: Option<(&Identity, &AnchorDomains)>,
-    verified: Option<&dyn Fn(&webpki::VerifiedPath<'_>)>,
-) -> Result<(), ChainRefused> {
-    let refused_a_signer = Cell::new(false);
-    let refused_an_anchor = Cell::new(false);
-    let acceptable = |path: &webpki::VerifiedPath<'_>| {
-        if !path
-            .intermediate_certificates()
-            .all(|cert| may_sign_certificates(cert.der().as_ref()))
-        {
-            // The webpki error closest to the fault: a certificate used
-            // as a CA that may not be one.
-            refused_a_signer.set(true);
-            return Err(webpki::Error::EndEntityUsedAsCa);
-        }
-        if let Some((identity, domains)) = scope
-            && !domains.vouches(path.anchor(), identity)
-        {
-            // As if the anchor were not in the bundle: it is not in the
-            // identity's trust domain's.
-            refused_an_anchor.set(true);
-            return Err(webpki::Error::UnknownIssuer);
-        }
-        // webpki returns the first path this accepts: the one verified.
-        if let Some(verified) = verified {
-            verified(path);
-        }
-        Ok(())
-    };
-    let refused = |webpki| ChainRefused {
-        webpki,
-        issuer_may_not_sign: refused_a_signer.get(),
-        outside_anchor_domains: match refused_an_anchor.get() {
-            true => scope.map(|(identity, _)| identity.clone()),
-            false => None,
-        },
-    };
-    webpki::EndEntityCert::try_from(end_entity)
-        .map_err(refused)?
-        .verify_for_usage(
-            algs,
-            anchors,
+    /// The one path search, handing the path it verified the chain
+    /// through, when it did, to `verified`.
+    fn search(
+        &self,
+        verified: Option<&dyn Fn(&webpki::VerifiedPath<'_>)>,
+    ) -> Result<(), ChainRefused> {
+        let Self {
+            end_entity,
             intermediates,
+            anchors,
             now,
             usage,
-            None,
-            Some(&acceptable),
-        )
-        .map(|_| ())
-        .map_err(refused)
+            algs,
+            scope,
+        } = *self;
+        let refused_a_signer = Cell::new(false);
+        let refused_an_anchor = Cell::new(false);
+        let acceptable = |path: &webpki::VerifiedPath<'_>| {
+            if !path
+                .intermediate_certificates()
+                .all(|cert| may_sign_certificates(cert.der().as_ref()))
+            {
+                // The webpki error closest to the fault: a certificate used
+                // as a CA that may not be one.
+                refused_a_signer.set(true);
+                return Err(webpki::Error::EndEntityUsedAsCa);
+            }
+            if let Some((identity, domains)) = scope
+                && !domains.vouches(path.anchor(), identity)
+            {
+                // As if the anchor were not in the bundle: it is not in the
+                // identity's trust domain's.
+                refused_an_anchor.set(true);
+                return Err(webpki::Error::UnknownIssuer);
+            }
+            // webpki returns the first path this accepts: the one verified.
+            if let Some(verified) = verified {
+                verified(path);
+            }
+            Ok(())
+        };
+        let refused = |webpki| ChainRefused {
+            webpki,
+            issuer_may_not_sign: refused_a_signer.get(),
+            outside_anchor_domains: match refused_an_anchor.get() {
+                true => scope.map(|(identity, _)| identity.clone()),
+                false => None,
+            },
+        };
+        webpki::EndEntityCert::try_from(end_entity)
+            .map_err(refused)?
+            .verify_for_usage(
+                algs,
+                anchors,
+                intermediates,
+                now,
+                usage,
+                None,
+                Some(&acceptable),
+            )
+            .map(|_| ())
+            .map_err(refused)
+    }
 }
 
 /// The trust domains the anchors of a bundle vouch for, read once when
@@ -356,7 +333,7 @@ impl AnchorDomains {
     }
 }
 
-/// Why [`check_chain_for`] refused a chain.
+/// Why [`ChainCheck`] refused a chain.
 #[derive(Clone, Debug)]
 pub(crate) struct ChainRefused {
     /// webpki's error for the search.
@@ -553,7 +530,7 @@ pub(crate) fn purpose(oid: Vec<usize>) -> ExtendedKeyPurpose {
 }
 
 /// The error for a chain that rustls's own verification accepts but
-/// [`check_chain_for`] refuses: an issuer on every path may not sign
+/// [`ChainCheck`] refuses: an issuer on every path may not sign
 /// certificates.
 fn issuer_may_not_sign() -> Error {
     Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
@@ -610,18 +587,19 @@ impl ServerCertVerifier for ExpectedIdentity {
         // The names first, so that the chain is checked through an anchor
         // of the trust domain of the SPIFFE ID the leaf names. One path
         // search: its refusal maps to the error rustls's own verification
-        // would give (see `check_chain_for`).
+        // would give (see `ChainCheck`).
         let names = CertNames::parse(end_entity);
         let named = names.as_ref().ok().and_then(|n| n.identity().ok());
-        check_chain_for(
+        ChainCheck {
             end_entity,
             intermediates,
-            &snapshot.roots.roots,
+            anchors: &snapshot.roots.roots,
             now,
-            webpki::KeyUsage::server_auth(),
-            self.algs.all,
-            named.map(|identity| (identity, &**snapshot.creds.anchor_domains())),
-        )
+            usage: webpki::KeyUsage::server_auth(),
+            algs: self.algs.all,
+            scope: named.map(|identity| (identity, &**snapshot.creds.anchor_domains())),
+        }
+        .run()
         .map_err(|refused| refused.to_rustls())?;
         let names = names.map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if names.names(&self.expected) {
@@ -662,7 +640,7 @@ impl ServerCertVerifier for ExpectedIdentity {
 }
 
 /// rustls's client certificate verifier, with the issuer key usage check
-/// of [`check_chain_for`] on top, taking a client's SPIFFE ID only through a
+/// of [`ChainCheck`] on top, taking a client's SPIFFE ID only through a
 /// trust anchor of its own trust domain ([`AnchorDomains`]).
 ///
 /// The trust domain is checked inside the handshake, in the one path
@@ -740,15 +718,16 @@ impl ClientCertVerifier for ClientChain {
             .and_then(|names| names.identity().ok())
             .filter(|identity| self.domains.vouching_for(identity) != Vouching::All)
             .map(|identity| (identity, &*self.domains));
-        check_chain_for(
+        ChainCheck {
             end_entity,
             intermediates,
-            self.domains.anchors(),
+            anchors: self.domains.anchors(),
             now,
-            webpki::KeyUsage::client_auth(),
-            self.algs.all,
+            usage: webpki::KeyUsage::client_auth(),
+            algs: self.algs.all,
             scope,
-        )
+        }
+        .run()
         .map(|()| ClientCertVerified::assertion())
         .map_err(|refused| refused.to_rustls())
     }
@@ -922,9 +901,18 @@ mod tests {
     ) -> (Error, Error, Error, Error) {
         let now = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap());
         let ours = |usage| {
-            check_chain_for(cert, &[], &roots.roots, now, usage, algs().all, None)
-                .unwrap_err()
-                .to_rustls()
+            ChainCheck {
+                end_entity: cert,
+                intermediates: &[],
+                anchors: &roots.roots,
+                now,
+                usage,
+                algs: algs().all,
+                scope: None,
+            }
+            .run()
+            .unwrap_err()
+            .to_rustls()
         };
         let server = verify_server_cert_signed_by_trust_anchor(
             &ParsedCertificate::try_from(cert).unwrap(),

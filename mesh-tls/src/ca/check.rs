@@ -108,15 +108,16 @@ impl CertificateAuthority {
             (webpki::KeyUsage::server_auth(), "server authentication"),
             (webpki::KeyUsage::client_auth(), "client authentication"),
         ] {
-            let verified = crate::verify::check_chain_anchor(
-                probe.der(),
-                &intermediates,
-                domains.anchors(),
-                unix_time(at),
+            let verified = crate::verify::ChainCheck {
+                end_entity: probe.der(),
+                intermediates: &intermediates,
+                anchors: domains.anchors(),
+                now: unix_time(at),
                 usage,
-                crate::provider().signature_verification_algorithms.all,
-                Some((&issued, &domains)),
-            )
+                algs: crate::provider().signature_verification_algorithms.all,
+                scope: Some((&issued, &domains)),
+            }
+            .anchor()
             .map_err(|refused| {
                 let error = match refused.outside_anchor_domains() {
                     Some(_) => CaError::IssuerOutsideAnchorTrustDomain {

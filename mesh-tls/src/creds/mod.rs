@@ -457,15 +457,16 @@ fn verify_chain(
         webpki::KeyUsage::server_auth(),
         webpki::KeyUsage::client_auth(),
     ] {
-        crate::verify::check_chain_for(
-            leaf,
+        crate::verify::ChainCheck {
+            end_entity: leaf,
             intermediates,
-            domains.anchors(),
-            time,
+            anchors: domains.anchors(),
+            now: time,
             usage,
             algs,
-            Some((identity, domains)),
-        )?;
+            scope: Some((identity, domains)),
+        }
+        .run()?;
     }
     Ok(())
 }

@@ -619,15 +619,16 @@ impl Snapshot {
         let names = crate::cert::CertNames::parse(leaf);
         let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
         let domains = self.creds.anchor_domains();
-        crate::verify::check_chain_until(
-            leaf,
+        crate::verify::ChainCheck {
+            end_entity: leaf,
             intermediates,
-            domains.anchors(),
-            crate::creds::unix_time(store.now()),
+            anchors: domains.anchors(),
+            now: crate::creds::unix_time(store.now()),
             usage,
-            store.provider().signature_verification_algorithms.all,
-            identity.map(|identity| (identity, &**domains)),
-        )
+            algs: store.provider().signature_verification_algorithms.all,
+            scope: identity.map(|identity| (identity, &**domains)),
+        }
+        .until()
         .ok()
     }
 
