@@ -207,7 +207,9 @@ fn dated_by(s: &Sample) -> Option<SeriesKey<'_>> {
 }
 
 /// The dates of a scrape's series: its process's start time and its
-/// `_created` samples.
+/// `_created` samples. A value that is not a finite number (`NaN`,
+/// `+Inf`, from a server that is broken or not ours) dates nothing: `NaN`
+/// differs from itself, and would date every window anew.
 struct Dates<'a> {
     start: Option<f64>,
     created: HashMap<SeriesKey<'a>, f64>,
@@ -218,6 +220,9 @@ impl<'a> Dates<'a> {
         let mut start = None;
         let mut created = HashMap::new();
         for s in scrape.samples() {
+            if !s.value.is_finite() {
+                continue;
+            }
             if s.name == START_TIME && s.labels().len() == 0 {
                 start = Some(s.value);
             } else if let Some(family) = s.name.strip_suffix(CREATED) {

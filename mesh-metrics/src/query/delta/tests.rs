@@ -156,6 +156,44 @@ fn a_series_whose_created_time_changed_was_reset() {
     assert_eq!(value("lat_count"), Some(10.0));
 }
 
+#[test]
+fn a_date_that_is_not_a_number_dates_nothing() {
+    // NaN differs from itself: read as a date, the same `NaN` start time
+    // in both scrapes would make every window a restart, and every
+    // counter count its whole life (1,000 successes here instead of 0).
+    // A server that is broken or not ours gets its increases counted as
+    // if it gave no date at all.
+    let (_, t) = totals(
+        "process_start_time_seconds NaN\n\
+         response_total{classification=\"success\"} 1000\n\
+         response_total{classification=\"failure\"} 0\n",
+        "process_start_time_seconds NaN\n\
+         response_total{classification=\"success\"} 1000\n\
+         response_total{classification=\"failure\"} 10\n",
+    );
+    assert_eq!((t.success, t.failure), (0.0, 10.0));
+
+    // One start time that is a number and one that is not: no restart
+    // can be told, so the increases count.
+    let (_, t) = totals(
+        "process_start_time_seconds 1700000000\n\
+         response_total{classification=\"success\"} 1000\n",
+        "process_start_time_seconds +Inf\n\
+         response_total{classification=\"success\"} 1004\n",
+    );
+    assert_eq!(t.success, 4.0);
+
+    // A series' `_created` alike.
+    let (delta, _) = totals(
+        "hits_total{a=\"1\"} 100\n\
+         hits_created{a=\"1\"} NaN\n",
+        "hits_total{a=\"1\"} 130\n\
+         hits_created{a=\"1\"} NaN\n",
+    );
+    let hits = delta.samples().iter().find(|s| s.name == "hits_total");
+    assert_eq!(hits.map(|s| s.value), Some(30.0));
+}
+
 /// The delta of one scrape of `before` and one of `after`, 10 seconds
 /// apart, summed.
 fn totals(before: &str, after: &str) -> (Delta, Totals) {
