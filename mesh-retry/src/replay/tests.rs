@@ -12,12 +12,15 @@ use http_body_util::BodyExt;
 use super::*;
 
 /// A body that yields the frames it was given, then ends; or fails after
-/// them when `fail` is set.
+/// them when `fail` is set. With `waits` set, its first poll finds nothing
+/// ready (as a body whose bytes are still on the network), so that
+/// [`ReplayBody::try_new`] takes none of it at the start.
 #[derive(Debug, Default)]
 struct Frames {
     frames: VecDeque<Frame<Bytes>>,
     exact: Option<u64>,
     fail: bool,
+    waits: bool,
 }
 
 #[derive(Debug)]
@@ -46,6 +49,13 @@ impl Frames {
         self.frames.push_back(Frame::trailers(trailers));
         self
     }
+
+    fn waiting(self) -> Self {
+        Self {
+            waits: true,
+            ..self
+        }
+    }
 }
 
 impl Body for Frames {
@@ -54,8 +64,12 @@ impl Body for Frames {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
+        if std::mem::take(&mut self.waits) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match self.frames.pop_front() {
             Some(frame) => Poll::Ready(Some(Ok(frame))),
             None if self.fail => Poll::Ready(Some(Err(Broken))),
@@ -188,7 +202,7 @@ fn a_known_length_over_the_cap_is_handed_back_unrecorded() {
 async fn an_empty_body_needs_no_recording() {
     let (first, replay) = ReplayBody::try_new(Frames::default(), 10).unwrap();
     assert!(first.is_end_stream());
-    assert!(replay.shared.is_none());
+    assert!(matches!(replay.source, Source::Empty));
     assert!(replay.next_attempt().is_end_stream());
 }
 
@@ -396,4 +410,130 @@ async fn a_replay_that_reaches_an_end_that_came_meanwhile_is_recorded_whole() {
 
 async fn collect_late(body: ReplayBody<LateEnd>) -> Bytes {
     body.collect().await.unwrap().to_bytes()
+}
+
+#[tokio::test]
+async fn a_body_whole_at_the_start_is_sent_again_with_no_shared_state() {
+    // An in-process client's `Full`: one chunk, ready, and the end. Every
+    // attempt sends that chunk, and nothing is locked or recorded.
+    let original = Frames {
+        exact: Some(5),
+        ..Frames::chunks(&["whole"])
+    };
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert!(matches!(replay.source, Source::Whole(_)));
+    assert_eq!(replay.replayable(), Replayable::Complete);
+    assert!(
+        replay
+            .poll_released(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    );
+    for body in [first, replay.next_attempt(), replay.next_attempt()] {
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        assert_eq!(collect(body).await, (Bytes::from("whole"), None));
+    }
+    // Sent, it is over.
+    let mut body = replay.next_attempt();
+    body.frame().await.unwrap().unwrap();
+    assert!(body.is_end_stream());
+    assert_eq!(body.size_hint().exact(), Some(0));
+    assert!(body.frame().await.is_none());
+}
+
+#[tokio::test]
+async fn a_first_chunk_ready_at_the_start_is_sent_once_then_the_rest() {
+    let original = Frames::chunks(&["ready-", "later-", "last"]);
+    let (mut first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert!(matches!(replay.source, Source::Shared(_)));
+    assert_eq!(first.size_hint().lower(), 6, "the chunk taken is counted");
+    let frame = first.frame().await.unwrap().unwrap();
+    assert_eq!(frame.data_ref().unwrap(), "ready-");
+    assert_eq!(replay.replayable(), Replayable::InUse);
+    assert_eq!(collect(first).await.0, Bytes::from("later-last"));
+    assert_eq!(
+        collect(replay.next_attempt()).await.0,
+        Bytes::from("ready-later-last")
+    );
+}
+
+#[tokio::test]
+async fn a_first_chunk_over_the_cap_is_sent_and_commits_the_body() {
+    // No size hint warned of it: the chunk is taken at the start, sent
+    // whole by the first attempt, and nothing can be replayed.
+    for chunks in [&["12345678901"][..], &["12345678901", "2"]] {
+        let (first, replay) = ReplayBody::try_new(Frames::chunks(chunks), 10).unwrap();
+        assert_eq!(replay.replayable(), Replayable::Committed);
+        assert!(!first.is_end_stream());
+        assert_eq!(collect(first).await.0, Bytes::from(chunks.concat()));
+        assert_eq!(replay.replayable(), Replayable::Committed);
+        let err = replay.next_attempt().collect().await.unwrap_err();
+        assert!(err.is::<ReplayUnavailable>());
+    }
+}
+
+#[tokio::test]
+async fn a_body_of_trailers_alone_is_replayed_whole() {
+    let original = Frames::default().with_trailers(trailers());
+    let (first, replay) = ReplayBody::try_new(original, 10).unwrap();
+    assert_eq!(replay.replayable(), Replayable::Complete);
+    for body in [first, replay.next_attempt()] {
+        assert!(!body.is_end_stream());
+        assert_eq!(collect(body).await, (Bytes::new(), Some(trailers())));
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_fails_at_the_start_passes_its_error_on_once() {
+    let original = Frames {
+        fail: true,
+        ..Frames::default()
+    };
+    let (mut first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert_eq!(replay.replayable(), Replayable::Committed);
+    assert!(!first.is_end_stream());
+    let err = first.frame().await.unwrap().unwrap_err();
+    assert!(err.is::<Broken>());
+    assert!(first.is_end_stream());
+    assert!(first.frame().await.is_none());
+    let err = replay.next_attempt().collect().await.unwrap_err();
+    assert!(err.is::<ReplayUnavailable>());
+}
+
+#[tokio::test]
+async fn a_body_with_nothing_ready_at_the_start_is_recorded_as_it_is_read() {
+    // Stopped early, then read on by the next attempt: each byte once.
+    let original = Frames::chunks(&["one-", "two-", "three"]).waiting();
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert!(matches!(replay.source, Source::Shared(_)));
+    assert_eq!(read_some(first, 1).await, b"one-");
+    assert_eq!(replay.replayable(), Replayable::Unfinished);
+    for _ in 0..2 {
+        assert_eq!(
+            collect(replay.next_attempt()).await.0,
+            Bytes::from("one-two-three")
+        );
+    }
+
+    // Outgrowing the cap commits it, and its attempt goes on.
+    let original = Frames::chunks(&["123456", "789012"]).waiting();
+    let (first, replay) = ReplayBody::try_new(original, 10).unwrap();
+    assert_eq!(replay.replayable(), Replayable::InUse);
+    assert_eq!(collect(first).await.0, Bytes::from("123456789012"));
+    assert_eq!(replay.replayable(), Replayable::Committed);
+
+    // A failure is passed on, and commits it.
+    let original = Frames {
+        fail: true,
+        ..Frames::chunks(&["a"]).waiting()
+    };
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert!(first.collect().await.unwrap_err().is::<Broken>());
+    assert_eq!(replay.replayable(), Replayable::Committed);
+
+    // A single chunk and its end, read by the attempt: recorded whole.
+    let (first, replay) = ReplayBody::try_new(Frames::chunks(&["one"]).waiting(), 10).unwrap();
+    assert_eq!(collect(first).await.0, Bytes::from("one"));
+    assert_eq!(replay.replayable(), Replayable::Complete);
+    assert_eq!(collect(replay.next_attempt()).await.0, Bytes::from("one"));
 }

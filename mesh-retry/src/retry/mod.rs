@@ -208,7 +208,8 @@ impl<S, B, RB> Service<Request<B>> for Retry<S, HeadOnly>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body,
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
     RB: Body + Default,
 {
     type Response = Response<RB>;
@@ -313,7 +314,8 @@ where
 fn start<S, B, F>(inner: &mut S, shared: &Arc<Shared>, req: Request<B>) -> F
 where
     S: Service<Request<ReplayBody<B>>> + Clone,
-    B: Body,
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
     F: future::Start<S, B>,
 {
     // The service that was polled ready answers the first attempt; only

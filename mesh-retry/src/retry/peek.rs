@@ -224,7 +224,8 @@ impl<S, B, RB> Service<Request<B>> for Retry<S, PeekTrailers>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body,
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
     RB: Body + Default + Unpin,
 {
     type Response = Response<PeekBody<RB>>;

@@ -299,7 +299,8 @@ impl<S, B, RB> Service<Request<B>> for RouteStack<S, HeadOnly>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body,
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
     RB: Body + Default,
 {
     type Response = Response<TimeoutBody<RB>>;
@@ -328,7 +329,8 @@ impl<S, B, RB> Service<Request<B>> for RouteStack<S, PeekTrailers>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body,
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
     RB: Body + Default + Unpin,
 {
     type Response = Response<TimeoutBody<PeekBody<RB>>>;
@@ -352,7 +354,8 @@ fn head_only<S, B>(
 ) -> future::ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>> + Clone,
-    B: Body,
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
 {
     call!(inner, config, req)
 }
