@@ -366,6 +366,26 @@ fn zero_attempts_are_errors_naming_the_field() {
 }
 
 #[test]
+fn negative_or_oversized_attempts_are_errors_naming_the_field_and_the_range() {
+    for attempts in ["-1", "4294967296", "1.5"] {
+        let (message, _) =
+            error(&GATEWAY_ROUTE.replace("attempts: 2", &format!("attempts: {attempts}")));
+        assert!(
+            message.contains("spec.rules[0].retry.attempts:")
+                && message.contains("a whole number of retries from 1 to 4294967295"),
+            "{attempts}: {message}"
+        );
+        let (message, _) =
+            error(&GUIDE_ROUTE.replace("numRetries: 3", &format!("numRetries: {attempts}")));
+        assert!(
+            message.contains("spec.rules[0].retries.numRetries:")
+                && message.contains("a whole number of retries from 1 to 4294967295"),
+            "{attempts}: {message}"
+        );
+    }
+}
+
+#[test]
 fn other_invalid_values_are_errors_too() {
     let (message, _) = error(&GATEWAY_ROUTE.replace("codes: [502, 503]", "codes: [502, 1503]"));
     assert!(

@@ -69,7 +69,7 @@ struct GuideRule {
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GuideRetry {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "mesh_core::resource::retry_count")]
     num_retries: Option<u32>,
     #[serde(default)]
     timeout: Option<GoDuration>,

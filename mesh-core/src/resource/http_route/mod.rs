@@ -463,7 +463,7 @@ pub struct HttpRouteRetry {
     #[serde(default, deserialize_with = "or_null")]
     pub codes: Vec<u16>,
     /// `attempts`: the most retries for one request.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::retry_count")]
     pub attempts: Option<u32>,
     /// `backoff`: the base wait between attempts.
     #[serde(default)]
