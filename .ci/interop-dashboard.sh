@@ -33,7 +33,7 @@ if [ -z "$url" ]; then
     cargo build -q -p mesh-examples --example demo
     # Fixed admin ports may be taken on a shared machine: let the system
     # pick.
-    target/debug/examples/demo --duration 90s --admin-port 0 >"$work/demo.log" 2>&1 &
+    "${CARGO_TARGET_DIR:-target}/debug/examples/demo" --duration 90s --admin-port 0 >"$work/demo.log" 2>&1 &
     pids+=("$!")
     for _ in $(seq 1 120); do
         url="$(sed -n 's/^dashboard: \(http:[^ ]*\/dashboard\)$/\1/p' "$work/demo.log" | head -1)"
