@@ -147,7 +147,7 @@ pub use self::{
     locate::locate,
     merge::{UnmergeableKey, apply_merge_keys, locate_nearest},
     meta::{ApiVersion, Envelope, EnvelopeMeta, ObjectMeta},
-    scalar::retry_count,
+    scalar::{WholeNumber, retry_count},
     shape::{MAX_FLOW_DEPTH, MAX_FLOW_WORK, MAX_TEXT_LEN, check_yaml_shape},
     timestamp::{InvalidTimestamp, Timestamp},
 };
