@@ -11,7 +11,10 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame};
 use mesh_core::BoxError;
 
-use super::{Attempt, Phase, ReplayUnavailable, state::State};
+use super::{
+    Attempt, Phase, ReplayUnavailable,
+    state::{Chunks, State},
+};
 
 impl<B> Attempt<B>
 where
@@ -48,6 +51,13 @@ where
                         let Some(chunk) = reader.chunks.get(i).cloned() else {
                             continue;
                         };
+                        if !reader.recording {
+                            // The chunk taken at the start, over the cap
+                            // (`ReplayBody::try_new`): sent now, it commits
+                            // the body, and is held no longer.
+                            reader.chunks = Chunks::default();
+                            self.shared.set(State::Committed);
+                        }
                         // The original body's end may have come while it was
                         // parked, with no frame to read it by: a client that
                         // sees it ended after this chunk polls no more.
@@ -169,9 +179,14 @@ impl<B> Drop for Attempt<B> {
             mut reader,
             replay_left,
         } = std::mem::replace(&mut self.phase, Phase::Done)
-            && reader.recording
+            && (reader.recording || replay_left > 0)
         {
-            let state = if replay_left == 0 && (self.shared.ended)(&reader.body) {
+            // Not recording, with a chunk left to replay: the chunk taken
+            // at the start, over the cap, which no attempt has sent yet.
+            // Parked with it, the next attempt sends it, and commits the
+            // body then.
+            let state = if reader.recording && replay_left == 0 && (self.shared.ended)(&reader.body)
+            {
                 State::Complete(reader.finish(None))
             } else {
                 State::Parked(reader)

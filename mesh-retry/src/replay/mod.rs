@@ -53,7 +53,19 @@
 //! HTTP/2 request whose data came with its head; against recording it as
 //! it streams, that saves about 380 instructions a request (callgrind,
 //! `benches/README.md`). Any other first frame is recorded as the first
-//! attempt would have recorded it, and that attempt sends it first.
+//! attempt would have recorded it, and that attempt sends it first; a
+//! first chunk already over the cap is held unrecorded until an attempt
+//! sends it, which commits the body (an attempt that ends before it does
+//! leaves it to the next).
+//!
+//! Two things follow. A body whole at the start has finished, so an
+//! answer that comes before its attempt sent it can be retried: the rule
+//! above guards bodies still arriving. And reading at the start tells
+//! hyper's HTTP/1 server the body is wanted, so a client that sent
+//! `Expect: 100-continue` with a body of at most the cap hears
+//! `100 Continue` when the request reaches this layer, before an upstream
+//! is chosen, as Envoy answers it by default; a longer body's
+//! `content-length` keeps it from being read here.
 
 use std::{
     fmt,
@@ -214,9 +226,9 @@ impl<B: Body> ReplayBody<B> {
         let phase = match first.map(Frame::into_data) {
             Ok(Ok(chunk)) => {
                 if !reader.record(&chunk, shared.max_bytes) {
-                    // Over the cap already: the chunk is sent, and nothing
-                    // after it can be.
-                    shared.set(State::Committed);
+                    // Over the cap already: held, not recorded, until an
+                    // attempt sends it, which commits the body. An attempt
+                    // that ends before it does leaves it to the next.
                     reader.chunks = state::Chunks::One(chunk);
                 }
                 Phase::Reading {
@@ -384,7 +396,7 @@ where
             }) => match &shared.lock().state {
                 State::Complete(recording) => recording.size_hint_from(0),
                 State::Parked(reader) => {
-                    with_replayed(reader.body.size_hint(), reader.recorded as u64)
+                    with_replayed(reader.body.size_hint(), reader.chunks.bytes_from(0))
                 }
                 State::Reading | State::Committed => shared.size_hint,
             },

@@ -460,16 +460,45 @@ async fn a_first_chunk_ready_at_the_start_is_sent_once_then_the_rest() {
 #[tokio::test]
 async fn a_first_chunk_over_the_cap_is_sent_and_commits_the_body() {
     // No size hint warned of it: the chunk is taken at the start, sent
-    // whole by the first attempt, and nothing can be replayed.
+    // whole by the first attempt, and nothing can be replayed after it.
     for chunks in [&["12345678901"][..], &["12345678901", "2"]] {
-        let (first, replay) = ReplayBody::try_new(Frames::chunks(chunks), 10).unwrap();
-        assert_eq!(replay.replayable(), Replayable::Committed);
+        let (mut first, replay) = ReplayBody::try_new(Frames::chunks(chunks), 10).unwrap();
+        assert_eq!(replay.replayable(), Replayable::InUse);
         assert!(!first.is_end_stream());
-        assert_eq!(collect(first).await.0, Bytes::from(chunks.concat()));
+        assert_eq!(first.size_hint().lower(), 11);
+        let frame = first.frame().await.unwrap().unwrap();
+        assert_eq!(frame.data_ref().unwrap(), "12345678901");
         assert_eq!(replay.replayable(), Replayable::Committed);
+        // Sent, the chunk is held no longer.
+        if let Kind::Attempt(Attempt {
+            phase: Phase::Reading { reader, .. },
+            ..
+        }) = &first.kind
+        {
+            assert_eq!(reader.chunks.len(), 0);
+        }
+        assert_eq!(
+            collect(first).await.0,
+            Bytes::from(chunks.concat()[11..].to_owned())
+        );
         let err = replay.next_attempt().collect().await.unwrap_err();
         assert!(err.is::<ReplayUnavailable>());
     }
+}
+
+#[tokio::test]
+async fn a_first_chunk_over_the_cap_that_no_attempt_sent_goes_to_the_next() {
+    // The first attempt ended before it sent anything (its connection
+    // failed): the next sends the whole body, and commits it then.
+    let (first, replay) = ReplayBody::try_new(Frames::chunks(&["12345678901", "2"]), 10).unwrap();
+    drop(first);
+    assert_eq!(replay.replayable(), Replayable::Unfinished);
+    let second = replay.next_attempt();
+    assert_eq!(second.size_hint().lower(), 11);
+    assert_eq!(collect(second).await.0, Bytes::from("123456789012"));
+    assert_eq!(replay.replayable(), Replayable::Committed);
+    let err = replay.next_attempt().collect().await.unwrap_err();
+    assert!(err.is::<ReplayUnavailable>());
 }
 
 #[tokio::test]
