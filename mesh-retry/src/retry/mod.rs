@@ -24,7 +24,10 @@
 //! 3. it has attempts left ([`RetryPolicy::max_attempts`]);
 //! 4. the upstream did not answer before the request body had been sent
 //!    whole (`streaming_response`): it answered a request it had not read,
-//!    so sending it again would not repeat the same exchange. (An attempt
+//!    so sending it again would not repeat the same exchange. A body that
+//!    was whole in memory when the request came (see
+//!    [`replay`](crate::replay)) counts as sent whole: every attempt has
+//!    all of it, however early the answer. (An attempt
 //!    that failed to connect, broke before any response, hit its per-try
 //!    timeout, or got any other answer the mesh made itself, such as a 503
 //!    for a request it had nowhere to send, is different: the next attempt
