@@ -55,11 +55,20 @@ fn a_sidecar_that_fails_for_want_of_descriptors_gets_no_port_hint() {
     // With few descriptors, the demo fails to write its files, then, with
     // a few more, to start a sidecar: the hint said the admin ports might
     // be taken, though none was.
+    let mut seen = Vec::new();
     for fds in 10..=64 {
         let port = free_admin_port().to_string();
         let output = demo_with_fds(fds, &["--admin-port", &port, "--duration", "1s"]);
         let err = String::from_utf8_lossy(&output.stderr);
-        if !err.contains("sidecar\n") || !err.starts_with("demo: cannot start ") {
+        let sidecar = err
+            .lines()
+            .any(|line| line.starts_with("demo: cannot start ") && line.ends_with("sidecar"));
+        if !sidecar {
+            seen.push(format!(
+                "{fds}: {:?} {:?}",
+                output.status.code(),
+                err.lines().next()
+            ));
             if output.status.success() || err.is_empty() {
                 break;
             }
@@ -70,7 +79,10 @@ fn a_sidecar_that_fails_for_want_of_descriptors_gets_no_port_hint() {
         assert!(!err.contains("hint"), "with {fds} descriptors: {err}");
         return;
     }
-    panic!("no descriptor limit made a sidecar fail to start");
+    panic!(
+        "no descriptor limit made a sidecar fail to start:\n{}",
+        seen.join("\n")
+    );
 }
 
 #[test]
