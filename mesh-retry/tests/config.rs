@@ -510,6 +510,47 @@ fn a_rule_whose_backends_all_weigh_0_is_read_with_a_warning() {
 }
 
 #[test]
+fn ports_and_weights_outside_their_types_are_errors_naming_the_range() {
+    for (from, to, says) in [
+        (
+            "name: books-v1, port: 8080",
+            "name: books-v1, port: 70000",
+            "spec.rules[0].backendRefs[0].port: port 70000 is outside the allowed range 1 to 65535",
+        ),
+        (
+            "name: books-v1, port: 8080",
+            "name: books-v1, port: -1",
+            "spec.rules[0].backendRefs[0].port: port -1 is outside the allowed range 1 to 65535",
+        ),
+        (
+            "name: books, port: 8080",
+            "name: books, port: 65536",
+            "spec.parentRefs[0].port: port 65536 is outside the allowed range 1 to 65535",
+        ),
+        (
+            "weight: 90",
+            "weight: -1",
+            "spec.rules[0].backendRefs[0].weight: weight -1 is outside the allowed range 0 to 1000000",
+        ),
+        (
+            "weight: 90",
+            "weight: 4294967296",
+            "spec.rules[0].backendRefs[0].weight: weight 4294967296 is outside the allowed range 0 to 1000000",
+        ),
+    ] {
+        let (message, _) = error(&CANARY_ROUTE.replace(from, to));
+        assert!(message.contains(says), "{to}: {message}");
+    }
+    // Inside their types, 0 and past the limit keep their own words.
+    let (message, _) =
+        error(&CANARY_ROUTE.replace("name: books-v1, port: 8080", "name: books-v1, port: 0"));
+    assert!(
+        message.contains("port 0 is not a port: a port is 1 to 65535"),
+        "{message}"
+    );
+}
+
+#[test]
 fn backends_that_cannot_be_used_are_errors_naming_the_field() {
     let (message, kind) = error(&CANARY_ROUTE.replace("weight: 90", "weight: 1000001"));
     assert_eq!(kind, ResourceErrorKind::InvalidValue);

@@ -32,7 +32,7 @@
 
 use serde::{Deserialize, Deserializer, de};
 
-use super::{GatewayDuration, ObjectMeta, Resource};
+use super::{GatewayDuration, ObjectMeta, Resource, WholeNumber};
 
 mod convert;
 mod filter;
@@ -249,7 +249,12 @@ fn or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 /// A port, 1 to 65535 as the Gateway API's `PortNumber`: port 0 is no port
 /// a request arrives on or a connection goes to.
 fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
-    match Option::<u16>::deserialize(deserializer)? {
+    let number = WholeNumber {
+        what: "port",
+        allowed: (1, WholeNumber::U16.1),
+        holds: WholeNumber::U16,
+    };
+    match number.read_optional(deserializer)? {
         Some(0) => Err(de::Error::custom(
             "port 0 is not a port: a port is 1 to 65535",
         )),
@@ -259,7 +264,12 @@ fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Er
 
 /// A backend's weight, 0 to 1,000,000 as the Gateway API allows.
 fn weight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
-    match Option::<u32>::deserialize(deserializer)? {
+    let number = WholeNumber {
+        what: "weight",
+        allowed: (0, i64::from(MAX_BACKEND_WEIGHT)),
+        holds: WholeNumber::U32,
+    };
+    match number.read_optional::<D, u32>(deserializer)? {
         Some(weight) if weight > MAX_BACKEND_WEIGHT => Err(de::Error::custom(format_args!(
             "weight {weight} is above the limit of {MAX_BACKEND_WEIGHT}"
         ))),
