@@ -1,4 +1,6 @@
-//! Strings read through a parse function, refused at the scalar itself.
+//! Scalars refused at the scalar itself: strings read through a parse
+//! function, and whole numbers read with their field's range
+//! ([`WholeNumber`]).
 //!
 //! serde's `#[serde(try_from = "String")]` converts after the string has
 //! been read, so the YAML parser no longer knows where it was: its error

@@ -269,7 +269,7 @@ fn weight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::
         allowed: (0, i64::from(MAX_BACKEND_WEIGHT)),
         holds: WholeNumber::U32,
     };
-    match number.read_optional::<D, u32>(deserializer)? {
+    match number.read_optional(deserializer)? {
         Some(weight) if weight > MAX_BACKEND_WEIGHT => Err(de::Error::custom(format_args!(
             "weight {weight} is above the limit of {MAX_BACKEND_WEIGHT}"
         ))),
