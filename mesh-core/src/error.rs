@@ -355,11 +355,16 @@ impl std::fmt::Display for ProxyErrorKind {
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.strip_prefix("application/grpc")
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
-        })
+        .is_some_and(is_grpc_content_type)
+}
+
+/// Whether a `content-type` value is gRPC's, as [`is_grpc`] reads it: for
+/// a caller that found the value on its own.
+pub fn is_grpc_content_type(value: &HeaderValue) -> bool {
+    value.to_str().ok().is_some_and(|ct| {
+        ct.strip_prefix("application/grpc")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+    })
 }
 
 /// Marks the mesh's own `502` (gRPC `UNAVAILABLE`) for a request the

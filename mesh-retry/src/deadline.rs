@@ -31,7 +31,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, header::CONTENT_TYPE};
 use tokio::time::Instant;
 
 /// The header that carries the milliseconds remaining to a non-gRPC hop.
@@ -86,6 +86,46 @@ pub(crate) fn incoming(headers: &HeaderMap, grpc: bool) -> Option<Duration> {
         headers.get(MESH_DEADLINE).and_then(parse_mesh_deadline)
     }
 }
+
+/// Whether a request is gRPC ([`is_grpc`](mesh_core::error::is_grpc)), and
+/// the deadline its caller sent ([`incoming`]): what the route stack reads
+/// of every request's headers.
+///
+/// Looked up by name, each of the two costs hashing its name, and
+/// `mesh-deadline` is long to hash. Most requests carry a handful of
+/// headers, and one pass over those, comparing names (a standard name is
+/// compared as a number), costs less than the two lookups; a request with
+/// more than [`SCAN_AT_MOST`] values is looked up by name. Either way the
+/// first value of each name is the one read, as a lookup reads it.
+pub(crate) fn kind_and_sent(headers: &HeaderMap) -> (bool, Option<Duration>) {
+    if headers.len() > SCAN_AT_MOST {
+        let grpc = mesh_core::error::is_grpc(headers);
+        return (grpc, incoming(headers, grpc));
+    }
+    let (mut content_type, mut grpc_timeout, mut mesh_deadline) = (None, None, None);
+    for (name, value) in headers {
+        let first = if *name == CONTENT_TYPE {
+            &mut content_type
+        } else if *name == GRPC_TIMEOUT {
+            &mut grpc_timeout
+        } else if *name == MESH_DEADLINE {
+            &mut mesh_deadline
+        } else {
+            continue;
+        };
+        first.get_or_insert(value);
+    }
+    let grpc = content_type.is_some_and(mesh_core::error::is_grpc_content_type);
+    let sent = if grpc {
+        grpc_timeout.and_then(parse_grpc_timeout)
+    } else {
+        mesh_deadline.and_then(parse_mesh_deadline)
+    };
+    (grpc, sent)
+}
+
+/// The most header values [`kind_and_sent`] reads one by one.
+const SCAN_AT_MOST: usize = 8;
 
 /// The instant the caller's deadline header (see [`incoming`]) asks for,
 /// counted from `now`: the deadline of a request that reached no
@@ -271,6 +311,79 @@ mod tests {
         assert!(!headers.contains_key(GRPC_TIMEOUT));
         propagate(&mut headers, Duration::from_millis(5), true);
         assert_eq!(headers[GRPC_TIMEOUT], "5000000n");
+    }
+
+    /// The one pass over a small map reads what the two lookups read, on
+    /// maps on either side of the size it passes over.
+    #[test]
+    fn kind_and_deadline_read_together_as_by_name() {
+        let kinds = [
+            None,
+            Some("application/grpc"),
+            Some("application/grpc+proto"),
+            Some("application/grpcweb"),
+            Some("text/plain"),
+        ];
+        let deadlines: [&[(&HeaderName, &str)]; 5] = [
+            &[],
+            &[(&MESH_DEADLINE, "1500")],
+            &[(&GRPC_TIMEOUT, "2S")],
+            &[
+                (&MESH_DEADLINE, "100"),
+                (&GRPC_TIMEOUT, "7m"),
+                (&MESH_DEADLINE, "200"),
+            ],
+            &[
+                (&GRPC_TIMEOUT, "garbage"),
+                (&GRPC_TIMEOUT, "3S"),
+                (&MESH_DEADLINE, "x"),
+            ],
+        ];
+        let mut checked = 0;
+        for filler in 0..=SCAN_AT_MOST + 2 {
+            for kind in kinds {
+                for sent in deadlines {
+                    let mut headers = HeaderMap::new();
+                    for i in 0..filler {
+                        headers.append(
+                            format!("x-filler-{}", i % 3).parse::<HeaderName>().unwrap(),
+                            value("v"),
+                        );
+                    }
+                    for (name, v) in sent {
+                        headers.append(*name, value(v));
+                    }
+                    if let Some(kind) = kind {
+                        headers.append(CONTENT_TYPE, value(kind));
+                        headers.append(CONTENT_TYPE, value("text/plain"));
+                    }
+                    let grpc = mesh_core::error::is_grpc(&headers);
+                    assert_eq!(
+                        kind_and_sent(&headers),
+                        (grpc, incoming(&headers, grpc)),
+                        "{headers:?}"
+                    );
+                    checked += usize::from(headers.len() <= SCAN_AT_MOST);
+                }
+            }
+        }
+        assert!(
+            checked > 100,
+            "the pass itself was checked only {checked} times"
+        );
+        let mut headers = HeaderMap::new();
+        headers.append(CONTENT_TYPE, value("application/grpc"));
+        headers.append(GRPC_TIMEOUT, value("5S"));
+        headers.append(MESH_DEADLINE, value("1"));
+        assert_eq!(
+            kind_and_sent(&headers),
+            (true, Some(Duration::from_secs(5)))
+        );
+        headers.remove(CONTENT_TYPE);
+        assert_eq!(
+            kind_and_sent(&headers),
+            (false, Some(Duration::from_millis(1)))
+        );
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! allocation), plus the list itself.
 //!
 //! [`Head`] copies the URI's parts and every header's bytes into one
-//! buffer instead: one allocation of exactly the size needed, no reference
-//! counts, and one free. A retry, which is rare and waits a backoff anyway,
+//! buffer instead, in one pass: one allocation, sized for the URI and
+//! [`FIELD_BYTES`] per header value (a head with longer ones grows it), no
+//! reference counts, and one free. Sizing the buffer exactly took a second
+//! pass over the headers, which cost more than the bytes it saved. A retry, which is rare and waits a backoff anyway,
 //! parses them back: one allocation for all the URI's and values' bytes,
 //! plus one for each header name that is not a standard one.
 
@@ -33,7 +35,7 @@ pub(crate) struct Head {
     /// The URI's scheme, authority and path-and-query, then each header's
     /// name, value and sensitivity, in the map's order (one entry per
     /// value); see [`Writer`] for the layout.
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
     /// The request's deadline, read once.
     deadline: Option<Deadline>,
     /// The extensions, unless they are to be made from `deadline` alone: a
@@ -85,7 +87,7 @@ impl Head {
         Self {
             method: Method::GET,
             version: Version::HTTP_11,
-            bytes: Box::new([]),
+            bytes: Vec::new(),
             deadline: None,
             extensions: None,
         }
@@ -144,22 +146,17 @@ impl std::fmt::Debug for Head {
     }
 }
 
-/// `uri` and `headers` in one buffer of exactly their size.
-fn copy(uri: &Uri, headers: &HeaderMap) -> Box<[u8]> {
+/// `uri` and `headers` in one buffer, written in one pass.
+fn copy(uri: &Uri, headers: &HeaderMap) -> Vec<u8> {
     let scheme = uri.scheme_str().map(str::as_bytes);
     let authority = uri.authority().map(|a| a.as_str().as_bytes());
     let path = uri.path_and_query().map(|p| p.as_str().as_bytes());
-    let mut size = 4 * LEN
-        + [scheme, authority, path]
-            .iter()
-            .flatten()
-            .map(|f| f.len())
-            .sum::<usize>();
-    for (name, value) in headers {
-        size += 2 * LEN + 1 + name.as_str().len() + value.len();
-    }
+    let fields = [scheme, authority, path];
+    let size = 4 * LEN
+        + fields.iter().flatten().map(|f| f.len()).sum::<usize>()
+        + headers.len() * (2 * LEN + 1 + FIELD_BYTES);
     let mut writer = Writer(Vec::with_capacity(size));
-    for field in [scheme, authority, path] {
+    for field in fields {
         writer.field(field);
     }
     writer.len(headers.len());
@@ -168,8 +165,12 @@ fn copy(uri: &Uri, headers: &HeaderMap) -> Box<[u8]> {
         writer.bytes(value.as_bytes());
         writer.0.push(u8::from(value.is_sensitive()));
     }
-    writer.0.into_boxed_slice()
+    writer.0
 }
+
+/// The bytes of a header's name and value the copy makes room for before
+/// it has read them.
+const FIELD_BYTES: usize = 48;
 
 /// The width of a length in the buffer.
 const LEN: usize = size_of::<usize>();
@@ -323,6 +324,34 @@ mod tests {
         }
     }
 
+    /// A head longer than the room made for it at first grows the buffer,
+    /// and every byte still comes back.
+    #[test]
+    fn a_head_past_the_first_estimate_comes_back_whole() {
+        let long = "v".repeat(10 * 1024);
+        let mut builder = Request::get(format!("http://emoji:8080/{}", "p".repeat(3000)));
+        for i in 0..100 {
+            builder = builder.header(
+                format!("x-long-name-{i}-{}", "n".repeat(60)),
+                &long[..i * 100],
+            );
+        }
+        let req = builder.body(()).unwrap();
+        let (parts, ()) = req.into_parts();
+        let head = Head::clone_from(&parts, None, false);
+        let estimate = 4 * LEN + parts.uri.to_string().len() + 100 * (2 * LEN + 1 + FIELD_BYTES);
+        assert!(
+            head.bytes.len() > 10 * estimate,
+            "{} bytes",
+            head.bytes.len()
+        );
+        let mut want = pairs(&parts.headers);
+        want.push(("mesh-retry-attempt".into(), b"2".to_vec(), false));
+        let got = head.request(2).expect("a copy of a valid head parses back");
+        assert_eq!(got.uri(), &parts.uri);
+        assert_eq!(pairs(got.headers()), want);
+    }
+
     #[test]
     fn a_head_without_headers_comes_back_with_only_the_attempt_number() {
         let got = round_trip(Request::new(()));
@@ -393,7 +422,7 @@ mod tests {
         }
         let mut huge = whole.to_vec();
         huge[..LEN].copy_from_slice(&(usize::MAX - 1).to_ne_bytes());
-        head.bytes = huge.into();
+        head.bytes = huge;
         assert!(head.request(2).is_none());
     }
 }

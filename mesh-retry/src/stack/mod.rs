@@ -120,7 +120,7 @@ use std::{
 
 use http::{Request, Response};
 use http_body::Body;
-use mesh_core::{BoxError, error::is_grpc};
+use mesh_core::BoxError;
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -202,8 +202,7 @@ macro_rules! call {
         let policy = &$config.retry.policy;
         let (mut parts, body) = $req.into_parts();
 
-        let grpc = is_grpc(&parts.headers);
-        let sent = deadline::incoming(&parts.headers, grpc);
+        let (grpc, sent) = deadline::kind_and_sent(&parts.headers);
         let extension = parts.extensions.get::<Deadline>().map(|d| d.instant());
         let retries = policy.retries();
         // One clock reading, if anything needs one.

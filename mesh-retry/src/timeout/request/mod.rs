@@ -22,7 +22,6 @@ use std::{
 };
 
 use http::{Request, Response};
-use mesh_core::error::is_grpc;
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -80,8 +79,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let grpc = is_grpc(req.headers());
-        let sent = deadline::incoming(req.headers(), grpc);
+        let (grpc, sent) = deadline::kind_and_sent(req.headers());
         let mut nearest = req.extensions().get::<Deadline>().map(|d| d.instant());
         if self.timeout.is_some() || sent.is_some() || nearest.is_some() {
             let now = Instant::now();
