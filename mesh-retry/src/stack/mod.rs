@@ -59,7 +59,11 @@
 //! [`Deadline`] extension, since nothing inside needs it; the upstream
 //! learns it from the header.
 //!
-//! The three layers stay, for stacks that need something between them.
+//! The three layers stay, for stacks that need something between them;
+//! composed by hand they cost about 1,600 instructions more per request
+//! than this service (`benches/README.md`, section `## retry`), most of
+//! it the [`Deadline`] extension's three allocations, the nested futures'
+//! moves and the two extra clock readings.
 //!
 //! # A gRPC status in trailers right after the head
 //!
