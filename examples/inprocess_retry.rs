@@ -3,7 +3,8 @@
 //! A local backend serves two paths: `/catalog` fails every other request
 //! with 503, and `/reviews` always fails (an outage). The client calls each
 //! as its own service, through mesh-core's pooled client and mesh-retry's
-//! layers: a request timeout, retries within a budget, a per-try timeout.
+//! route stack: a request timeout, retries within a budget, a per-try
+//! timeout.
 //! Both services draw on **one** budget, so together they add at most a
 //! fifth of their requests in retries (plus a small reserve), however long
 //! the outage lasts.
@@ -59,8 +60,7 @@ use mesh_core::{
     client::{Client, ClientConfig},
 };
 use mesh_retry::{
-    AttemptTimeoutLayer, Budget, BudgetConfig, RequestTimeoutLayer, RetryLayer, RetryMetrics,
-    RetryPolicy, Timeouts, replay::ReplayBody,
+    Budget, BudgetConfig, RetryMetrics, RetryPolicy, RouteStackLayer, Timeouts, replay::ReplayBody,
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneService};
@@ -71,10 +71,32 @@ const REQUESTS: usize = 40;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    run(|addr| {
+        println!(
+            "flaky backend on {addr}: /catalog fails every other request, /reviews always fails\n"
+        );
+    })
+    .await
+    .print();
+}
+
+/// What the two services' callers got, what reached the backend, and what
+/// the retry layer recorded.
+pub(crate) struct Outcome {
+    /// Per service, `catalog` then `reviews`: the requests that succeeded.
+    pub(crate) succeeded: [usize; 2],
+    /// Per service: the attempts that reached the backend.
+    pub(crate) attempts: [usize; 2],
+    /// The registry's text exposition.
+    pub(crate) metrics: String,
+    pub(crate) budget: Arc<Budget>,
+}
+
+/// Starts the backend (`started` is told its address), and sends
+/// [`REQUESTS`] requests through each service.
+pub(crate) async fn run(started: impl FnOnce(std::net::SocketAddr)) -> Outcome {
     let (addr, attempts) = flaky_backend().await;
-    println!(
-        "flaky backend on {addr}: /catalog fails every other request, /reviews always fails\n"
-    );
+    started(addr);
 
     let mut registry = Registry::default();
     let metrics = RetryMetrics::register(&mut registry);
@@ -92,12 +114,15 @@ async fn main() {
     let service = |name: &str| -> Caller {
         let svc = ServiceBuilder::new()
             .map_response(|res: Response<_>| res.map(mesh_core::body::boxed))
-            .layer(RequestTimeoutLayer::new(timeouts))
+            // The request timeout, retries and the per-try timeout, in one
+            // service: what `RequestTimeoutLayer`, `RetryLayer` and
+            // `AttemptTimeoutLayer` do stacked in that order, at a fraction
+            // of their cost per request. Those three are for a stack that
+            // needs a layer between them.
             .layer(
-                RetryLayer::new(RetryPolicy::default(), budget.clone())
+                RouteStackLayer::new(RetryPolicy::default(), timeouts, budget.clone())
                     .with_metrics(metrics.route(name, "default")),
             )
-            .layer(AttemptTimeoutLayer::new(timeouts))
             .map_response(|res: Response<Incoming>| res.map(Proxied::from))
             .service(client.clone());
         BoxCloneService::new(svc)
@@ -106,7 +131,7 @@ async fn main() {
     let reviews = service("reviews");
 
     // The two services' callers take turns, as concurrent callers would.
-    let mut tally = [Tally::default(), Tally::default()];
+    let mut succeeded = [0; 2];
     for _ in 0..REQUESTS {
         for (i, (caller, path)) in [(&catalog, "/catalog"), (&reviews, "/reviews")]
             .into_iter()
@@ -118,53 +143,67 @@ async fn main() {
             let res = caller.clone().oneshot(req).await.unwrap();
             let ok = res.status().is_success();
             res.into_body().collect().await.unwrap();
-            tally[i].ok += usize::from(ok);
+            succeeded[i] += usize::from(ok);
         }
     }
-    for (name, tally, counter) in [
-        ("catalog", &tally[0], &attempts.catalog),
-        ("reviews", &tally[1], &attempts.reviews),
-    ] {
-        let sent = counter.load(Ordering::Relaxed);
-        println!(
-            "{name}: {REQUESTS} requests, {} succeeded, {} got the backend's 503; \
-             {sent} attempts reached the backend ({:.2}x)",
-            tally.ok,
-            REQUESTS - tally.ok,
-            sent as f64 / REQUESTS as f64
-        );
-    }
-
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
-    println!("\nretry metrics:");
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
-    {
-        println!("  {line}");
+    Outcome {
+        succeeded,
+        attempts: [
+            attempts.catalog.load(Ordering::Relaxed),
+            attempts.reviews.load(Ordering::Relaxed),
+        ],
+        metrics: text,
+        budget,
     }
-    println!("\nbudget balance now: {:.1} retries", budget.balance());
-
-    // What the shared budget allowed: its reserve plus its ratio of the
-    // requests, against what the two services' retries took.
-    let config = budget.config();
-    let reserve = config.min_retries_per_second() * config.ttl().as_secs_f64();
-    let requests = 2 * REQUESTS;
-    let retries = attempts.catalog.load(Ordering::Relaxed)
-        + attempts.reviews.load(Ordering::Relaxed)
-        - requests;
-    println!(
-        "{retries} retries in all; the shared budget allows {:.0}: a reserve of {reserve:.0}, \
-         plus {:.0} % of the {requests} requests",
-        reserve + config.retry_ratio() * requests as f64,
-        config.retry_ratio() * 100.0,
-    );
 }
 
-#[derive(Default)]
-struct Tally {
-    ok: usize,
+impl Outcome {
+    /// The retries the two services sent together.
+    pub(crate) fn retries(&self) -> usize {
+        self.attempts.iter().sum::<usize>() - 2 * REQUESTS
+    }
+
+    /// The retries the shared budget allows for the requests sent: its
+    /// reserve plus its ratio of them.
+    pub(crate) fn allowance(&self) -> (f64, f64) {
+        let config = self.budget.config();
+        let reserve = config.min_retries_per_second() * config.ttl().as_secs_f64();
+        (
+            reserve,
+            reserve + config.retry_ratio() * (2 * REQUESTS) as f64,
+        )
+    }
+
+    fn print(&self) {
+        for (i, name) in ["catalog", "reviews"].into_iter().enumerate() {
+            let (ok, sent) = (self.succeeded[i], self.attempts[i]);
+            println!(
+                "{name}: {REQUESTS} requests, {ok} succeeded, {} got the backend's 503; \
+                 {sent} attempts reached the backend ({:.2}x)",
+                REQUESTS - ok,
+                sent as f64 / REQUESTS as f64
+            );
+        }
+        println!("\nretry metrics:");
+        for line in self
+            .metrics
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
+        {
+            println!("  {line}");
+        }
+        println!("\nbudget balance now: {:.1} retries", self.budget.balance());
+        let (reserve, allowed) = self.allowance();
+        println!(
+            "{} retries in all; the shared budget allows {allowed:.0}: a reserve of {reserve:.0}, \
+             plus {:.0} % of the {} requests",
+            self.retries(),
+            self.budget.config().retry_ratio() * 100.0,
+            2 * REQUESTS,
+        );
+    }
 }
 
 /// The requests the backend received, per path.

@@ -108,6 +108,7 @@ mod inject_service_account;
 mod inject_udp;
 mod inject_unread;
 mod inprocess_axum;
+mod inprocess_retry;
 mod log_env;
 mod log_plain;
 mod log_span;
