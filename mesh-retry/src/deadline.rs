@@ -80,10 +80,16 @@ impl Deadline {
 /// a gRPC request, `mesh-deadline` on any other, as [`propagate`] writes
 /// them.
 pub(crate) fn incoming(headers: &HeaderMap, grpc: bool) -> Option<Duration> {
+    let name = if grpc { GRPC_TIMEOUT } else { MESH_DEADLINE };
+    headers.get(name).and_then(|value| parse_sent(value, grpc))
+}
+
+/// Reads the value of the deadline header a request of its kind carries.
+fn parse_sent(value: &HeaderValue, grpc: bool) -> Option<Duration> {
     if grpc {
-        headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout)
+        parse_grpc_timeout(value)
     } else {
-        headers.get(MESH_DEADLINE).and_then(parse_mesh_deadline)
+        parse_mesh_deadline(value)
     }
 }
 
@@ -116,12 +122,8 @@ pub(crate) fn kind_and_sent(headers: &HeaderMap) -> (bool, Option<Duration>) {
         first.get_or_insert(value);
     }
     let grpc = content_type.is_some_and(mesh_core::error::is_grpc_content_type);
-    let sent = if grpc {
-        grpc_timeout.and_then(parse_grpc_timeout)
-    } else {
-        mesh_deadline.and_then(parse_mesh_deadline)
-    };
-    (grpc, sent)
+    let sent = if grpc { grpc_timeout } else { mesh_deadline };
+    (grpc, sent.and_then(|value| parse_sent(value, grpc)))
 }
 
 /// The most header values [`kind_and_sent`] reads one by one.

@@ -12,9 +12,10 @@
 //! buffer instead, in one pass: one allocation, sized for the URI and
 //! [`FIELD_BYTES`] per header value (a head with longer ones grows it), no
 //! reference counts, and one free. Sizing the buffer exactly took a second
-//! pass over the headers, which cost more than the bytes it saved. A retry, which is rare and waits a backoff anyway,
-//! parses them back: one allocation for all the URI's and values' bytes,
-//! plus one for each header name that is not a standard one.
+//! pass over the headers, which cost more than the bytes it saved. A
+//! retry, which is rare and waits a backoff anyway, parses them back: one
+//! allocation for all the URI's and values' bytes, plus one for each
+//! header name that is not a standard one.
 
 use std::ops::Range;
 

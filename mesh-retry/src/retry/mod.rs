@@ -27,9 +27,9 @@
 //!    so sending it again would not repeat the same exchange. A body that
 //!    was whole in memory when the request came (see
 //!    [`replay`](crate::replay)) counts as sent whole: every attempt has
-//!    all of it, however early the answer. (An attempt
-//!    that failed to connect, broke before any response, hit its per-try
-//!    timeout, or got any other answer the mesh made itself, such as a 503
+//!    all of it, however early the answer. (An attempt that failed to
+//!    connect, broke before any response, hit its per-try timeout, or got
+//!    any other answer the mesh made itself, such as a 503
 //!    for a request it had nowhere to send, is different: the next attempt
 //!    replays what was sent and sends the rest, once the failed attempt's
 //!    client has let go of the body. hyper lets go of it from the task
